@@ -1,0 +1,137 @@
+"""What chapters display besides figures (preset banner, tables, findings next to the paper's claims), and the
+check that a built book is complete. Texts here are generated from records, never typed-in outcomes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from probe_utils.analysis import provenance_rows, summary_rows
+from probe_utils.models import LABELS
+
+PRESET_NOTES = {
+    "ci": ("**Smoke test (`ci` preset).** Tiny networks trained for a few dozen iterations on 32×32 images, on "
+           "whatever CPU ran this page. These figures prove that every cell runs; they are not findings and say "
+           "nothing about what the models learn."),
+    "cpu": ("**CPU scale (`cpu` preset).** The largest scale we could run without a GPU: 32×32 images, networks of "
+            "width 16 (the paper's architecture at a quarter of its channels), at most 2,500 generator iterations "
+            "with 2 critic steps each, stopped earlier when the measured distribution stopped changing. The paper "
+            "used 64×64 images, width 64, 5 critic steps and 200k iterations. Read the numbers as preliminary."),
+    "colab": ("**Colab scale (`colab` preset).** 64×64 images, width-32 networks, up to 6,000 iterations on one "
+              "GPU, stopped when the measured distribution converged."),
+    "paper": ("**Paper scale (`paper` preset).** The paper's architecture and settings (64×64, width 64, batch "
+              "100, 5 critic steps), trained on a GPU until the measured distribution converged."),
+}
+
+
+class Markdown(str):
+    """A string that notebooks render as Markdown (``_repr_markdown_``)."""
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+
+def preset_banner(preset: str) -> Markdown:
+    """A note on what the chapter's preset means for how to read its figures."""
+    return Markdown(f"> {PRESET_NOTES[preset]}")
+
+
+def _table(rows: list[dict], columns: dict[str, str], fmt: dict[str, str] | None = None) -> str:
+    fmt = fmt or {}
+    head = "| " + " | ".join(columns.values()) + " |\n|" + "---|" * len(columns) + "\n"
+    body = ""
+    for r in rows:
+        cells = []
+        for k in columns:
+            v = r.get(k)
+            if isinstance(v, float) and np.isnan(v):
+                cells.append("–")
+            elif k in fmt and v is not None:
+                cells.append(format(v, fmt[k]))
+            else:
+                cells.append(LABELS.get(v, str(v)) if k == "model" else str(v))
+        body += "| " + " | ".join(cells) + " |\n"
+    return head + body
+
+
+def summary_table(records: list[dict]) -> Markdown:
+    """Per model and trained count: mean (± 95% CI over seeds), spread, mode and where the mass goes."""
+    cols = {"model": "model", "value": "trained", "seeds": "seeds", "mean": "mean", "mean_ci": "± CI",
+            "sd": "sd", "mode": "mode", "exact": "share exact", "below": "share fewer", "above": "share more",
+            "zero": "share blank", "steps": "iterations"}
+    fmt = {"mean": ".2f", "mean_ci": ".2f", "sd": ".2f", "exact": ".0%", "below": ".0%", "above": ".0%",
+           "zero": ".0%"}
+    return Markdown(_table(summary_rows(records), cols, fmt))
+
+
+def provenance_table(records: list[dict]) -> Markdown:
+    """Where each record in the figures came from."""
+    cols = {"model": "model", "value": "trained", "seed": "seed", "preset": "preset", "device": "device",
+            "iterations": "iterations", "converged_at": "converged at", "wall_s": "wall s", "torch": "torch",
+            "code": "probe_utils", "commit": "commit", "created": "created (UTC)"}
+    return Markdown(_table(provenance_rows(records), cols))
+
+
+def _verdict(hits: int, total: int) -> str:
+    if total == 0:
+        return "no data"
+    if hits == total:
+        return "agrees"
+    if hits == 0:
+        return "disagrees"
+    return "partly"
+
+
+def numerosity_findings(records: list[dict]) -> Markdown:
+    """The paper's numerosity claims (Sec. 4.1.1), each checked against our records, with the numbers."""
+    rows = summary_rows(records)
+    preset = sorted({r["preset"] for r in records})
+    n = len(rows)
+    not_exact = sum(r["exact"] < 0.95 for r in rows)
+    centred = sum(r["mode"] == r["value"] or abs(r["mean"] - r["value"]) < 0.5 for r in rows)
+    over = sum(r["above"] > r["below"] for r in rows)
+    sds = {m: [(r["value"], r["sd"]) for r in rows if r["model"] == m] for m in {r["model"] for r in rows}}
+    grows = sum(1 for m, v in sds.items() if len(v) >= 2 and np.corrcoef(*zip(*v))[0, 1] > 0)
+    per = "; ".join(f"{LABELS[r['model']]} on {r['value']}: mean {r['mean']:.2f}, mode {r['mode']}, "
+                    f"{r['exact']:.0%} exact, {r['below']:.0%} fewer / {r['above']:.0%} more" for r in rows)
+    lines = [
+        f"Measured on {n} (model, trained count) settings at the `{'`, `'.join(preset)}` preset.",
+        "",
+        "| the paper says | what our runs show | verdict |",
+        "|---|---|---|",
+        f"| Generated images do not always have the trained number of dots | the trained count is generated in "
+        f"less than 95% of samples in {not_exact} of {n} settings | {_verdict(not_exact, n)} |",
+        f"| The distribution is centred at the trained count | its mode equals the trained count or its mean is "
+        f"within 0.5 of it in {centred} of {n} settings | {_verdict(centred, n)} |",
+        f"| It is biased slightly towards more dots | more mass above than below the trained count in {over} of "
+        f"{n} settings | {_verdict(over, n)} |",
+        f"| The spread grows with the count (as in human and monkey numerosity) | the standard deviation rises "
+        f"with the trained count for {grows} of {len(sds)} families | {_verdict(grows, len(sds))} |",
+        "",
+        f"Per setting: {per}.",
+    ]
+    if "ci" in preset:
+        lines.insert(0, "> These rows come from the `ci` smoke test; the verdicts below are not findings.\n")
+    return Markdown("\n".join(lines))
+
+
+def check_build(repo: Path) -> list[str]:
+    """Problems in a built book: a chapter page missing, or a chapter page without figures."""
+    html = repo / "_build" / "html"
+    problems = []
+    if not (html / "index.html").exists():
+        return [f"{html / 'index.html'} was not built"]
+    for src in sorted((repo / "notebooks").glob("[0-9][0-9]_*.py")):
+        page = html / "notebooks" / f"{src.stem}.html"
+        if not page.exists():
+            problems.append(f"chapter page {page.relative_to(repo)} was not built")
+            continue
+        text = page.read_text(errors="replace")
+        n_img = len(re.findall(r"<img [^>]*src=\"[^\"]*(?:\.png|data:image)", text))
+        if n_img < 3:
+            problems.append(f"{page.relative_to(repo)} shows {n_img} figures (expected at least 3)")
+        if re.search(r"(Traceback \(most recent call last\)|ParameterError|ModuleNotFoundError)", text):
+            problems.append(f"{page.relative_to(repo)} contains an error output")
+    return problems

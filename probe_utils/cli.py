@@ -1,0 +1,121 @@
+"""Command line: ``python -m probe_utils run|book`` (see ``--help`` of each)."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from probe_utils.params import ParameterError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _literal(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import torch
+
+    from probe_utils.analysis import summary_rows
+    from probe_utils.experiments import run
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    recs = run(args.experiment, models=_literal(args.models), values=_literal(args.values),
+               seeds=_literal(args.seeds), preset=args.preset, device=args.device, reuse=not args.fresh,
+               store=args.store, progress=not args.quiet)
+    for row in summary_rows(recs):
+        print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}))
+    return 0
+
+
+def chapters() -> list[Path]:
+    """The book's chapter sources, in order."""
+    return sorted((REPO / "notebooks").glob("[0-9][0-9]_*.py"))
+
+
+def cmd_book(args: argparse.Namespace) -> int:
+    params = {"preset": args.preset}
+    for key, value in args.param or []:
+        params[key] = _literal(value)
+    if args.execute:
+        import papermill as pm
+
+        from probe_utils.experiments import PRESETS
+
+        if params["preset"] not in PRESETS:
+            raise ParameterError(f"parameter 'preset' must be one of {', '.join(map(repr, PRESETS))}; "
+                                 f"got {params['preset']!r}")
+        for src in chapters():
+            if args.only and not any(o in src.stem for o in args.only):
+                continue
+            nb = src.with_suffix(".ipynb")
+            subprocess.run([sys.executable, "-m", "jupytext", "--quiet", "--to", "ipynb", "--update", str(src)],
+                           check=True)
+            print(f"[book] executing {nb.relative_to(REPO)} with {params}", flush=True)
+            t0 = time.time()
+            pm.execute_notebook(str(nb), str(nb), parameters=params, cwd=str(nb.parent), kernel_name="python3",
+                                progress_bar=False, request_save_on_cell_execute=False)
+            print(f"[book] {nb.name} done in {time.time() - t0:.0f} s", flush=True)
+    cmd = ["jupyter-book", "build", str(REPO), "--keep-going"]
+    if args.strict:
+        cmd += ["-W", "-n"]
+    print("[book] " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    from probe_utils.book import check_build
+
+    problems = check_build(REPO)
+    for p in problems:
+        print(f"[book] PROBLEM: {p}", file=sys.stderr)
+    print(f"[book] built {REPO / '_build' / 'html' / 'index.html'}" if not problems else "[book] build has problems")
+    return 1 if problems else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m probe_utils", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="train and measure one experiment's runs (reusing stored records)")
+    r.add_argument("experiment", help="e.g. numerosity")
+    r.add_argument("--models", default="wgan_gp,vae", help="comma-separated families (default: wgan_gp,vae)")
+    r.add_argument("--values", required=True, help="trained values, e.g. 1,3,5,8")
+    r.add_argument("--seeds", default="1", help="a number of seeds (e.g. 3 -> 0,1,2) or a list like [0,4]")
+    r.add_argument("--preset", default="ci", help="ci | cpu | colab | paper")
+    r.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    r.add_argument("--store", default=None, help="results folder (default: the checkout's book/results)")
+    r.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    r.add_argument("--fresh", action="store_true", help="train even when a matching record is stored")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_run)
+
+    b = sub.add_parser("book", help="execute the chapters with papermill, then build the Jupyter Book")
+    b.add_argument("--preset", default=None, help="preset passed to every chapter (default: the published one)")
+    b.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="extra papermill parameter, e.g. -p seeds 3")
+    b.add_argument("--only", nargs="*", help="execute only chapters whose name contains one of these")
+    b.add_argument("--no-execute", dest="execute", action="store_false", help="build from the committed notebooks")
+    b.add_argument("--strict", action="store_true", help="fail on Sphinx warnings (broken references)")
+    b.set_defaults(func=cmd_book)
+
+    args = ap.parse_args(argv)
+    if args.command == "book" and args.preset is None:
+        from probe_utils.experiments import PUBLISHED_PRESET
+        args.preset = PUBLISHED_PRESET
+    try:
+        return args.func(args)
+    except ParameterError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""The paper's experiments and our presets as data, and :func:`run`, the one call a chapter makes per experiment.
+
+``run`` checks every parameter before any work, reuses a stored record when one matches exactly (same experiment,
+model, preset, seed, trained value, preset settings and results version), and otherwise trains, measures and stores.
+Interrupted training resumes from its checkpoint under ``runs/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from probe_utils import __version__
+from probe_utils import models as models_mod
+from probe_utils.plots import image_grid
+from probe_utils.params import ParameterError, check_choice, check_int, check_seed
+from probe_utils.store import RESULTS_VERSION, Store, git_commit, png_base64, record_key
+from probe_utils.train import ImagePool, TrainConfig, pick_device, train
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Scale of a run. ``ci`` proves code runs; ``cpu`` is the largest scale without a GPU; ``colab`` and ``paper``
+    are GPU scales (a T4 in minutes; an H100 for the whole book in about an hour)."""
+
+    name: str
+    image_size: int
+    width: int
+    batch_size: int
+    steps: int
+    pool_size: int
+    n_critic: int
+    probe_every: int
+    probe_samples: int
+    final_samples: int
+    converge_tol: float | None
+    min_steps: int
+    checkpoint_every: int
+
+    def settings(self) -> dict:
+        """Everything but the name: part of each record's identity."""
+        d = dataclasses.asdict(self)
+        d.pop("name")
+        return d
+
+
+PRESETS: dict[str, Preset] = {
+    "ci": Preset("ci", image_size=32, width=8, batch_size=32, steps=40, pool_size=512, n_critic=2,
+                 probe_every=20, probe_samples=128, final_samples=256, converge_tol=None, min_steps=0,
+                 checkpoint_every=20),
+    "cpu": Preset("cpu", image_size=32, width=16, batch_size=32, steps=2500, pool_size=20000, n_critic=2,
+                  probe_every=200, probe_samples=1000, final_samples=4000, converge_tol=0.04, min_steps=1200,
+                  checkpoint_every=200),
+    "colab": Preset("colab", image_size=64, width=32, batch_size=64, steps=6000, pool_size=50000, n_critic=5,
+                    probe_every=500, probe_samples=2000, final_samples=10000, converge_tol=0.03, min_steps=3000,
+                    checkpoint_every=500),
+    "paper": Preset("paper", image_size=64, width=64, batch_size=100, steps=20000, pool_size=100000, n_critic=5,
+                    probe_every=1000, probe_samples=4000, final_samples=20000, converge_tol=0.02, min_steps=5000,
+                    checkpoint_every=1000),
+}
+
+#: The preset whose stored records the published book shows (the largest scale run so far).
+PUBLISHED_PRESET = "cpu"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One probe: a training distribution indexed by a trained value, and the feature measured on samples."""
+
+    name: str
+    section: str
+    dataset: str
+    feature: str
+    allowed: tuple[int, int]                 # inclusive range of trained values
+    bins: int                                # measured values are clipped into 0..bins-1
+    render: Callable[..., tuple[torch.Tensor, dict]]
+    measure: Callable[[torch.Tensor], np.ndarray]
+
+
+def _dots_render(value: int, n: int, seed: int, size: int, device: torch.device):
+    from probe_utils.render import dots
+    return dots.render(count=value, n=n, seed=seed, size=size, device=device)
+
+
+def _dots_measure(x: torch.Tensor) -> np.ndarray:
+    from probe_utils.features import dots as dotf
+    return dotf.count(x)
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    "numerosity": Experiment("numerosity", "4.1.1", "dots", "count", (1, 16), 25, _dots_render, _dots_measure),
+}
+
+
+def histogram(values: np.ndarray, bins: int) -> np.ndarray:
+    """Share of values in each bin 0..bins-1 (larger values fall in the last bin)."""
+    v = np.clip(np.asarray(values, int), 0, bins - 1)
+    return np.bincount(v, minlength=bins) / max(len(v), 1)
+
+
+def _as_list(name: str, value: Any) -> list:
+    """Accept a list/tuple, a single value, or a comma-separated string (as papermill and the CLI pass them)."""
+    if isinstance(value, str):
+        items = [s.strip() for s in value.split(",") if s.strip()]
+        out: list = []
+        for s in items:
+            try:
+                out.append(int(s))
+            except ValueError:
+                out.append(s)
+        value = out
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) or value is None:
+        value = [value]
+    if not isinstance(value, (list, tuple, range, np.ndarray)) or len(value) == 0:
+        raise ParameterError(f"parameter {name!r} must be a non-empty list; got {value!r}")
+    return list(value)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Checked parameters of one :func:`run` call."""
+
+    experiment: Experiment
+    models: list[str]
+    values: list[int]
+    seeds: list[int]
+    preset: Preset
+    device: torch.device
+
+
+def check_parameters(experiment: str, *, models: Any, values: Any, seeds: Any, preset: Any,
+                     device: Any = "auto") -> Plan:
+    """Check every parameter; raise :class:`ParameterError` naming the first bad one. Nothing is run or written."""
+    check_choice("experiment", experiment, EXPERIMENTS)
+    exp = EXPERIMENTS[experiment]
+    check_choice("preset", preset, PRESETS)
+    fams = [check_choice(f"models[{i}]", m, models_mod.FAMILIES) for i, m in enumerate(_as_list("models", models))]
+    lo, hi = exp.allowed
+    vals = [check_int(f"values[{i}]", v, lo, hi) for i, v in enumerate(_as_list("values", values))]
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        n = check_int("seeds", seeds, 1, 1000)
+        seed_list = list(range(n))
+    else:
+        seed_list = [check_seed(f"seeds[{i}]", s) for i, s in enumerate(_as_list("seeds", seeds))]
+    dev = pick_device(device)
+    return Plan(exp, list(dict.fromkeys(fams)), list(dict.fromkeys(vals)), list(dict.fromkeys(seed_list)),
+                PRESETS[preset], dev)
+
+
+
+def _run_params(plan: Plan, model: str) -> dict:
+    p = plan.preset.settings()
+    p["dataset"] = plan.experiment.dataset
+    if not model.startswith("wgan"):
+        p.pop("n_critic")
+    return p
+
+
+def run_one(plan: Plan, model: str, value: int, seed: int, *, store: Store, runs_dir: Path,
+            progress: bool = True) -> dict:
+    """Train one model on one trained value with one seed, measure its samples, store and return the record."""
+    exp, pre = plan.experiment, plan.preset
+    params = _run_params(plan, model)
+    key = record_key(exp.name, model, pre.name, seed, value, params)
+    t0 = time.perf_counter()
+    images, _ = exp.render(value, pre.pool_size, seed, pre.image_size, torch.device("cpu"))
+    pool = ImagePool(images, plan.device)
+    del images
+    torch.manual_seed(seed)
+    kwargs = {"n_critic": pre.n_critic} if model.startswith("wgan") else {}
+    net = models_mod.build(model, pre.image_size, pre.width, **kwargs)
+    cfg = TrainConfig(steps=pre.steps, batch_size=pre.batch_size, probe_every=pre.probe_every,
+                      probe_samples=pre.probe_samples, checkpoint_every=pre.checkpoint_every,
+                      converge_tol=pre.converge_tol, min_steps=pre.min_steps)
+    probe = lambda x: histogram(exp.measure(x), exp.bins)  # noqa: E731
+    res = train(net, pool, cfg, seed=seed, probe=probe, checkpoint=runs_dir / f"{key}.pt", progress=progress,
+                desc=f"{model} {exp.feature}={value} seed={seed}")
+    gen = torch.Generator(device=plan.device).manual_seed(10_000 + seed)
+    samples = net.sample(pre.final_samples, generator=gen)
+    measured = exp.measure(samples)
+    shown = samples[:16]
+    rec = {
+        "experiment": exp.name, "model": model, "preset": pre.name, "seed": seed, "value": value, "params": params,
+        "results_version": RESULTS_VERSION,
+        "provenance": {
+            "device": torch.cuda.get_device_name(plan.device) if plan.device.type == "cuda" else
+            f"{plan.device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+            "torch": torch.__version__, "steps": res.steps, "wall_s": round(time.perf_counter() - t0, 1),
+            "train_wall_s": round(res.wall_s, 1), "converged_at": res.converged_at,
+            "resumed_from": res.resumed_from, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "code_version": __version__, "git_commit": git_commit(), "python": platform.python_version(),
+            "n_parameters": net.n_parameters(),
+        },
+        "result": {
+            "feature": exp.feature, "bins": exp.bins, "n_samples": int(len(measured)),
+            "distribution": histogram(measured, exp.bins).tolist(),
+            "probes": res.probes, "losses": res.losses[:: max(1, len(res.losses) // 60)],
+            "sample_grid_png": png_base64(image_grid(shown)), "sample_values": measured[:16].tolist(),
+        },
+    }
+    store.put(rec)
+    return store.get(exp.name, model, pre.name, seed, value, params)  # read back: what is stored is what we show
+
+
+def run(experiment: str, *, models: Any, values: Any, seeds: Any = 1, preset: str = "ci", device: Any = "auto",
+        reuse: bool = True, store: Store | str | Path | None = None, runs_dir: str | Path | None = None,
+        progress: bool = True) -> list[dict]:
+    """Run (or load) every (model, value, seed) of ``experiment`` at ``preset``; return their records.
+
+    ``models``: family names (see :data:`probe_utils.models.FAMILIES`); ``values``: trained values (e.g. dot counts);
+    ``seeds``: a number of seeds (0..n-1) or a list of seeds; ``reuse``: load a stored record when one matches.
+    Checkpoints go to ``runs_dir`` (default: ``runs/`` beside the store's ``book/``), so an interrupted call resumes.
+    """
+    plan = check_parameters(experiment, models=models, values=values, seeds=seeds, preset=preset, device=device)
+    if not isinstance(reuse, bool):
+        raise ParameterError(f"parameter 'reuse' must be True or False; got {reuse!r}")
+    store = store if isinstance(store, Store) else Store(store)
+    runs_dir = Path(runs_dir) if runs_dir is not None else store.root.parent.parent / "runs"
+    todo = [(m, v, s) for m in plan.models for v in plan.values for s in plan.seeds]
+    out = []
+    for m, v, s in todo:
+        rec = store.get(plan.experiment.name, m, plan.preset.name, s, v, _run_params(plan, m)) if reuse else None
+        if rec is None:
+            rec = run_one(plan, m, v, s, store=store, runs_dir=runs_dir, progress=progress)
+        out.append(rec)
+    return out
+
+
+def training_samples(experiment: str, preset: str, seed: int = 123) -> Callable[[int, int], tuple[torch.Tensor, np.ndarray]]:
+    """A function ``(value, n) -> (training images, their measured feature)`` at the preset's image size."""
+    exp, pre = EXPERIMENTS[experiment], PRESETS[preset]
+
+    def render(value: int, n: int) -> tuple[torch.Tensor, np.ndarray]:
+        x, _ = exp.render(value, n, seed, pre.image_size, torch.device("cpu"))
+        return x, exp.measure(x)
+
+    return render

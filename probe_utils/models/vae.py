@@ -1,0 +1,67 @@
+"""VAE (Kingma & Welling 2014) with the paper's conv encoder/decoder, and the fully connected beta-VAE variant."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from probe_utils.models.base import ConvDecoder, ConvEncoder, GenerativeModel
+from probe_utils.models.wgan_gp import mlp
+
+
+class _VAEBase(GenerativeModel):
+    """Negative ELBO with a Bernoulli pixel likelihood and a ``beta``-weighted KL term."""
+
+    beta: ClassVar[float] = 1.0
+    encoder: nn.Module
+    to_stats: nn.Module
+    decoder: nn.Module
+
+    def groups(self) -> dict[str, list[nn.Parameter]]:
+        return {"vae": list(self.parameters())}
+
+    def plan(self) -> list[str]:
+        return ["vae"]
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def loss(self, batch: torch.Tensor, group: str) -> torch.Tensor:
+        mu, logvar = self.to_stats(self.encoder(batch)).float().chunk(2, dim=1)
+        logvar = logvar.clamp(-20, 10)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        recon = self.decoder(z.to(batch.dtype)).float().clamp(1e-6, 1 - 1e-6)
+        nll = F.binary_cross_entropy(recon, batch.float(), reduction="sum") / batch.shape[0]
+        kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum() / batch.shape[0]
+        return nll + self.beta * kl
+
+
+class VAE(_VAEBase):
+    """Conv VAE (paper Table 1 'VAE'): ELBO, Gaussian latent, batch norm in the decoder, lr 1e-4."""
+
+    family = "vae"
+
+    def __init__(self, image_size: int = 64, width: int = 64, z_dim: int = 100) -> None:
+        super().__init__(image_size, width, z_dim)
+        self.encoder = ConvEncoder(image_size, width, batch_norm=True)
+        self.to_stats = nn.Linear(self.encoder.out_features, 2 * z_dim)
+        self.decoder = ConvDecoder(image_size, width, z_dim, batch_norm=True)
+
+
+class VAEFC(_VAEBase):
+    """Fully connected beta-VAE (paper Table 1 'VAE-FC'): beta = 3, batch norm, lr 5e-3; hidden 16 * width units."""
+
+    family = "vae_fc"
+    beta = 3.0
+    lr = 5e-3
+
+    def __init__(self, image_size: int = 64, width: int = 64, z_dim: int = 100) -> None:
+        super().__init__(image_size, width, z_dim)
+        h, d = 16 * width, 3 * image_size * image_size
+        self.encoder = nn.Sequential(nn.Flatten(), mlp([d, h, h], True, lambda: nn.LeakyReLU(0.1)), nn.LeakyReLU(0.1))
+        self.to_stats = nn.Linear(h, 2 * z_dim)
+        self.decoder = nn.Sequential(mlp([z_dim, h, h, d], True, nn.ReLU), nn.Sigmoid(),
+                                     nn.Unflatten(1, (3, image_size, image_size)))

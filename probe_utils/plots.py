@@ -1,0 +1,145 @@
+"""Figures in one house style, from store records. Each function returns the matplotlib Figure."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from probe_utils.analysis import impulse_responses, summary_rows
+from probe_utils.models import LABELS
+from probe_utils.store import png_decode
+
+PALETTE = ["#1b6ca8", "#d1495b", "#2e933c", "#edae49", "#6c4f9e", "#00798c", "#8d6a5a", "#3d3d3d",
+           "#e07a5f", "#81b29a", "#f2cc8f", "#5a7d9a", "#b5838d", "#6d597a", "#355070", "#b56576"]
+
+plt.rcParams.update({
+    "figure.dpi": 100, "savefig.dpi": 100, "axes.spines.top": False, "axes.spines.right": False,
+    "axes.grid": True, "grid.alpha": 0.25, "font.size": 10, "axes.titlesize": 11, "legend.frameon": False,
+})
+
+
+def image_grid(images: torch.Tensor | np.ndarray, cols: int = 8, pad: int = 2) -> np.ndarray:
+    """Tile (n,3,H,W) images in [0,1] into one (rows*(H+pad)+pad, cols*(W+pad)+pad, 3) array on white."""
+    x = images.detach().float().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images, np.float32)
+    x = np.clip(x, 0, 1).transpose(0, 2, 3, 1)
+    n, h, w, c = x.shape
+    rows = max(1, -(-n // cols))
+    out = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad, c), np.float32)
+    for i in range(n):
+        r, k = divmod(i, cols)
+        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + k * (w + pad): pad + k * (w + pad) + w] = x[i]
+    return out
+
+
+def _show_grid(ax, grid: np.ndarray, values: Sequence, cols: int = 8, pad: int = 2, title: str = "") -> None:
+    ax.imshow(grid, interpolation="nearest")
+    tile = (grid.shape[1] - pad) / cols
+    for i, v in enumerate(values):
+        r, k = divmod(i, cols)
+        ax.text(pad + k * tile + 1, pad + r * tile + 1, str(v), fontsize=7, va="top", ha="left", color="black",
+                bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.8))
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+
+
+def training_vs_generated(records: list[dict], render: Callable[[int, int], tuple[torch.Tensor, np.ndarray]],
+                          seed: int = 0, n: int = 16) -> plt.Figure:
+    """One row per trained value: training images (left) and each model's generated images, each tile annotated
+    with its measured feature. ``render(value, n) -> (images, measured values)`` makes the training samples."""
+    models = sorted({r["model"] for r in records}, key=list(LABELS).index)
+    values = sorted({r["value"] for r in records})
+    fig, axes = plt.subplots(len(values), 1 + len(models), figsize=(3.1 * (1 + len(models)), 1.75 * len(values)),
+                             squeeze=False)
+    for i, v in enumerate(values):
+        imgs, measured = render(v, n)
+        _show_grid(axes[i, 0], image_grid(imgs), list(measured), title=f"training, {v}")
+        for j, m in enumerate(models):
+            rec = next((r for r in records if r["model"] == m and r["value"] == v and r["seed"] == seed), None)
+            rec = rec or next(r for r in records if r["model"] == m and r["value"] == v)
+            res = rec["result"]
+            _show_grid(axes[i, 1 + j], png_decode(res["sample_grid_png"]), res["sample_values"],
+                       title=f"{LABELS[m]} trained on {v} (seed {rec['seed']})")
+    fig.tight_layout()
+    return fig
+
+
+def impulse_response(records: list[dict], xlabel: str = "number of dots generated") -> plt.Figure:
+    """The paper's Fig. 3 (left): for each trained value (arrow), the distribution of the generated feature."""
+    responses = impulse_responses(records)
+    models = sorted({r.model for r in responses}, key=list(LABELS).index)
+    values = sorted({r.value for r in responses})
+    color = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(values)}
+    xmax = min(max(len(r.dist) for r in responses) - 1, int(max(values) * 1.6) + 3)
+    fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 3.4), squeeze=False, sharey=True)
+    for ax, m in zip(axes[0], models):
+        for r in (r for r in responses if r.model == m):
+            k = np.arange(len(r.dist))[: xmax + 1]
+            ax.plot(k, r.dist[: xmax + 1], "-o", ms=3, color=color[r.value], label=f"{r.value}")
+            ax.fill_between(k, r.lo[: xmax + 1], r.hi[: xmax + 1], color=color[r.value], alpha=0.2, lw=0)
+            ax.annotate("", xy=(r.value, 0), xytext=(r.value, -0.12), xycoords=("data", "axes fraction"),
+                        textcoords=("data", "axes fraction"),
+                        arrowprops=dict(arrowstyle="-|>", color=color[r.value], lw=1.5))
+        seeds = sorted({s for r in responses if r.model == m for s in r.seeds})
+        ax.set_title(f"{LABELS[m]}  ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})")
+        ax.set_xlabel(xlabel)
+        ax.set_xlim(-0.5, xmax + 0.5)
+        ax.set_xticks(range(0, xmax + 1, 1 if xmax <= 16 else 2))
+    axes[0, 0].set_ylabel("share of generated images")
+    axes[0, -1].legend(title="trained on", fontsize=8, title_fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def mean_spread(records: list[dict], xlabel: str = "trained number of dots",
+                ylabel: str = "generated number of dots") -> plt.Figure:
+    """Mean (± 95% CI over seeds) and standard deviation of the generated feature against the trained value."""
+    rows = summary_rows(records)
+    models = sorted({r["model"] for r in rows}, key=list(LABELS).index)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    vmax = max(r["value"] for r in rows)
+    axes[0].plot([0, vmax + 1], [0, vmax + 1], color="0.6", lw=1, ls="--", label="generated = trained")
+    for i, m in enumerate(models):
+        rs = [r for r in rows if r["model"] == m]
+        v = np.array([r["value"] for r in rs])
+        off = (i - (len(models) - 1) / 2) * 0.12
+        ci = np.nan_to_num([r["mean_ci"] for r in rs])
+        axes[0].errorbar(v + off, [r["mean"] for r in rs], yerr=ci, fmt="o-", color=PALETTE[i], capsize=3,
+                         label=LABELS[m])
+        axes[1].plot(v, [r["sd"] for r in rs], "o-", color=PALETTE[i], label=LABELS[m])
+    axes[0].set(xlabel=xlabel, ylabel=f"mean {ylabel}", title="mean of the response")
+    axes[1].set(xlabel=xlabel, ylabel="standard deviation", title="spread of the response")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def convergence(records: list[dict], ylabel: str = "mean generated number of dots") -> plt.Figure:
+    """Training curves of the probed feature: its mean over iterations (left) and the total-variation distance
+    between consecutive probes (right), one line per run."""
+    models = sorted({r["model"] for r in records}, key=list(LABELS).index)
+    values = sorted({r["value"] for r in records})
+    color = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(values)}
+    style = {m: s for m, s in zip(models, ["-", "--", ":", "-."])}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for r in records:
+        probes = r["result"]["probes"]
+        if not probes:
+            continue
+        steps = [p["step"] for p in probes]
+        means = [float(np.dot(np.arange(len(p["dist"])), p["dist"])) for p in probes]
+        lab = f"{LABELS[r['model']]}, {r['value']}" if r["seed"] == min(x["seed"] for x in records) else None
+        axes[0].plot(steps, means, style[r["model"]], color=color[r["value"]], label=lab, lw=1.2)
+        tv = [(s, p["tv"]) for s, p in zip(steps, probes) if p["tv"] is not None]
+        if tv:
+            axes[1].plot(*zip(*tv), style[r["model"]], color=color[r["value"]], lw=1.2)
+    axes[0].set(xlabel="training iteration", ylabel=ylabel, title="probed feature during training")
+    axes[1].set(xlabel="training iteration", ylabel="TV distance to previous probe", title="change between probes")
+    axes[0].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,215 @@
+"""The one training loop: any model family, any device, checkpoints, resume, NaN guard, progress, probes.
+
+A run renders (or is given) a pool of training images once, then draws random batches from it, as the paper trains
+on a fixed data set. At intervals it samples the model, measures the probed feature and keeps the distribution in the
+run's history, so a chapter can show convergence, and (optionally) stops once that distribution has converged.
+
+Convergence criterion: after ``min_steps``, the total-variation distance between the feature distributions of two
+consecutive probes stays below ``converge_tol`` for ``converge_patience`` probes in a row.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from probe_utils.models import GenerativeModel
+from probe_utils.params import ParameterError, check_choice
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How long and how a run trains and how often it probes and checkpoints."""
+
+    steps: int                      # maximum generator (outer) iterations
+    batch_size: int = 64
+    probe_every: int = 100          # iterations between feature probes
+    probe_samples: int = 1000       # generated images measured per probe
+    checkpoint_every: int = 500     # iterations between checkpoints
+    log_every: int = 25             # iterations between loss records (and NaN checks)
+    converge_tol: float | None = None   # TV distance; None: always run ``steps``
+    converge_patience: int = 3
+    min_steps: int = 0
+
+
+@dataclass
+class TrainResult:
+    """What a run produced, besides the trained model."""
+
+    steps: int
+    wall_s: float
+    device: str
+    converged_at: int | None
+    resumed_from: int | None
+    losses: list[dict] = field(default_factory=list)   # {"step": s, group: mean loss, ...}
+    probes: list[dict] = field(default_factory=list)   # {"step": s, "dist": [...], "tv": float | None}
+
+
+def pick_device(device: str | torch.device | None = "auto") -> torch.device:
+    """'auto' (or None) picks cuda, then mps, then cpu; otherwise the named device, checked to exist."""
+    if device is None or device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    name = str(device)
+    check_choice("device", name.split(":")[0], ("auto", "cpu", "cuda", "mps"))
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ParameterError("parameter 'device' is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    if name.startswith("mps") and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ParameterError("parameter 'device' is 'mps' but MPS is not available; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+class ImagePool:
+    """A fixed training set kept on the device as uint8, sampled in random batches."""
+
+    def __init__(self, images: torch.Tensor, device: torch.device) -> None:
+        self.images = (images.clamp(0, 1) * 255).round().to(torch.uint8).to(device)
+        self.device = device
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def batch(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        idx = torch.randint(len(self), (n,), generator=generator).to(self.device)
+        return self.images[idx].float().div_(255.0)
+
+
+def tv_distance(p: np.ndarray, q: np.ndarray) -> float:
+    """Total-variation distance between two discrete distributions on the same bins."""
+    return 0.5 * float(np.abs(np.asarray(p, float) - np.asarray(q, float)).sum())
+
+
+def _save_atomic(obj: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(
+    model: GenerativeModel,
+    pool: ImagePool,
+    config: TrainConfig,
+    *,
+    seed: int = 0,
+    probe: Callable[[torch.Tensor], np.ndarray] | None = None,
+    checkpoint: str | Path | None = None,
+    progress: bool = True,
+    desc: str | None = None,
+) -> TrainResult:
+    """Train ``model`` on batches from ``pool``; return its history. The model ends on the pool's device.
+
+    ``probe(images) -> distribution`` measures a feature of generated images and returns its distribution over fixed
+    bins. With ``checkpoint`` set, state is saved every ``checkpoint_every`` iterations and at the end, and a run
+    that finds a checkpoint there resumes from it (same seed, same stream of batches).
+    """
+    device = pool.device
+    cuda = device.type == "cuda"
+    model.to(device)
+    if cuda:
+        model.to(memory_format=torch.channels_last)
+    groups = model.groups()
+    opts = {g: torch.optim.Adam(ps, lr=model.lr, betas=model.betas) for g, ps in groups.items()}
+    plan = model.plan()
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    sample_gen = torch.Generator(device=device).manual_seed(seed + 1)
+
+    result = TrainResult(steps=0, wall_s=0.0, device=str(device), converged_at=None, resumed_from=None)
+    ckpt = Path(checkpoint) if checkpoint else None
+    if ckpt and ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        for g, o in opts.items():
+            o.load_state_dict(state["opts"][g])
+        gen.set_state(state["gen"])
+        torch.set_rng_state(state["rng"])
+        if cuda and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        result = TrainResult(**state["result"])
+        result.resumed_from = result.steps
+        if result.converged_at is not None:
+            return result
+
+    def save() -> None:
+        if ckpt:
+            _save_atomic({
+                "model": model.state_dict(), "opts": {g: o.state_dict() for g, o in opts.items()},
+                "gen": gen.get_state(), "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state() if cuda else None, "result": asdict(result),
+            }, ckpt)
+
+    def run_probe(step: int) -> bool:
+        """Measure, record, and say whether the convergence criterion is met."""
+        dist = np.asarray(probe(model.sample(config.probe_samples, generator=sample_gen)), float)
+        prev = result.probes[-1]["dist"] if result.probes else None
+        tv = tv_distance(dist, prev) if prev is not None else None
+        result.probes.append({"step": step, "dist": dist.tolist(), "tv": tv})
+        if config.converge_tol is None or step < config.min_steps:
+            return False
+        recent = [p["tv"] for p in result.probes[-config.converge_patience:]]
+        return len(recent) == config.converge_patience and all(t is not None and t < config.converge_tol for t in recent)
+
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+    sums = {g: torch.zeros((), device=device) for g in groups}
+    counts = {g: 0 for g in groups}
+    start = time.perf_counter() - result.wall_s
+    bar = tqdm(total=config.steps, initial=result.steps, desc=desc or model.family, disable=not progress,
+               dynamic_ncols=True, leave=False)
+    model.train()
+    step = result.steps
+    while step < config.steps:
+        for g in plan:
+            batch = pool.batch(config.batch_size, gen)
+            if cuda:
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            with autocast:
+                loss = model.loss(batch, g)
+            opts[g].zero_grad(set_to_none=True)
+            loss.backward()
+            opts[g].step()
+            sums[g] += loss.detach().float()
+            counts[g] += 1
+        step += 1
+        bar.update(1)
+        if step % config.log_every == 0 or step == config.steps:
+            means = {g: float(sums[g]) / max(counts[g], 1) for g in groups}
+            bad = [g for g, v in means.items() if not np.isfinite(v)]
+            if bad:
+                bar.close()
+                last = (step // config.checkpoint_every) * config.checkpoint_every if ckpt else None
+                raise TrainingDiverged(
+                    f"{model.family}: the loss of {bad[0]!r} became {means[bad[0]]} by iteration {step} "
+                    f"(seed {seed}); last checkpoint: {last}. Lower the learning rate or check the data.")
+            result.losses.append({"step": step, **means})
+            bar.set_postfix({g: f"{v:.3g}" for g, v in means.items()})
+            sums = {g: torch.zeros((), device=device) for g in groups}
+            counts = {g: 0 for g in groups}
+        converged = False
+        if probe is not None and (step % config.probe_every == 0 or step == config.steps):
+            converged = run_probe(step)
+        result.steps = step
+        result.wall_s = time.perf_counter() - start
+        if converged:
+            result.converged_at = step
+        if step % config.checkpoint_every == 0 or converged or step == config.steps:
+            save()
+        if converged:
+            break
+    bar.close()
+    model.eval()
+    return result
