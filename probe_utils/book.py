@@ -46,7 +46,7 @@ def _table(rows: list[dict], columns: dict[str, str], fmt: dict[str, str] | None
         cells = []
         for k in columns:
             v = r.get(k)
-            if isinstance(v, float) and np.isnan(v):
+            if v is None or (isinstance(v, float) and np.isnan(v)):
                 cells.append("–")
             elif k in fmt and v is not None:
                 cells.append(format(v, fmt[k]))
@@ -93,7 +93,8 @@ def numerosity_findings(records: list[dict]) -> Markdown:
     centred = sum(r["mode"] == r["value"] or abs(r["mean"] - r["value"]) < 0.5 for r in rows)
     over = sum(r["above"] > r["below"] for r in rows)
     sds = {m: [(r["value"], r["sd"]) for r in rows if r["model"] == m] for m in {r["model"] for r in rows}}
-    grows = sum(1 for m, v in sds.items() if len(v) >= 2 and np.corrcoef(*zip(*v))[0, 1] > 0)
+    grows = sum(1 for v in sds.values() if len(v) >= 2 and np.std([s for _, s in v]) > 0
+                and np.corrcoef(*zip(*v))[0, 1] > 0)
     per = "; ".join(f"{LABELS[r['model']]} on {r['value']}: mean {r['mean']:.2f}, mode {r['mode']}, "
                     f"{r['exact']:.0%} exact, {r['below']:.0%} fewer / {r['above']:.0%} more" for r in rows)
     lines = [

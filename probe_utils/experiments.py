@@ -79,6 +79,7 @@ class Experiment:
     section: str
     dataset: str
     feature: str
+    value_name: str                          # what a trained value is called in notebooks (e.g. "counts")
     allowed: tuple[int, int]                 # inclusive range of trained values
     bins: int                                # measured values are clipped into 0..bins-1
     render: Callable[..., tuple[torch.Tensor, dict]]
@@ -96,7 +97,7 @@ def _dots_measure(x: torch.Tensor) -> np.ndarray:
 
 
 EXPERIMENTS: dict[str, Experiment] = {
-    "numerosity": Experiment("numerosity", "4.1.1", "dots", "count", (1, 16), 25, _dots_render, _dots_measure),
+    "numerosity": Experiment("numerosity", "4.1.1", "dots", "count", "counts", (1, 16), 25, _dots_render, _dots_measure),
 }
 
 
@@ -144,7 +145,8 @@ def check_parameters(experiment: str, *, models: Any, values: Any, seeds: Any, p
     check_choice("preset", preset, PRESETS)
     fams = [check_choice(f"models[{i}]", m, models_mod.FAMILIES) for i, m in enumerate(_as_list("models", models))]
     lo, hi = exp.allowed
-    vals = [check_int(f"values[{i}]", v, lo, hi) for i, v in enumerate(_as_list("values", values))]
+    vn = exp.value_name
+    vals = [check_int(f"{vn}[{i}]", v, lo, hi) for i, v in enumerate(_as_list(vn, values))]
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         n = check_int("seeds", seeds, 1, 1000)
         seed_list = list(range(n))

@@ -22,12 +22,12 @@ plt.rcParams.update({
 
 
 def image_grid(images: torch.Tensor | np.ndarray, cols: int = 8, pad: int = 2) -> np.ndarray:
-    """Tile (n,3,H,W) images in [0,1] into one (rows*(H+pad)+pad, cols*(W+pad)+pad, 3) array on white."""
+    """Tile (n,3,H,W) images in [0,1] into one (rows*(H+pad)+pad, cols*(W+pad)+pad, 3) array, light-gray gutters."""
     x = images.detach().float().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images, np.float32)
     x = np.clip(x, 0, 1).transpose(0, 2, 3, 1)
     n, h, w, c = x.shape
     rows = max(1, -(-n // cols))
-    out = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad, c), np.float32)
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 0.75, np.float32)
     for i in range(n):
         r, k = divmod(i, cols)
         out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + k * (w + pad): pad + k * (w + pad) + w] = x[i]
@@ -53,7 +53,7 @@ def training_vs_generated(records: list[dict], render: Callable[[int, int], tupl
     with its measured feature. ``render(value, n) -> (images, measured values)`` makes the training samples."""
     models = sorted({r["model"] for r in records}, key=list(LABELS).index)
     values = sorted({r["value"] for r in records})
-    fig, axes = plt.subplots(len(values), 1 + len(models), figsize=(3.1 * (1 + len(models)), 1.75 * len(values)),
+    fig, axes = plt.subplots(len(values), 1 + len(models), figsize=(3.6 * (1 + len(models)), 1.3 * len(values)),
                              squeeze=False)
     for i, v in enumerate(values):
         imgs, measured = render(v, n)

@@ -1,0 +1,55 @@
+import pytest
+
+from probe_utils import experiments
+from probe_utils.experiments import PRESETS, run
+from probe_utils.params import ParameterError
+
+BAD = [
+    (dict(values=[0]), "'counts[0]'.*1..16"),
+    (dict(values=[40]), "'counts[0]'.*1..16"),
+    (dict(values=[2.5]), "'counts[0]'.*integer"),
+    (dict(values="three"), "'counts[0]'"),
+    (dict(values=[]), "'counts'.*non-empty"),
+    (dict(models=["dcgan"]), "'models[0]'.*wgan_gp"),
+    (dict(models=3), "'models[0]'"),
+    (dict(preset="huge"), "'preset'.*'ci'"),
+    (dict(seeds=[-1]), "'seeds[0]'"),
+    (dict(seeds=[1.5]), "'seeds[0]'.*integer"),
+    (dict(seeds=0), "'seeds'.*1..1000"),
+    (dict(seeds="x"), "'seeds[0]'"),
+    (dict(device="tpu"), "'device'"),
+    (dict(reuse="yes"), "'reuse'"),
+]
+
+
+@pytest.mark.parametrize("change,message", BAD)
+def test_bad_parameters_fail_before_any_work(tmp_path, change, message):
+    kwargs = dict(models=["vae"], values=[2], seeds=1, preset="ci", device="cpu", reuse=True)
+    kwargs.update(change)
+    with pytest.raises(ParameterError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        run("numerosity", store=tmp_path / "store", runs_dir=tmp_path / "runs", progress=False, **kwargs)
+    assert not (tmp_path / "store").exists() and not (tmp_path / "runs").exists()
+
+
+def test_unknown_experiment():
+    with pytest.raises(ParameterError, match="'experiment'"):
+        run("telepathy", models=["vae"], values=[1])
+
+
+def test_run_stores_then_reuses(tmp_path, monkeypatch):
+    kw = dict(models="vae", values="2", seeds=[0], preset="ci", device="cpu", store=tmp_path / "s",
+              runs_dir=tmp_path / "r", progress=False)
+    (rec,) = run("numerosity", **kw)
+    assert rec["model"] == "vae" and rec["value"] == 2 and rec["preset"] == "ci"
+    assert rec["provenance"]["steps"] == PRESETS["ci"].steps
+    assert abs(sum(rec["result"]["distribution"]) - 1) < 1e-9
+    assert len(rec["result"]["sample_values"]) == 16
+
+    def boom(*a, **k):
+        raise AssertionError("trained again although a matching record exists")
+
+    monkeypatch.setattr(experiments, "run_one", boom)
+    (again,) = run("numerosity", **kw)
+    assert again == rec
+    with pytest.raises(AssertionError):
+        run("numerosity", **{**kw, "reuse": False})

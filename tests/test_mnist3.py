@@ -1,0 +1,215 @@
+"""Three-MNIST: shipped digits, renderer, digit classifier."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from probe_utils.features import mnist3 as feat
+from probe_utils.params import ParameterError
+from probe_utils.render import mnist3 as rend
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _build_script():
+    spec = importlib.util.spec_from_file_location("build_mnist_digits", ROOT / "scripts" / "build_mnist_digits.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- shipped data -------------------------------------------------------------------------
+
+def test_data_file_loads_with_balanced_labels_and_fixed_split():
+    images, labels = rend.load_digits("all")
+    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
+    assert set(np.unique(labels)) == set(range(10))
+    counts = np.bincount(labels, minlength=10)
+    assert counts.min() >= 700 and counts.max() <= 1300
+    assert images.max() == 255 and (images.reshape(len(images), -1).mean(1) < 128).all()  # white on black
+    train, held = rend.load_digits("train"), rend.load_digits("heldout")
+    assert len(train[1]) + len(held[1]) == 10000
+    assert 0.18 < len(held[1]) / 10000 < 0.22
+    assert (np.bincount(held[1], minlength=10) > 150).all()
+    # disjoint: no held-out image equals a train image at the same (sorted) position set
+    train_keys = {im.tobytes() for im in train[0]}
+    assert sum(im.tobytes() in train_keys for im in held[0]) < 5
+
+
+def test_build_script_round_trips_npm_layout(tmp_path):
+    build = _build_script()
+    images, labels = rend.load_digits("all")
+    pkg = tmp_path / "package"
+    (pkg / "src" / "digits").mkdir(parents=True)
+    (pkg / "package.json").write_text(json.dumps({"name": "mnist", "version": "1.1.0"}))
+    picked = []
+    for d in range(10):
+        block = images[labels == d][:6]
+        picked.append(block)
+        values = np.round(block.reshape(-1) / 255.0, 3).tolist()
+        (pkg / "src" / "digits" / f"{d}.json").write_text(json.dumps({"data": values}))
+    arrays = build.build(tmp_path)
+    assert np.array_equal(arrays["images"], np.concatenate(picked))
+    assert arrays["heldout"].sum() == 10 and arrays["heldout"][4] and not arrays["heldout"][3]
+    build.write_npz(tmp_path / "a.npz", **arrays)
+    build.write_npz(tmp_path / "b.npz", **arrays)
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+
+
+# --- renderer -----------------------------------------------------------------------------
+
+def test_render_shapes_labels_and_seeding():
+    x, lab = rend.render(32, seed=3)
+    assert x.shape == (32, 3, 64, 64) and x.dtype == torch.float32 and x.device.type == "cpu"
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+    assert torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 1], x[:, 2])
+    assert lab["triple"].shape == (32,) and lab["digits"].shape == (32, 3)
+    assert np.array_equal(lab["digits"] @ np.array([100, 10, 1]), lab["triple"])
+    _, all_labels = rend.load_digits("all")
+    assert np.array_equal(all_labels[lab["source_index"]], lab["digits"])
+    _, _, heldout = rend._load_all()
+    assert not heldout[lab["source_index"]].any()
+    x2, lab2 = rend.render(32, seed=3)
+    assert torch.equal(x, x2) and all(np.array_equal(lab[k], lab2[k]) for k in lab)
+    x3, _ = rend.render(32, seed=4)
+    assert not torch.equal(x, x3)
+    _, lab_h = rend.render(16, seed=3, split="heldout")
+    assert heldout[lab_h["source_index"]].all()
+
+
+def test_render_layout_places_the_source_digits():
+    x, lab = rend.render(4, seed=1, size=rend.CANVAS)
+    images, _ = rend.load_digits("all")
+    for i in range(4):
+        for p in range(3):
+            cell = x[i, 0, rend.TOP:rend.TOP + 28, p * rend.CELL:(p + 1) * rend.CELL].numpy()
+            src = images[lab["source_index"][i, p], :, rend.CROP:28 - rend.CROP] / 255.0
+            assert np.allclose(cell, src, atol=1e-6)
+    assert float(x[:, :, :rend.TOP].max()) == 0.0 and float(x[:, :, rend.TOP + 28:].max()) == 0.0
+
+
+def test_render_respects_triple_sets():
+    allowed = [7, "042", 999, "007"]
+    _, lab = rend.render(600, seed=0, triples=allowed)
+    assert set(lab["triple"].tolist()) == {7, 42, 999}
+    _, lab = rend.render(20, seed=0, triples="305")
+    assert (lab["triple"] == 305).all() and (lab["digits"] == [3, 0, 5]).all()
+    chosen = rend.random_triples(25, seed=9)
+    assert len(chosen) == 25 and len(set(chosen.tolist())) == 25 and np.all(np.diff(chosen) > 0)
+    assert np.array_equal(chosen, rend.random_triples(25, seed=9))
+    assert not np.array_equal(chosen, rend.random_triples(25, seed=10))
+    _, lab = rend.render(500, seed=1, triples=chosen)
+    assert set(lab["triple"].tolist()) <= set(chosen.tolist())
+    _, lab = rend.render(4000, seed=2)
+    assert len(np.unique(lab["triple"])) > 950
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"triples": [1000]}, "triples"),
+    ({"triples": [-1]}, "triples"),
+    ({"triples": "42"}, "triples"),
+    ({"triples": ["4a2"]}, "triples"),
+    ({"triples": []}, "triples"),
+    ({"triples": [True]}, "triples"),
+    ({"triples": [2.5]}, "triples"),
+    ({"triples": {"a": 1}}, "triples"),
+    ({"triples": object()}, "triples"),
+    ({"n": 0}, "n"),
+    ({"seed": -1}, "seed"),
+    ({"size": 8}, "size"),
+    ({"split": "test"}, "split"),
+    ({"device": "not-a-device"}, "device"),
+])
+def test_render_bad_input_names_the_parameter(kwargs, name):
+    with pytest.raises(ParameterError, match=f"parameter '{name}"):
+        rend.render(**{"n": 4, **kwargs})
+
+
+def test_random_triples_bad_input():
+    for m in (0, 1001, 2.5, "3"):
+        with pytest.raises(ParameterError, match="'m'"):
+            rend.random_triples(m)
+
+
+def test_missing_files_say_how_to_rebuild(monkeypatch, tmp_path):
+    monkeypatch.setattr(feat, "_file", lambda name: tmp_path / name)
+    feat._classifier.cache_clear()
+    with pytest.raises(FileNotFoundError, match="train_mnist_classifier.py"):
+        feat.load_classifier()
+    with pytest.raises(FileNotFoundError, match="train_mnist_classifier.py"):
+        feat.classifier_info()
+    monkeypatch.undo()
+    feat._classifier.cache_clear()
+    monkeypatch.setattr(rend, "_data_path", lambda: tmp_path / rend.DATA_FILE)
+    rend._load_all.cache_clear()
+    try:
+        with pytest.raises(FileNotFoundError, match="build_mnist_digits.py"):
+            rend.load_digits()
+    finally:
+        monkeypatch.undo()
+        rend._load_all.cache_clear()
+
+
+# --- classifier ---------------------------------------------------------------------------
+
+def test_shipped_weights_recorded_heldout_accuracy():
+    info = feat.classifier_info()
+    assert info["heldout_digit_accuracy"] >= 0.98
+    assert info["heldout_digits"] == len(rend.load_digits("heldout")[1])
+    weights = ROOT / "probe_utils" / "data" / feat.WEIGHTS_FILE
+    assert weights.stat().st_size < 500_000
+
+
+def test_classifier_reads_fresh_renders():
+    x, lab = rend.render(300, seed=2024)
+    out = feat.classify(x)
+    assert out["triple"].shape == (300,) and out["digits"].shape == (300, 3)
+    assert out["confidence"].shape == (300,)
+    assert np.all((out["confidence"] > 0) & (out["confidence"] <= 1))
+    assert np.array_equal(out["digits"] @ np.array([100, 10, 1]), out["triple"])
+    assert (out["triple"] == lab["triple"]).mean() >= 0.95
+    # numpy uint8 input gives the same reading as the float tensor
+    as_uint8 = (x[:20] * 255).round().to(torch.uint8).numpy()
+    assert (feat.classify(as_uint8)["triple"] == out["triple"][:20]).mean() >= 0.95
+
+
+def test_classifier_recomputed_heldout_matches_record():
+    recorded = feat.classifier_info()["heldout_digit_accuracy"]
+    assert abs(feat.heldout_digit_accuracy(64) - recorded) < 0.003
+
+
+def test_classifier_other_sizes_and_blank_images():
+    x, lab = rend.render(120, seed=77, size=32)
+    assert (feat.classify(x)["triple"] == lab["triple"]).mean() >= 0.9
+    blank = feat.classify(torch.zeros(2, 3, 64, 64))
+    assert blank["triple"].shape == (2,)
+
+
+def test_classify_bad_input():
+    with pytest.raises(ParameterError, match="'x'"):
+        feat.classify(torch.zeros(2, 1, 64, 64))
+    with pytest.raises(ParameterError, match="'x'"):
+        feat.classify([1, 2, 3])
+
+
+@pytest.mark.slow
+def test_accuracy_report():
+    report = feat.accuracy_report(n=1000, seed=12345)
+    assert report["heldout_digit_accuracy"] >= 0.98
+    assert report["triple_accuracy"] >= 0.97
+    assert report["triple_accuracy_heldout_styles"] >= 0.95
+    assert all(isinstance(v, float) for v in report.values())

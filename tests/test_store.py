@@ -1,0 +1,65 @@
+import json
+
+import numpy as np
+import pytest
+
+from probe_utils.store import CorruptRecord, png_base64, png_decode
+
+
+def make_record(**over):
+    rec = {
+        "experiment": "numerosity", "model": "vae", "preset": "ci", "seed": 0, "value": 3,
+        "params": {"width": 8}, "results_version": 1,
+        "provenance": {"device": "cpu", "torch": "2", "steps": 10, "wall_s": 1.5, "created": "now",
+                       "code_version": "0.1.0"},
+        "result": {"distribution": [0.0, 1.0]},
+    }
+    rec.update(over)
+    return rec
+
+
+def test_round_trip_and_lookup(tmp_store):
+    path = tmp_store.put(make_record())
+    got = tmp_store.get("numerosity", "vae", "ci", 0, 3, {"width": 8})
+    assert got["result"]["distribution"] == [0.0, 1.0]
+    assert tmp_store.get("numerosity", "vae", "ci", 0, 3, {"width": 16}) is None
+    assert tmp_store.get("numerosity", "vae", "ci", 1, 3, {"width": 8}) is None
+    assert [r["key"] for r in tmp_store.records("numerosity", "ci")] == [got["key"]]
+    assert not list(path.parent.glob(".tmp-*"))
+
+
+@pytest.mark.parametrize("tamper", [
+    lambda r: r["result"].update(distribution=[1.0, 0.0]),   # an edited outcome
+    lambda r: r.update(seed=1),                               # a key field changed
+    lambda r: r["provenance"].pop("device"),                  # provenance missing
+    lambda r: r.pop("params"),                                # a field missing
+])
+def test_refuses_tampered_records(tmp_store, tamper):
+    path = tmp_store.put(make_record())
+    rec = json.loads(path.read_text())
+    tamper(rec)
+    path.write_text(json.dumps(rec))
+    with pytest.raises(CorruptRecord):
+        tmp_store.read(path)
+
+
+def test_refuses_truncated_file(tmp_store):
+    path = tmp_store.put(make_record())
+    path.write_text(path.read_text()[:50])
+    with pytest.raises(CorruptRecord, match="unreadable"):
+        list(tmp_store.records())
+
+
+def test_refuses_to_write_incomplete_records(tmp_store):
+    rec = make_record()
+    del rec["provenance"]["wall_s"]
+    with pytest.raises(CorruptRecord, match="wall_s"):
+        tmp_store.put(rec)
+    assert not tmp_store.root.exists() or not list(tmp_store.root.rglob("*.json"))
+
+
+def test_png_round_trip():
+    img = np.random.default_rng(0).random((10, 12, 3))
+    back = png_decode(png_base64(img))
+    assert back.shape == (10, 12, 3)
+    assert np.abs(back - img).max() < 1 / 255 + 1e-6
