@@ -219,13 +219,16 @@ def run(experiment: str, *, models: Any, values: Any, seeds: Any = 1, preset: st
 
     ``models``: family names (see :data:`probe_utils.models.FAMILIES`); ``values``: trained values (e.g. dot counts);
     ``seeds``: a number of seeds (0..n-1) or a list of seeds; ``reuse``: load a stored record when one matches.
-    Checkpoints go to ``runs_dir`` (default: ``runs/`` beside the store's ``book/``), so an interrupted call resumes.
+    Checkpoints go to ``runs_dir`` (default: ``runs/`` beside the store's ``book/``, else ``<store>-runs``), so an interrupted call resumes.
     """
     plan = check_parameters(experiment, models=models, values=values, seeds=seeds, preset=preset, device=device)
     if not isinstance(reuse, bool):
         raise ParameterError(f"parameter 'reuse' must be True or False; got {reuse!r}")
     store = store if isinstance(store, Store) else Store(store)
-    runs_dir = Path(runs_dir) if runs_dir is not None else store.root.parent.parent / "runs"
+    if runs_dir is None:
+        book_store = store.root.parent.name == "book"
+        runs_dir = store.root.parent.parent / "runs" if book_store else store.root.with_name(store.root.name + "-runs")
+    runs_dir = Path(runs_dir)
     todo = [(m, v, s) for m in plan.models for v in plan.values for s in plan.seeds]
     out = []
     for m, v, s in todo:
