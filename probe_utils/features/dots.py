@@ -2,25 +2,33 @@
 
 Generated images are messy (faint smudges, specks, elongated or merged blobs, dots cut by the
 border), so the counter states how it treats each case. For an image of width ``W`` the
-reference *disc area* is ``pi * (RADIUS_FRAC * W) ** 2`` (the renderer's disc), and:
+reference *disc area* is ``pi * (RADIUS_FRAC * W) ** 2``, the area of the renderer's disc.
 
 1. **Foreground.** A pixel is foreground when its darkness ``(1 - x).max(over channels)``
-   exceeds ``threshold`` (default 0.15; pale training dots need a threshold this low). Fainter
-   blobs are background and are not counted at all.
+   exceeds ``threshold``. Fainter blobs are background and are not counted at all. The
+   default 0.1 is ``1 - COLOR_MAX``, the darkness of the palest dot the renderer can draw, so
+   every training dot is seen whole down to its fully covered core (at 0.15 about one dot in
+   6000, with all three channels above 0.85, vanishes; at 0.3 many pale dots do).
 2. **Blobs** are the connected components of the foreground, with 4-connectivity by default
-   (``connectivity=8`` also joins pixels that touch only at a corner).
-3. **Specks.** A blob smaller than ``min_area_frac`` disc areas (default 0.25) is ignored; it
+   (``connectivity=8`` also joins pixels that touch only at a corner). Rendered dots are
+   at least 2 px apart, so they never join under 4-connectivity, whatever the threshold.
+3. **Area** of a blob is ink-weighted: each foreground pixel counts its darkness relative to
+   the darkest pixel of its 3x3 neighbourhood (an anti-aliased edge pixel counts as the
+   fraction of it the disc covers), so a rendered disc of any colour measures 0.75-1.02 disc
+   areas even at 32 px. ``blobs`` also reports the plain pixel count.
+4. **Specks.** A blob smaller than ``min_area_frac`` disc areas (default 0.25) is ignored; it
    is reported in :func:`blob_stats` as a speck.
-4. **Merged blobs.** A blob of at least ``LARGE_FRAC`` (1.5) disc areas is reported as *large*
-   (likely merged dots). By default it counts as one dot; with ``split_merged=True`` it
-   counts as ``round(area / disc area)`` dots (at least one).
-5. **Border.** A dot cut by the image border counts as one, like any other blob, if its
-   visible area passes the speck rule; blobs touching the border are reported.
+5. **Merged blobs.** A blob of at least ``LARGE_FRAC`` (1.5) disc areas is reported as
+   *large* (likely merged dots). By default it counts as one dot; with ``split_merged=True``
+   it counts as ``round(area / disc area)`` dots (at least one).
+6. **Border.** A dot cut by the image border counts as one, like any other blob, if its
+   visible area passes the speck rule; blobs reaching the outermost pixels are reported.
+   (Rendered dots lie inside the image but their edges often reach the outermost pixels.)
 
-On fresh renders of :mod:`probe_utils.render.dots` the count is exact for (almost) every image;
-:func:`accuracy_report` measures how often. All inputs may be torch tensors (any device) or
-numpy arrays (float in [0, 1] or uint8), shape ``(n, 3, H, W)`` or ``(3, H, W)``; outputs are
-numpy arrays. Labelling runs on the CPU with ``scipy.ndimage.label`` over the whole batch.
+On fresh renders of :mod:`probe_utils.render.dots` the count is exact; :func:`accuracy_report`
+measures how often. All inputs may be torch tensors (any device) or numpy arrays (float in
+[0, 1] or uint8), shape ``(n, 3, H, W)`` or ``(3, H, W)``; outputs are numpy arrays.
+Labelling runs on the CPU with ``scipy.ndimage`` over the whole batch at once.
 """
 
 from __future__ import annotations
@@ -32,12 +40,12 @@ import torch
 from scipy import ndimage
 
 from probe_utils.features._common import as_images
-from probe_utils.params import ParameterError, check_choice, check_float, check_int, check_seed
+from probe_utils.params import check_choice, check_float, check_int, check_list, check_seed
 from probe_utils.render import dots as _render
 from probe_utils.render.dots import RADIUS_FRAC
 
 LARGE_FRAC = 1.5
-DEFAULT_THRESHOLD = 0.1
+DEFAULT_THRESHOLD = 0.1  # = 1 - render.dots.COLOR_MAX, the darkness of the palest possible dot
 DEFAULT_MIN_AREA_FRAC = 0.25
 
 
@@ -65,32 +73,40 @@ def blobs(x: torch.Tensor | np.ndarray, *, threshold: float = DEFAULT_THRESHOLD,
           connectivity: int = 4, return_labels: bool = False) -> dict[str, np.ndarray]:
     """Every blob in the batch, one row each, with how the counter treats it.
 
-    Returns a dict of arrays, one entry per blob: ``image`` (index in the batch), ``area``
-    (pixels), ``cx``, ``cy`` (centroid, pixels, pixel centres at +0.5), ``border`` (touches
-    the image border), ``speck`` (ignored as too small), ``large`` (>= 1.5 disc areas) and
-    ``weight`` (how many dots it counts as: 0 for a speck, else 1, or round(area / disc area)
-    with ``split_merged``). Also ``n_images`` and ``disc_area`` (scalars as 0-d arrays), and
-    with ``return_labels`` the component map ``labels`` (n, H, W), where blob ``i`` has value
-    ``i + 1`` and background is 0.
+    Returns a dict of arrays with one entry per blob: ``image`` (index in the batch),
+    ``area`` (ink-weighted, pixels), ``pixels`` (plain pixel count), ``cx``, ``cy``
+    (ink-weighted centroid in pixels, pixel centres at +0.5), ``border`` (reaches the
+    outermost pixels), ``speck`` (ignored as too small), ``large`` (>= 1.5 disc areas) and
+    ``weight`` (how many dots it counts as: 0 for a speck, else 1, or round(area / disc
+    area) with ``split_merged``). Also ``n_images`` and ``disc_area`` (0-d arrays), and with
+    ``return_labels`` the component map ``labels`` (n, H, W): blob ``i`` has value ``i + 1``,
+    background 0.
     """
     threshold, min_area_frac, connectivity = _check(threshold, min_area_frac, connectivity)
     img = as_images(x).cpu().numpy()
     n, _, h, w = img.shape
-    fg = (1.0 - img).max(axis=1) > threshold  # (n, H, W)
+    dark = 1.0 - img.min(axis=1)  # (n, H, W): (1 - x).max over channels
+    fg = dark > threshold
     lab, nlab = ndimage.label(fg, structure=_structure(connectivity))
     area_ref = disc_area(w)
 
+    # Ink-weighted area: a foreground pixel counts its darkness relative to the darkest pixel
+    # of its 3x3 neighbourhood, i.e. the fraction of it an anti-aliased edge covers.
+    local_max = ndimage.maximum_filter(dark, size=(1, 3, 3))
     flat = lab.ravel()
-    area = np.bincount(flat, minlength=nlab + 1)[1:]
     pix = np.flatnonzero(flat)
     ids = flat[pix]
-    image = np.zeros(nlab + 1, dtype=np.int64)
-    image[ids] = pix // (h * w)
+    image_of_pix = pix // (h * w)
     rem = pix % (h * w)
     rows, cols = rem // w, rem % w
-    safe = np.maximum(area, 1)
-    cy = np.bincount(ids, weights=rows + 0.5, minlength=nlab + 1)[1:] / safe
-    cx = np.bincount(ids, weights=cols + 0.5, minlength=nlab + 1)[1:] / safe
+    wts = np.minimum(1.0, dark.ravel()[pix] / local_max.ravel()[pix]).astype(np.float64)
+    pixels = np.bincount(ids, minlength=nlab + 1)[1:]
+    area = np.bincount(ids, weights=wts, minlength=nlab + 1)[1:]
+    image = np.zeros(nlab + 1, dtype=np.int64)
+    image[ids] = image_of_pix
+    safe = np.maximum(area, 1e-12)
+    cy = np.bincount(ids, weights=wts * (rows + 0.5), minlength=nlab + 1)[1:] / safe
+    cx = np.bincount(ids, weights=wts * (cols + 0.5), minlength=nlab + 1)[1:] / safe
     on_edge = (rows == 0) | (rows == h - 1) | (cols == 0) | (cols == w - 1)
     border = np.zeros(nlab + 1, dtype=bool)
     border[ids[on_edge]] = True
@@ -101,7 +117,7 @@ def blobs(x: torch.Tensor | np.ndarray, *, threshold: float = DEFAULT_THRESHOLD,
     if split_merged:
         weight = np.where(speck, 0, np.maximum(1, np.rint(area / area_ref))).astype(np.int64)
     out = {
-        "image": image[1:], "area": area.astype(np.int64), "cx": cx, "cy": cy,
+        "image": image[1:], "area": area, "pixels": pixels.astype(np.int64), "cx": cx, "cy": cy,
         "border": border[1:], "speck": speck, "large": large, "weight": weight,
         "n_images": np.asarray(n), "disc_area": np.asarray(area_ref),
     }
@@ -173,9 +189,7 @@ def accuracy_report(n: int = 500, seed: int = 12345, counts=range(1, 13), size: 
     """
     n = check_int("n", n, 1)
     seed = check_seed("seed", seed)
-    ks = [check_int(f"counts[{i}]", k, *_render.COUNT_RANGE) for i, k in enumerate(counts)]
-    if not ks:
-        raise ParameterError("parameter 'counts' must list at least one dot count; got none")
+    ks = check_list("counts", counts, lambda name, k: check_int(name, k, *_render.COUNT_RANGE))
     report: dict[str, float] = {}
     errors, exact, elapsed = [], [], 0.0
     for k in ks:

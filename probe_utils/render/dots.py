@@ -1,19 +1,29 @@
 """Dots: k non-overlapping coloured discs on a white background (paper Sec. 4.1.1, App. B.1).
 
 Each image has ``count`` discs of radius ``RADIUS_FRAC * size`` pixels, colours uniform in
-``[0, 0.9]^3`` and centres uniform over the positions where the whole disc lies inside the
-image. No two discs overlap: centres are at least ``2 * radius + GAP_PX`` apart, so that after
-anti-aliasing the discs never share a pixel and stay separate components for the counter in
-:mod:`probe_utils.features.dots`.
+``[0, COLOR_MAX]^3`` and centres uniform over the positions where the whole disc lies inside
+the image. Edges are anti-aliased: a pixel's coverage is ``clamp(radius + 0.5 - d, 0, 1)`` for
+the distance ``d`` from its centre to the disc's centre.
+
+No two discs overlap: centres are at least ``2 * radius + GAP_PX`` apart. ``GAP_PX = 2``
+(two anti-aliased half-pixel fringes plus one pixel step) means no two discs ever colour the
+same pixel or two 4-adjacent pixels, so the counter in :mod:`probe_utils.features.dots` sees
+them as separate blobs at any threshold. A 1 px gap is not enough: at 12 dots, 30-50 % of
+images then had a pair joined by its fringes.
 
 Placement is random sequential: for dot ``j`` every image that still needs one proposes
-``_CANDIDATES`` uniform centres at once, and the first candidate that keeps clear of the dots
-already placed is kept (so each dot is uniform over the free area). An image whose free area
-runs out is restarted from scratch. All random numbers come from a CPU generator seeded with
-``seed``, so the images do not depend on ``device``; only the rasterization runs on ``device``.
+``_CANDIDATES`` uniform centres at once, and the first candidate clear of the dots already
+placed is kept (so each dot is uniform over the free area); an image whose free area runs out
+is restarted. Images that fail ``_RSA_ATTEMPTS`` times (only dense ones: 13-16 dots at 32 px)
+fall back to dropping all dots at once, pushing overlapping pairs apart until every pair is
+clear, then ``_SHAKE_SWEEPS`` sweeps of hard-disc Metropolis moves (one dot moves, the move is
+kept if it stays clear), under which the uniform distribution over valid placements, the
+paper's "reject if any two dots overlap", is stationary.
 
-Coordinates in the labels are pixels, ``(x, y)`` = (column, row), with pixel ``(i, j)`` centred
-at ``(j + 0.5, i + 0.5)``.
+All random numbers come from a CPU generator seeded with ``seed`` (colours first, then
+centres), so the images do not depend on ``device``; only rasterization runs on ``device``.
+Coordinates in the labels are pixels, ``(x, y)`` = (column, row), with pixel ``(i, j)``
+centred at ``(j + 0.5, i + 0.5)``.
 """
 
 from __future__ import annotations
@@ -56,6 +66,8 @@ def _check_counts(count: int | Sequence[int] | np.ndarray, n: int | None) -> np.
         return np.full(n, c, dtype=np.int64)
     if isinstance(count, torch.Tensor):
         count = count.detach().cpu().numpy()
+    if isinstance(count, np.ndarray) and count.ndim == 0:
+        return _check_counts(count.item(), n)
     if isinstance(count, (str, bytes)) or not isinstance(count, (Sequence, np.ndarray)):
         raise ParameterError(f"parameter 'count' must be an integer in {lo}..{hi} or a sequence of them; "
                              f"got {count!r}")
@@ -83,9 +95,12 @@ def _check_device(device) -> torch.device:
     if device is None:
         return torch.device("cpu")
     try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ParameterError(f"parameter 'device' must be a torch device or its name; got {device!r}") from err
+        dev = torch.device(device)
+        torch.empty(0, device=dev)
+    except (RuntimeError, TypeError, AssertionError) as err:
+        raise ParameterError(f"parameter 'device' must be an available torch device or its name; "
+                             f"got {device!r}") from err
+    return dev
 
 
 def _place_once(counts: torch.Tensor, size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
