@@ -1,15 +1,26 @@
-"""Analyses on measured features (pure numpy): impulse responses with confidence intervals, summary statistics.
+"""Analyses on measured features (pure numpy/scipy): impulse responses with confidence intervals, summary statistics,
+response shapes, convolution predictions, the prototype-enhancement index, independence tests and support
+precision/recall of feature combinations.
 
-Inputs are store records (see :mod:`probe_utils.store`); each holds the distribution of a measured feature over
-fixed bins 0..bins-1 for one (model, trained value, seed).
+Inputs are store records (see :mod:`probe_utils.store`), whose ``result["distribution"]`` holds the distribution of
+a measured feature over fixed bins 0..bins-1 for one (model, trained value, seed), or plain numpy arrays: measured
+values (:func:`histogram_1d`), distributions over bins (1-D arrays of non-negative shares), and integer combination
+ids (Sec. 5: one id per image, ``-1`` where the combination could not be measured).
+
+Sections: single-feature shapes and intervals (paper Sec. 4.1), convolution and prototype enhancement (Sec. 4.2),
+independence (Sec. 4.3), combinations (Sec. 5 and App. B.2), bootstrap.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
+from scipy import stats
+
+from probe_utils.params import ParameterError, check_choice, check_float, check_int
 
 
 @dataclass
@@ -50,13 +61,8 @@ def impulse_responses(records: list[dict]) -> list[Response]:
     for (model, value), recs in sorted(groups.items()):
         d = np.array([r["result"]["distribution"] for r in recs], float)
         n = int(min(r["result"]["n_samples"] for r in recs))
-        mean = d.mean(axis=0)
-        if len(recs) >= 2:
-            half = 1.96 * d.std(axis=0, ddof=1) / np.sqrt(len(recs))
-        else:
-            half = 1.96 * np.sqrt(mean * (1 - mean) / max(n, 1))
-        out.append(Response(model, value, mean, np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1),
-                            sorted(r["seed"] for r in recs), n))
+        mean, lo, hi = response_ci(d, n_samples=n, method="normal")
+        out.append(Response(model, value, mean, lo, hi, sorted(r["seed"] for r in recs), n))
     return out
 
 
@@ -99,3 +105,558 @@ def provenance_rows(records: list[dict]) -> list[dict]:
             "commit": (p.get("git_commit") or "unknown")[:12], "created": p["created"],
         })
     return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Input checks and small helpers
+# ---------------------------------------------------------------------------------------------------------------
+
+def _as_dist(name: str, dist: Any, normalise: bool = False) -> np.ndarray:
+    """``dist`` as a 1-D float array of finite, non-negative shares (divided by its sum when ``normalise``)."""
+    p = np.asarray(dist, float)
+    if p.ndim != 1 or p.size == 0:
+        raise ParameterError(f"parameter {name!r} must be a non-empty 1-D distribution; got shape {p.shape}")
+    if not np.all(np.isfinite(p)) or (p < 0).any():
+        raise ParameterError(f"parameter {name!r} must hold finite, non-negative shares")
+    if normalise:
+        s = p.sum()
+        if s <= 0:
+            raise ParameterError(f"parameter {name!r} must have positive total mass; got all zeros")
+        p = p / s
+    return p
+
+
+def _as_grid(name: str, centres: Any, n: int) -> np.ndarray:
+    """Bin centres: ``arange(n)`` when None, else a strictly increasing 1-D array of length ``n``."""
+    if centres is None:
+        return np.arange(n, dtype=float)
+    c = np.asarray(centres, float)
+    if c.shape != (n,) or not np.all(np.isfinite(c)) or (n > 1 and (np.diff(c) <= 0).any()):
+        raise ParameterError(f"parameter {name!r} must be {n} strictly increasing finite bin centres; "
+                             f"got shape {c.shape}")
+    return c
+
+
+def _as_ids(name: str, ids: Any) -> np.ndarray:
+    """Integer combination ids as a 1-D int64 array (integer-valued floats are accepted)."""
+    a = np.asarray(ids).ravel()
+    if a.size and not np.issubdtype(a.dtype, np.integer):
+        if not np.issubdtype(a.dtype, np.floating) or not np.all(np.isfinite(a)) or (a != np.round(a)).any():
+            raise ParameterError(f"parameter {name!r} must hold integer combination ids; got dtype {a.dtype}")
+    return a.astype(np.int64)
+
+
+def _z(level: float) -> float:
+    """Two-sided normal quantile; exactly 1.96 for 95%, as elsewhere in the package."""
+    return 1.96 if level == 0.95 else float(stats.norm.ppf(0.5 + level / 2))
+
+
+def _lookup(mapping: Mapping, key: Any) -> Any:
+    """``mapping[key]``, falling back to a numerically close key (so 0.1 + 0.2 finds 0.3)."""
+    if key in mapping:
+        return mapping[key]
+    for k, v in mapping.items():
+        try:
+            if np.isclose(float(k), float(key), rtol=1e-9, atol=1e-12):
+                return v
+        except (TypeError, ValueError):
+            continue
+    raise KeyError(key)
+
+
+def stack_distributions(records: Sequence[dict]) -> tuple[np.ndarray, int]:
+    """Store records' ``result["distribution"]`` stacked into a (records, bins) array, with the smallest
+    ``result["n_samples"]`` among them (the input :func:`response_ci` wants)."""
+    if not records:
+        raise ParameterError("parameter 'records' must be a non-empty list of store records; got []")
+    d = np.array([r["result"]["distribution"] for r in records], float)
+    return d, int(min(r["result"].get("n_samples", 0) for r in records))
+
+
+def mean_ci(values: Any, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of ``values`` (NaNs ignored) and its two-sided t interval; the interval is (nan, nan) for fewer than two
+    values."""
+    v = np.asarray(values, float).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    m = float(v.mean())
+    if v.size < 2:
+        return m, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+    return m, m - half, m + half
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Single feature: histograms, intervals and response shape (paper Sec. 4.1, Fig. 3 and 5)
+# ---------------------------------------------------------------------------------------------------------------
+
+class Histogram(NamedTuple):
+    """Shares per bin of the usable values, and how many values were left out (and why)."""
+
+    shares: np.ndarray      # sums to 1 over the bins (all zeros when no value was usable)
+    n_used: int             # finite values inside [edges[0], edges[-1]] (or all finite values when clipping)
+    n_nan: int              # NaN or infinite values, dropped (e.g. no foreground found in a generated image)
+    n_out: int              # finite values outside the edges, dropped (0 when clipping)
+
+
+def histogram_1d(values: Any, edges: Any, *, clip: bool = False) -> Histogram:
+    """Shares of a continuous measured feature (pie red, size, location) per bin ``[edges[i], edges[i+1])`` (the last
+    bin also holds ``edges[-1]``, as in ``np.histogram``).
+
+    Non-finite values are dropped and counted in ``n_nan``. Values outside the edges are dropped and counted in
+    ``n_out``, or, with ``clip=True``, put into the first or last bin. Shares are over the values used.
+    """
+    e = np.asarray(edges, float)
+    if e.ndim != 1 or e.size < 2 or not np.all(np.isfinite(e)) or (np.diff(e) <= 0).any():
+        raise ParameterError(f"parameter 'edges' must be at least 2 strictly increasing finite numbers; got {edges!r}")
+    v = np.asarray(values, float).ravel()
+    finite = np.isfinite(v)
+    n_nan = int((~finite).sum())
+    v = v[finite]
+    if clip:
+        v, n_out = np.clip(v, e[0], e[-1]), 0
+    else:
+        inside = (v >= e[0]) & (v <= e[-1])
+        v, n_out = v[inside], int((~inside).sum())
+    counts, _ = np.histogram(v, e)
+    return Histogram(counts / max(v.size, 1), int(v.size), n_nan, n_out)
+
+
+def bin_centres(edges: Any) -> np.ndarray:
+    """Midpoints of consecutive bin edges."""
+    e = np.asarray(edges, float)
+    return (e[:-1] + e[1:]) / 2
+
+
+def bin_index(values: Any, edges: Any) -> np.ndarray:
+    """Index of the bin of :func:`histogram_1d` that holds each value (e.g. the bins of the trained values)."""
+    e = np.asarray(edges, float)
+    v = np.atleast_1d(np.asarray(values, float))
+    if not np.all(np.isfinite(v)) or (v < e[0]).any() or (v > e[-1]).any():
+        raise ParameterError(f"parameter 'values' must lie within [{e[0]}, {e[-1]}]; got {values!r}")
+    return np.minimum(np.searchsorted(e, v, side="right") - 1, e.size - 2)
+
+
+def response_ci(dists: Any, n_samples: int | None = None, level: float = 0.95, method: str = "t",
+                clip: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean share per bin over seeds and its two-sided interval at ``level``.
+
+    ``dists`` is (seeds, bins) or one distribution (bins,). With two or more seeds the interval is
+    mean ± q·sd/√seeds over seeds, with q the t quantile (``method="t"``) or the normal one (``"normal"``, used by
+    :func:`impulse_responses`). With one seed it is the binomial sampling interval of each share given
+    ``n_samples`` measured images (normal approximation, mean ± z·√(p(1-p)/n)). Bounds are clipped to [0, 1].
+    """
+    check_choice("method", method, ["t", "normal"])
+    check_float("level", level, 0.0, 1.0)
+    d = np.asarray(dists, float)
+    d = d[None] if d.ndim == 1 else d
+    if d.ndim != 2 or d.shape[0] == 0 or d.shape[1] == 0:
+        raise ParameterError(f"parameter 'dists' must have shape (seeds, bins); got {np.shape(dists)}")
+    mean = d.mean(axis=0)
+    if d.shape[0] >= 2:
+        q = float(stats.t.ppf(0.5 + level / 2, d.shape[0] - 1)) if method == "t" else _z(level)
+        half = q * d.std(axis=0, ddof=1) / np.sqrt(d.shape[0])
+    else:
+        if n_samples is None:
+            raise ParameterError("parameter 'n_samples' must be given (the number of measured images) when "
+                                 "'dists' holds one seed")
+        n = check_int("n_samples", n_samples, 0)
+        half = _z(level) * np.sqrt(mean * (1 - mean) / max(n, 1))
+    lo, hi = mean - half, mean + half
+    return (mean, np.clip(lo, 0, 1), np.clip(hi, 0, 1)) if clip else (mean, lo, hi)
+
+
+def _quantile(p: np.ndarray, c: np.ndarray, q: float) -> float:
+    """Quantile of a binned distribution whose mass is spread evenly within each bin (edges halfway between
+    centres, the outer ones half a spacing out)."""
+    if c.size == 1:
+        return float(c[0])
+    mids = (c[:-1] + c[1:]) / 2
+    edges = np.concatenate([[c[0] - (mids[0] - c[0])], mids, [c[-1] + (c[-1] - mids[-1])]])
+    cum = np.cumsum(p)
+    j = min(int(np.searchsorted(cum, q * cum[-1], side="left")), p.size - 1)
+    before = cum[j - 1] if j > 0 else 0.0
+    frac = (q * cum[-1] - before) / p[j] if p[j] > 0 else 0.5
+    return float(edges[j] + frac * (edges[j + 1] - edges[j]))
+
+
+def _half_max_crossing(p: np.ndarray, c: np.ndarray, m: int, step: int) -> float:
+    """Distance from the mode ``m`` to where the linearly interpolated curve first drops below half its maximum,
+    walking right (``step=1``) or left (``-1``); NaN when it never does before the edge of the grid."""
+    half = p[m] / 2
+    i = m + step
+    while 0 <= i < p.size:
+        if p[i] < half:
+            j = i - step
+            x = c[j] + (p[j] - half) / (p[j] - p[i]) * (c[i] - c[j])
+            return float(abs(x - c[m]))
+        i += step
+    return float("nan")
+
+
+def response_shape(dist: Any, centres: Any = None) -> dict[str, float]:
+    """Shape, width, skew and symmetry of one response (a distribution over bins with the given centres; default
+    0..K-1, so numerosity bins are counts).
+
+    Returns ``mean``, ``sd``, ``mode`` (centre of the highest bin; first one on ties), ``mode_bin``, ``median``;
+    ``skewness`` (third standardised moment); ``bowley`` (quartile skewness (Q3 + Q1 - 2·Q2) / (Q3 - Q1), with mass
+    spread evenly within each bin; 0 for a symmetric response, in [-1, 1]); ``mass_below`` / ``mass_above`` (mass
+    strictly left / right of the mode bin) and ``mass_asymmetry`` = above - below; ``hwhm_left`` / ``hwhm_right``
+    (distance from the mode to the first crossing of half the peak height, linear interpolation between centres;
+    NaN on a side that stays above half to the grid's edge), ``hwhm`` (their mean, or the one that exists) and
+    ``hwhm_ratio`` = right / left (> 1: a longer right flank, as for numerosity and size in the paper).
+    A single-bin spike has hwhm = half a bin: widths below a bin are not resolved.
+    """
+    p = _as_dist("dist", dist, normalise=True)
+    c = _as_grid("centres", centres, p.size)
+    mean = float((c * p).sum())
+    sd = float(np.sqrt(((c - mean) ** 2 * p).sum()))
+    skew = float(((c - mean) ** 3 * p).sum() / sd ** 3) if sd > 0 else 0.0
+    m = int(np.argmax(p))
+    left, right = _half_max_crossing(p, c, m, -1), _half_max_crossing(p, c, m, 1)
+    sides = [w for w in (left, right) if np.isfinite(w)]
+    q1, q2, q3 = (_quantile(p, c, q) for q in (0.25, 0.5, 0.75))
+    below, above = float(p[:m].sum()), float(p[m + 1:].sum())
+    return {
+        "mean": mean, "sd": sd, "mode": float(c[m]), "mode_bin": m, "median": q2, "skewness": skew,
+        "bowley": float((q3 + q1 - 2 * q2) / (q3 - q1)) if q3 > q1 else 0.0,
+        "mass_below": below, "mass_above": above, "mass_asymmetry": above - below,
+        "hwhm_left": left, "hwhm_right": right, "hwhm": float(np.mean(sides)) if sides else float("nan"),
+        "hwhm_ratio": right / left if left > 0 else float("nan"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Convolution prediction and prototype enhancement (paper Sec. 4.2, Fig. 6)
+# ---------------------------------------------------------------------------------------------------------------
+
+def convolution_prediction(responses: Mapping[Any, Any], weights: Mapping[Any, float]) -> np.ndarray:
+    """Predicted response to a multi-valued training distribution: sum_v p(v)·r_v.
+
+    ``responses[v]`` is the response measured when training on the single value v (all on the same bins);
+    ``weights[v]`` is p(v), divided by its total here. Responses are used as given (not renormalised), so the
+    prediction is linear in them. Keys are matched exactly, else numerically (0.1 + 0.2 finds 0.3).
+    """
+    if not weights:
+        raise ParameterError("parameter 'weights' must map at least one trained value to its probability; got {}")
+    w = {v: check_float(f"weights[{v!r}]", x, 0.0) for v, x in weights.items()}
+    total = sum(w.values())
+    if total <= 0:
+        raise ParameterError("parameter 'weights' must have a positive total; got all zeros")
+    pred = None
+    for v, x in w.items():
+        try:
+            r = _as_dist(f"responses[{v!r}]", _lookup(responses, v))
+        except KeyError:
+            raise ParameterError(f"parameter 'responses' must hold a response for every trained value; "
+                                 f"missing {v!r} (have {sorted(responses, key=str)})") from None
+        if pred is not None and r.shape != pred.shape:
+            raise ParameterError(f"parameter 'responses' must all have the same bins; {v!r} has {r.size}, "
+                                 f"others {pred.size}")
+        pred = x / total * r if pred is None else pred + x / total * r
+    return pred
+
+
+def shift_kernel_prediction(kernel: Any, kernel_centre_bin: int, weights_by_bin: Any,
+                            n_bins: int | None = None) -> np.ndarray:
+    """Prediction from one measured response, assumed shift-invariant: the training distribution on the bin grid
+    convolved with ``kernel`` re-centred so that its bin ``kernel_centre_bin`` (the trained value's bin) moves onto
+    each trained bin: pred[j] = sum_i w[i]·kernel[j - i + kernel_centre_bin].
+
+    ``weights_by_bin`` is an array over the bins or a mapping bin -> weight (then ``n_bins`` bins, default
+    ``len(kernel)``); weights are divided by their total. Kernel mass shifted past either end of the grid is lost
+    (the prediction then sums to less than the kernel), not piled onto the edge bins.
+    """
+    k = _as_dist("kernel", kernel)
+    c = check_int("kernel_centre_bin", kernel_centre_bin, 0, k.size - 1)
+    if isinstance(weights_by_bin, Mapping):
+        n = check_int("n_bins", k.size if n_bins is None else n_bins, 1)
+        w = np.zeros(n)
+        for b, x in weights_by_bin.items():
+            w[check_int("weights_by_bin key", b, 0, n - 1)] += check_float(f"weights_by_bin[{b!r}]", x, 0.0)
+    else:
+        w = _as_dist("weights_by_bin", weights_by_bin)
+    w = _as_dist("weights_by_bin", w, normalise=True)
+    return np.convolve(w, k)[c:c + w.size]
+
+
+def distribution_distance(p: Any, q: Any, width: float = 1.0, centres: Any = None) -> dict[str, float]:
+    """Distances between two distributions over the same bins, each first divided by its total.
+
+    ``tv``: total variation, ½·Σ|p - q| in [0, 1]; ``js``: Jensen-Shannon divergence in bits, in [0, 1];
+    ``emd``: earth mover's distance along the bin axis, Σ_k |P_k - Q_k|·(c_{k+1} - c_k) with P, Q the CDFs, i.e.
+    L1 between CDFs times the bin width (``width``, or the spacing of ``centres`` when given).
+    """
+    a = _as_dist("p", p, normalise=True)
+    b = _as_dist("q", q, normalise=True)
+    if a.shape != b.shape:
+        raise ParameterError(f"parameters 'p' and 'q' must have the same bins; got {a.size} and {b.size}")
+    steps = np.diff(_as_grid("centres", centres, a.size)) if centres is not None else \
+        np.full(a.size - 1, check_float("width", width, 0.0))
+    m = (a + b) / 2
+    kl = lambda x: float(np.sum(x[x > 0] * np.log2(x[x > 0] / m[x > 0])))  # noqa: E731
+    return {
+        "tv": float(0.5 * np.abs(a - b).sum()),
+        "js": min(max(0.5 * kl(a) + 0.5 * kl(b), 0.0), 1.0),
+        "emd": float((np.abs(np.cumsum(a) - np.cumsum(b))[:-1] * steps).sum()),
+    }
+
+
+def prototype_enhancement(actual: Any, predicted: Any, centres: Any, a: float, b: float,
+                          half_width: float | None = None) -> dict[str, Any]:
+    """Prototype-enhancement index for a two-mode training distribution with modes a < b: the actual response's
+    mass near the midpoint (a + b)/2 against the convolution prediction's mass there.
+
+    Window: bins whose centre c satisfies |c - (a+b)/2| <= half_width; default half_width = (b - a)/4, the middle
+    half of the gap, which stays clear of both trained modes. Both distributions are divided by their totals first.
+    Returns ``actual_mid``, ``predicted_mid``, ``ratio`` = actual_mid / predicted_mid (> 1: enhancement; inf when
+    the prediction has no mass there), ``difference`` = actual_mid - predicted_mid, the ``window`` (lo, hi),
+    ``n_window_bins``, the actual response's ``actual_mode`` and whether it lies in the window.
+    """
+    x = _as_dist("actual", actual, normalise=True)
+    y = _as_dist("predicted", predicted, normalise=True)
+    if x.shape != y.shape:
+        raise ParameterError(f"parameters 'actual' and 'predicted' must have the same bins; got {x.size} and {y.size}")
+    c = _as_grid("centres", centres, x.size)
+    a, b = check_float("a", a), check_float("b", b)
+    if not a < b:
+        raise ParameterError(f"parameters 'a' and 'b' must satisfy a < b; got a={a!r}, b={b!r}")
+    hw = (b - a) / 4 if half_width is None else check_float("half_width", half_width, 0.0)
+    mid = (a + b) / 2
+    inside = np.abs(c - mid) <= hw + 1e-9 * max(abs(mid), hw, 1.0)
+    if not inside.any():
+        raise ParameterError(f"parameter 'half_width' must be large enough for the window {mid}±{hw} to hold a bin "
+                             "centre")
+    am, pm = float(x[inside].sum()), float(y[inside].sum())
+    mode = float(c[int(np.argmax(x))])
+    return {
+        "actual_mid": am, "predicted_mid": pm, "difference": am - pm,
+        "ratio": am / pm if pm > 0 else (float("inf") if am > 0 else float("nan")),
+        "window": (mid - hw, mid + hw), "n_window_bins": int(inside.sum()),
+        "actual_mode": mode, "actual_mode_in_window": bool(inside[int(np.argmax(x))]),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Independence of features (paper Sec. 4.3, Fig. 7)
+# ---------------------------------------------------------------------------------------------------------------
+
+def _pool_sparse_bins(counts: np.ndarray, min_expected: float = 5.0) -> np.ndarray:
+    """Merge adjacent bins (columns) of a (responses, bins) count table, left to right, until each pooled column
+    holds at least ``min_expected`` counts per response on average (the usual validity rule of the chi-square
+    test; sparse tail bins otherwise inflate it). A short remainder at the right joins the last pooled column."""
+    need = min_expected * counts.shape[0]
+    cols, acc = [], np.zeros(counts.shape[0])
+    for j in range(counts.shape[1]):
+        acc = acc + counts[:, j]
+        if acc.sum() >= need:
+            cols.append(acc)
+            acc = np.zeros(counts.shape[0])
+    if acc.sum() > 0:
+        if cols:
+            cols[-1] = cols[-1] + acc
+        else:
+            cols.append(acc)
+    return np.array(cols).T if cols else np.zeros((counts.shape[0], 0))
+
+
+def independence_statistic(dists_by_k: Mapping[int, Any], n_samples: int | Mapping[int, int] | None = None,
+                           centres: Any = None, reference: int | None = None) -> dict[str, Any]:
+    """How one feature's response changes as the other features take k = 1..50 random values.
+
+    ``dists_by_k[k]``: the response (over the same bins) when the nuisance features had k values. Per k (``rows``):
+    TV, JS and EMD to the reference response (k = 1 if present, else the smallest k; or ``reference``), the mean and
+    sd (over ``centres``, default 0..K-1) and their changes ``d_mean``, ``d_sd``. Summary: ``max_tv``, ``max_emd``;
+    ``spearman_rho``/``spearman_p`` between k and sd (the paper sees a slight increase of variance with k; NaN with
+    fewer than 3 values of k or a constant sd); and, when ``n_samples`` (images measured per response; an int or a
+    mapping k -> int) is given, a chi-square test of homogeneity of the histograms (counts = round(share·n),
+    adjacent sparse bins pooled until each pooled bin averages >= 5 counts per response; ``chi2``, ``dof``,
+    ``p_value``) with Cramér's V as effect size (with many samples even tiny differences are significant, so read V
+    and the distances too).
+    """
+    if len(dists_by_k) < 2:
+        raise ParameterError(f"parameter 'dists_by_k' must hold responses for at least 2 values of k; "
+                             f"got {len(dists_by_k)}")
+    ks = sorted(dists_by_k)
+    rows_in = [_as_dist(f"dists_by_k[{k!r}]", dists_by_k[k], normalise=True) for k in ks]
+    if len({x.size for x in rows_in}) != 1:
+        raise ParameterError("parameter 'dists_by_k' must hold responses over the same bins")
+    d = np.array(rows_in)
+    c = _as_grid("centres", centres, d.shape[1])
+    ref = (1 if 1 in dists_by_k else ks[0]) if reference is None else reference
+    if ref not in dists_by_k:
+        raise ParameterError(f"parameter 'reference' must be one of {ks}; got {reference!r}")
+    r = d[ks.index(ref)]
+    means = d @ c
+    sds = np.sqrt(((c[None] - means[:, None]) ** 2 * d).sum(axis=1))
+    rows = []
+    for i, k in enumerate(ks):
+        dist = distribution_distance(d[i], r, centres=c) if c.size > 1 else {"tv": 0.0, "js": 0.0, "emd": 0.0}
+        rows.append({"k": k, **dist, "mean": float(means[i]), "sd": float(sds[i]),
+                     "d_mean": float(means[i] - means[ks.index(ref)]), "d_sd": float(sds[i] - sds[ks.index(ref)])})
+    out: dict[str, Any] = {"reference": ref, "ks": ks, "rows": rows,
+                           "max_tv": max(x["tv"] for x in rows), "max_emd": max(x["emd"] for x in rows),
+                           "spearman_rho": float("nan"), "spearman_p": float("nan"),
+                           "chi2": float("nan"), "dof": 0, "p_value": float("nan"), "cramers_v": float("nan")}
+    if len(ks) >= 3 and np.ptp(sds) > 1e-12:
+        rho, p = stats.spearmanr(ks, sds)
+        out["spearman_rho"], out["spearman_p"] = float(rho), float(p)
+    if n_samples is not None:
+        if isinstance(n_samples, Mapping) and not all(k in n_samples for k in ks):
+            raise ParameterError(f"parameter 'n_samples' must give a count for every k in {ks}; "
+                                 f"got keys {sorted(n_samples)}")
+        ns = np.array([check_int(f"n_samples[{k!r}]", n_samples[k] if isinstance(n_samples, Mapping) else n_samples,
+                                 1) for k in ks], float)
+        counts = _pool_sparse_bins(np.rint(d * ns[:, None]))
+        if counts.shape[1] < 2:
+            out.update(chi2=0.0, dof=0, p_value=1.0, cramers_v=0.0)
+        else:
+            chi2, p, dof, _ = stats.chi2_contingency(counts, correction=False)
+            v = np.sqrt(chi2 / (counts.sum() * (min(counts.shape) - 1)))
+            out.update(chi2=float(chi2), dof=int(dof), p_value=float(p), cramers_v=float(v))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Combinations: support precision/recall and marginals (paper Sec. 5, Fig. 8-9, App. B.2)
+# ---------------------------------------------------------------------------------------------------------------
+
+def combination_ids(indices: Sequence[Any], grid_shape: Sequence[int]) -> np.ndarray:
+    """Flat combination ids (C order, as ``np.ravel_multi_index``) from per-feature index arrays, one per grid axis;
+    -1 where any index is outside its axis (e.g. a measurement that matched no grid value)."""
+    shape = tuple(check_int(f"grid_shape[{i}]", s, 1) for i, s in enumerate(grid_shape))
+    if len(indices) != len(shape):
+        raise ParameterError(f"parameter 'indices' must hold one index array per grid axis ({len(shape)}); "
+                             f"got {len(indices)}")
+    idx = [_as_ids(f"indices[{i}]", a) for i, a in enumerate(indices)]
+    if len({a.size for a in idx}) != 1:
+        raise ParameterError("parameter 'indices' must hold index arrays of equal length")
+    ok = np.all([(a >= 0) & (a < s) for a, s in zip(idx, shape)], axis=0)
+    out = np.full(idx[0].size, -1, np.int64)
+    if ok.any():
+        out[ok] = np.ravel_multi_index([a[ok] for a in idx], shape)
+    return out
+
+
+def support_precision_recall(generated_ids: Any, train_ids: Any, n_total: int | None = None,
+                             threshold: float = 0.1) -> dict[str, Any]:
+    """Precision and recall of the learned support against the training combinations (paper Sec. 5, App. B.2).
+
+    The training distribution is uniform on the set S = unique(``train_ids``), p* = 1/|S|. The learned q is the
+    share of each id among the generated samples with a valid id (ids < 0, unmeasurable samples, are left out and
+    counted in ``n_invalid``). A combination is in supp(q) when q(z) >= ``threshold``·p*, i.e. when its count is at
+    least ``min_count`` = threshold·n_valid/|S| (1e-9 relative tolerance, so counts exactly at the threshold are in).
+    precision = |supp(q) ∩ S| / |supp(q)| (NaN for an empty support), recall = |supp(q) ∩ S| / |S|,
+    iou = |supp(q) ∩ S| / |supp(q) ∪ S|. Also: ``n_support``, ``n_train``, ``n_hit`` (= |supp ∩ S|), ``n_novel``
+    (supp(q) outside S), ``novel_mass`` (q's mass on all ids outside S, above threshold or not), ``n_generated``,
+    ``n_invalid``, the ``missing`` and ``novel`` ids, and with ``n_total`` (number of possible combinations, ids
+    must be below it) ``chance_precision`` = |S| / n_total, the precision of a model uniform over all combinations.
+    """
+    thr = check_float("threshold", threshold, 0.0)
+    g = _as_ids("generated_ids", generated_ids)
+    s = np.unique(_as_ids("train_ids", train_ids))
+    if s.size == 0 or s[0] < 0:
+        raise ParameterError("parameter 'train_ids' must hold at least one non-negative combination id")
+    if n_total is not None:
+        n_total = check_int("n_total", n_total, 1)
+        if s[-1] >= n_total or (g.size and g.max() >= n_total):
+            raise ParameterError(f"parameters 'generated_ids' and 'train_ids' must hold ids below n_total={n_total}")
+    valid = g[g >= 0]
+    ids, counts = np.unique(valid, return_counts=True)
+    in_supp = counts * s.size >= thr * valid.size * (1 - 1e-9)
+    supp = ids[in_supp]
+    hit = np.intersect1d(supp, s)
+    novel = np.setdiff1d(supp, s)
+    missing = np.setdiff1d(s, supp)
+    out = {
+        "precision": hit.size / supp.size if supp.size else float("nan"),
+        "recall": hit.size / s.size,
+        "iou": hit.size / np.union1d(supp, s).size,
+        "n_support": int(supp.size), "n_train": int(s.size), "n_hit": int(hit.size), "n_novel": int(novel.size),
+        "n_missing": int(missing.size),
+        "novel_mass": float(counts[~np.isin(ids, s)].sum() / valid.size) if valid.size else float("nan"),
+        "n_generated": int(g.size), "n_invalid": int(g.size - valid.size),
+        "min_count": thr * valid.size / s.size, "threshold": thr,
+        "missing": missing.tolist(), "novel": novel.tolist(),
+    }
+    if n_total is not None:
+        out["n_total"], out["chance_precision"] = n_total, s.size / n_total
+    return out
+
+
+def precision_recall_curve(runs: Iterable[tuple[Any, Any]], n_total: int | None = None, threshold: float = 0.1,
+                           level: float = 0.95) -> list[dict[str, Any]]:
+    """Precision/recall as a function of the number of training combinations |S| (paper Fig. 8).
+
+    ``runs``: (generated_ids, train_ids) pairs, e.g. one per model seed and training set. Runs are grouped by |S|;
+    each row holds ``n_train``, ``runs`` and, for precision, recall, iou and novel_mass, the mean over the group's
+    runs with its t interval (``<name>_lo``, ``<name>_hi``; NaN for a single run). Rows are sorted by |S|.
+    """
+    groups: dict[int, list[dict]] = defaultdict(list)
+    for gen, train in runs:
+        r = support_precision_recall(gen, train, n_total=n_total, threshold=threshold)
+        groups[r["n_train"]].append(r)
+    rows = []
+    for n, rs in sorted(groups.items()):
+        row: dict[str, Any] = {"n_train": n, "runs": len(rs)}
+        for name in ("precision", "recall", "iou", "novel_mass"):
+            row[name], row[f"{name}_lo"], row[f"{name}_hi"] = mean_ci([r[name] for r in rs], level)
+        rows.append(row)
+    return rows
+
+
+def joint_distribution(ids: Any, grid_shape: Sequence[int]) -> np.ndarray:
+    """Share of each combination, shaped like the grid (C order); ids < 0 are left out (paper Fig. 9 tables)."""
+    shape = tuple(check_int(f"grid_shape[{i}]", s, 1) for i, s in enumerate(grid_shape))
+    a = _as_ids("ids", ids)
+    a = a[a >= 0]
+    total = int(np.prod(shape))
+    if a.size and a.max() >= total:
+        raise ParameterError(f"parameter 'ids' must hold ids below {total} (the grid {shape}); got {a.max()}")
+    return (np.bincount(a, minlength=total) / max(a.size, 1)).reshape(shape)
+
+
+def marginals(ids: Any, grid_shape: Sequence[int]) -> list[np.ndarray]:
+    """One 1-D distribution per grid axis: the share of ids (each counted once per occurrence; ids < 0 left out)
+    taking each value on that axis. Pass ``np.unique(train_ids)`` for the uniform training distribution p*."""
+    joint = joint_distribution(ids, grid_shape)
+    return [joint.sum(axis=tuple(j for j in range(joint.ndim) if j != i)) for i in range(joint.ndim)]
+
+
+def marginal_distance(gen_ids: Any, train_ids: Any, grid_shape: Sequence[int]) -> list[dict[str, Any]]:
+    """Per grid axis, the generated marginal against the training one (p* uniform on unique(``train_ids``)):
+    ``axis``, ``tv``, ``js``, ``emd`` (in index steps), ``max_abs`` (largest share difference), and both marginals
+    (``generated``, ``train``). Small values mean the marginals are preserved (paper Sec. 5, CLEVR)."""
+    q = marginals(gen_ids, grid_shape)
+    p = marginals(np.unique(_as_ids("train_ids", train_ids)), grid_shape)
+    out = []
+    for i, (qi, pi) in enumerate(zip(q, p)):
+        d = distribution_distance(qi, pi) if qi.sum() > 0 else {"tv": float("nan"), "js": float("nan"),
+                                                                "emd": float("nan")}
+        out.append({"axis": i, **d, "max_abs": float(np.abs(qi - pi).max()), "generated": qi, "train": pi})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bootstrap
+# ---------------------------------------------------------------------------------------------------------------
+
+def bootstrap_ci(stat_fn: Callable[[np.ndarray], float], samples: Any, n_boot: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float, float]:
+    """Percentile bootstrap: ``stat_fn(samples)`` and the (1-level)/2, (1+level)/2 quantiles of ``stat_fn`` over
+    ``n_boot`` resamples (with replacement, along axis 0, numpy Generator seeded by ``seed``). NaN statistics of
+    resamples are ignored. E.g. ``bootstrap_ci(lambda g: support_precision_recall(g, S)["precision"], gen_ids)``."""
+    n_boot = check_int("n_boot", n_boot, 1)
+    check_float("level", level, 0.0, 1.0)
+    x = np.asarray(samples)
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ParameterError(f"parameter 'samples' must be a non-empty array; got shape {x.shape}")
+    rng = np.random.default_rng(check_int("seed", seed, 0))
+    est = float(stat_fn(x))
+    boots = np.array([stat_fn(x[rng.integers(0, x.shape[0], x.shape[0])]) for _ in range(n_boot)], float)
+    boots = boots[np.isfinite(boots)]
+    if boots.size == 0:
+        return est, float("nan"), float("nan")
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return est, float(lo), float(hi)

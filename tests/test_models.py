@@ -42,3 +42,34 @@ def test_tiny_model_moves_its_loss(family, group):
                 progress=False)
     first, last = res.losses[0][group], res.losses[-1][group]
     assert last < first, f"{family}: {group} loss did not fall ({first} -> {last})"
+
+
+def _renders(name: str, n: int) -> torch.Tensor:
+    import importlib
+
+    mod = importlib.import_module(f"probe_utils.render.{name}")
+    if name == "dots":
+        x, _ = mod.render(count=3, n=n, seed=0, size=32)
+    elif name == "clevr":
+        x, _ = mod.render(n=n, seed=0, size=64, count=2)
+        x = torch.nn.functional.avg_pool2d(x, 2)
+    else:
+        x, _ = mod.render(n=n, seed=0, size=32)
+    return x
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", ["dots", "pie", "mnist3", "clevr"])
+@pytest.mark.parametrize("family", ["wgan_gp_fc", "vae_fc"])
+def test_fc_families_train_on_every_data_set_at_ci_scale(dataset, family):
+    from probe_utils.experiments import PRESETS
+
+    pre = PRESETS["ci"]
+    x = _renders(dataset, 64 if dataset == "clevr" else 256)
+    m = build(family, image_size=32, width=pre.width)
+    res = train(m, ImagePool(x, torch.device("cpu")), TrainConfig(steps=pre.steps, batch_size=pre.batch_size,
+                                                                   log_every=5), progress=False)
+    group = "vae" if family == "vae_fc" else "critic"
+    assert all(torch.isfinite(torch.tensor(l[group])) for l in res.losses)
+    assert res.losses[-1][group] < res.losses[0][group]
+    assert m.sample(4).shape == (4, 3, 32, 32)

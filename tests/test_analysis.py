@@ -1,0 +1,253 @@
+"""Analysis functions on synthetic inputs with known answers (pure numpy; quick)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from probe_utils import analysis as A
+from probe_utils.params import ParameterError
+
+
+def gauss(centres: np.ndarray, mu: float, sd: float) -> np.ndarray:
+    p = np.exp(-0.5 * ((centres - mu) / sd) ** 2)
+    return p / p.sum()
+
+
+def onehot(i: int, n: int) -> np.ndarray:
+    p = np.zeros(n)
+    p[i] = 1.0
+    return p
+
+
+# --- histograms and response shape -----------------------------------------------------------------------------
+
+def test_histogram_1d_drops_and_reports_nan_and_out_of_range():
+    edges = np.linspace(0, 1, 11)
+    h = A.histogram_1d([0.05, 0.15, 0.15, np.nan, 1.5, 1.0, np.inf], edges)
+    expected = np.zeros(10)
+    expected[[0, 1, 9]] = [0.25, 0.5, 0.25]
+    np.testing.assert_allclose(h.shares, expected)
+    assert (h.n_used, h.n_nan, h.n_out) == (4, 2, 1)
+    hc = A.histogram_1d([0.05, 1.5, -3.0, np.nan], edges, clip=True)
+    assert (hc.n_used, hc.n_nan, hc.n_out) == (3, 1, 0)
+    np.testing.assert_allclose(hc.shares[[0, 9]], [2 / 3, 1 / 3])
+    assert A.histogram_1d([np.nan], edges).shares.sum() == 0
+    np.testing.assert_array_equal(A.bin_index([0.0, 0.05, 0.1, 0.95, 1.0], edges), [0, 0, 1, 9, 9])
+    np.testing.assert_allclose(A.bin_centres(edges)[:2], [0.05, 0.15])
+    with pytest.raises(ParameterError, match="edges"):
+        A.histogram_1d([0.1], [1.0, 0.0])
+
+
+def test_response_shape_of_a_gaussian():
+    c = np.linspace(0, 1, 201)
+    s = A.response_shape(gauss(c, 0.5, 0.05), c)
+    assert s["mean"] == pytest.approx(0.5) and s["median"] == pytest.approx(0.5, abs=1e-9)
+    assert s["sd"] == pytest.approx(0.05, rel=1e-3)
+    assert s["hwhm"] == pytest.approx(np.sqrt(2 * np.log(2)) * 0.05, rel=0.01)
+    assert s["hwhm_ratio"] == pytest.approx(1.0)
+    for key in ("skewness", "bowley", "mass_asymmetry"):
+        assert abs(s[key]) < 1e-9, key
+
+
+def test_response_shape_of_a_right_skewed_response_matches_dist_stats():
+    p = np.array([0.0, 0.05, 0.15, 0.4, 0.2, 0.12, 0.06, 0.02])      # numerosity-like: longer right flank
+    s, d = A.response_shape(p), A.dist_stats(p)
+    assert s["mode"] == d["mode"] == s["mode_bin"] == 3
+    assert s["mean"] == pytest.approx(d["mean"]) and s["sd"] == pytest.approx(d["sd"])
+    assert s["skewness"] == pytest.approx(d["skew"])
+    assert s["skewness"] > 0 and s["bowley"] > 0 and s["hwhm_ratio"] > 1
+    assert s["mass_asymmetry"] == pytest.approx(0.4 - 0.2)
+    delta = A.response_shape(onehot(4, 9))
+    assert delta["sd"] == 0 and delta["hwhm"] == pytest.approx(0.5) and delta["bowley"] == 0
+    edge = A.response_shape([0.6, 0.3, 0.1])                           # mode on the first bin: no left flank
+    assert np.isnan(edge["hwhm_left"]) and edge["hwhm"] == pytest.approx(edge["hwhm_right"])
+
+
+# --- confidence intervals -------------------------------------------------------------------------------------
+
+def test_response_ci_t_normal_and_binomial():
+    same = np.tile([0.2, 0.8], (3, 1))
+    mean, lo, hi = A.response_ci(same)
+    np.testing.assert_allclose([mean, lo, hi], [[0.2, 0.8]] * 3)
+    mean, lo, hi = A.response_ci([[0.2], [0.4]], clip=False)
+    assert mean[0] == pytest.approx(0.3) and hi[0] - mean[0] == pytest.approx(12.706205 * 0.1, rel=1e-6)
+    _, lo_n, hi_n = A.response_ci([[0.2], [0.4]], method="normal", clip=False)
+    assert hi_n[0] - 0.3 == pytest.approx(1.96 * 0.1)
+    mean, lo, hi = A.response_ci([0.5, 0.5], n_samples=100)
+    np.testing.assert_allclose(hi - mean, 1.96 * 0.05)
+    _, lo, hi = A.response_ci([[0.0], [1.0]])
+    assert lo[0] == 0 and hi[0] == 1                                    # clipped to shares
+    with pytest.raises(ParameterError, match="n_samples"):
+        A.response_ci([0.5, 0.5])
+
+
+def test_impulse_responses_use_the_normal_interval():
+    recs = [{"model": "m", "value": 2, "seed": s, "result": {"distribution": d, "n_samples": 50}}
+            for s, d in enumerate([[0.1, 0.6, 0.3], [0.2, 0.5, 0.3]])]
+    recs.append({"model": "m", "value": 3, "seed": 0, "result": {"distribution": [0.0, 0.3, 0.7], "n_samples": 50}})
+    r2, r3 = A.impulse_responses(recs)
+    d, n = A.stack_distributions(recs[:2])
+    for got, want in zip((r2.dist, r2.lo, r2.hi), A.response_ci(d, n, method="normal")):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(r3.hi - r3.dist, 1.96 * np.sqrt(r3.dist * (1 - r3.dist) / 50))
+
+
+# --- convolution and prototype enhancement --------------------------------------------------------------------
+
+def test_convolution_of_delta_responses_is_the_training_distribution():
+    n = 11
+    responses = {v: onehot(v, n) for v in range(n)}
+    weights = {2: 1.0, 5: 2.0, 9: 1.0}
+    np.testing.assert_allclose(A.convolution_prediction(responses, weights),
+                               np.bincount([2, 5, 5, 9], minlength=n) / 4)
+    c = np.linspace(0, 1, 101)
+    resp = {0.3: gauss(c, 0.3, 0.04), 0.9: gauss(c, 0.9, 0.02)}
+    np.testing.assert_allclose(A.convolution_prediction(resp, {0.1 + 0.2: 1, 0.9: 3}),
+                               0.25 * resp[0.3] + 0.75 * resp[0.9])
+    with pytest.raises(ParameterError, match="missing 0.5"):
+        A.convolution_prediction(resp, {0.5: 1.0})
+
+
+def test_shifted_gaussian_kernel_reproduces_a_bimodal_mixture():
+    c = np.arange(101.0)
+    kernel = gauss(c, 20, 3)                                             # tails below bin 0 ~1e-12
+    pred = A.shift_kernel_prediction(kernel, 20, {30: 1.0, 70: 1.0})
+    np.testing.assert_allclose(pred, 0.5 * gauss(c, 30, 3) + 0.5 * gauss(c, 70, 3), atol=1e-10)
+    w = np.zeros(101)
+    w[[30, 70]] = 0.5
+    np.testing.assert_allclose(A.shift_kernel_prediction(kernel, 20, w), pred)
+    lost = A.shift_kernel_prediction(onehot(3, 10), 5, {0: 1.0})         # shifted 2 bins past the left edge
+    assert lost.sum() == 0
+
+
+def test_distribution_distance_known_values():
+    n = 20
+    for i, j in [(3, 3), (2, 9), (15, 4)]:
+        d = A.distribution_distance(onehot(i, n), onehot(j, n), width=0.05)
+        assert d["emd"] == pytest.approx(abs(i - j) * 0.05)
+        assert d["tv"] == pytest.approx(float(i != j)) and d["js"] == pytest.approx(float(i != j))
+    c = np.array([0.0, 0.1, 0.5, 2.0])
+    assert A.distribution_distance(onehot(1, 4), onehot(3, 4), centres=c)["emd"] == pytest.approx(1.9)
+    p, q = gauss(np.arange(40.0), 15, 3), gauss(np.arange(40.0), 19, 3)
+    d1, d2 = A.distribution_distance(p, q), A.distribution_distance(q, p)
+    assert d1 == pytest.approx(d2) and d1["emd"] == pytest.approx(4.0, rel=1e-6)
+    assert 0 < d1["js"] < d1["tv"] < 1
+
+
+def test_prototype_enhancement_index():
+    c = np.linspace(0.005, 0.995, 100)
+    pred = 0.5 * gauss(c, 0.3, 0.03) + 0.5 * gauss(c, 0.4, 0.03)
+    same = A.prototype_enhancement(pred, pred, c, 0.3, 0.4)
+    assert same["ratio"] == pytest.approx(1.0) and same["difference"] == pytest.approx(0.0)
+    assert same["n_window_bins"] == 6 and same["window"] == pytest.approx((0.325, 0.375))
+    merged = A.prototype_enhancement(gauss(c, 0.35, 0.03), pred, c, 0.3, 0.4)
+    assert merged["ratio"] > 1 and merged["difference"] > 0 and merged["actual_mode_in_window"]
+    far = 0.5 * gauss(c, 0.3, 0.03) + 0.5 * gauss(c, 0.9, 0.03)
+    assert A.prototype_enhancement(far, far, c, 0.3, 0.9)["ratio"] == pytest.approx(1.0)
+    with pytest.raises(ParameterError, match="half_width"):
+        A.prototype_enhancement(pred, pred, c, 0.3, 0.4, half_width=0.001)
+    with pytest.raises(ParameterError, match="a < b"):
+        A.prototype_enhancement(pred, pred, c, 0.4, 0.3)
+
+
+# --- independence ---------------------------------------------------------------------------------------------
+
+def test_independence_statistic_identical_noisy_and_different():
+    c = np.arange(20.0)
+    base = gauss(c, 8, 2)
+    same = A.independence_statistic({k: base for k in (1, 5, 10, 50)}, n_samples=1000)
+    assert same["max_tv"] == 0 and same["max_emd"] == 0 and same["chi2"] == 0 and same["p_value"] == 1
+    assert all(r["d_mean"] == 0 and r["d_sd"] == 0 for r in same["rows"]) and np.isnan(same["spearman_rho"])
+    rng = np.random.default_rng(0)                                      # sampling noise only: calibrated test
+    noisy = [A.independence_statistic({k: rng.multinomial(2000, base) / 2000 for k in (1, 5, 10, 50)},
+                                      n_samples=2000) for _ in range(60)]
+    assert np.mean([r["p_value"] < 0.05 for r in noisy]) < 0.15
+    assert max(r["cramers_v"] for r in noisy) < 0.08 and max(r["max_tv"] for r in noisy) < 0.08
+    wider = {k: gauss(c, 8, 2 + 0.02 * k) for k in (1, 5, 10, 50)}
+    diff = A.independence_statistic(wider, n_samples={k: 1000 for k in wider})
+    assert diff["spearman_rho"] == pytest.approx(1.0) and diff["rows"][-1]["d_sd"] > 0.5
+    assert diff["p_value"] < 1e-6 and diff["reference"] == 1
+    shifted = A.independence_statistic({1: base, 2: gauss(c, 12, 2)}, n_samples=500)
+    assert shifted["p_value"] < 1e-6 and shifted["cramers_v"] > 0.5
+    assert shifted["rows"][1]["d_mean"] == pytest.approx(4.0, abs=1e-3)
+    assert shifted["rows"][1]["emd"] == pytest.approx(4.0, abs=1e-3)
+    assert np.isnan(A.independence_statistic({1: base, 2: base})["p_value"])   # no counts, no test
+    with pytest.raises(ParameterError, match="n_samples"):
+        A.independence_statistic({1: base, 2: base}, n_samples={1: 100})
+    with pytest.raises(ParameterError, match="same bins"):
+        A.independence_statistic({1: base, 2: base[:-1]})
+
+
+# --- combinations ---------------------------------------------------------------------------------------------
+
+def test_support_precision_recall_perfect_and_missing():
+    s = np.arange(0, 100, 10)
+    r = A.support_precision_recall(np.repeat(s, 50), s, n_total=100)
+    assert (r["precision"], r["recall"], r["iou"], r["novel_mass"]) == (1.0, 1.0, 1.0, 0.0)
+    assert r["chance_precision"] == pytest.approx(0.1) and r["n_support"] == 10
+    r = A.support_precision_recall(np.repeat(s[:7], 50), s)
+    assert r["precision"] == 1.0 and r["recall"] == pytest.approx(0.7) and r["missing"] == [70, 80, 90]
+
+
+def test_support_precision_recall_threshold_rule():
+    s = np.arange(10)                                                     # p* = 0.1, threshold 0.01
+    novel = A.support_precision_recall(np.concatenate([np.repeat(s, 10), [55] * 5]), s)
+    assert novel["precision"] == pytest.approx(10 / 11) and novel["n_novel"] == 1 and novel["recall"] == 1
+    rare = A.support_precision_recall(np.concatenate([np.repeat(s, 100), [55] * 5]), s)
+    assert rare["precision"] == 1 and rare["n_novel"] == 0                # 5 < min_count = 10.05
+    assert rare["novel_mass"] == pytest.approx(5 / 1005) and rare["min_count"] == pytest.approx(10.05)
+    at = A.support_precision_recall(np.concatenate([np.repeat(s, 99), [55] * 10]), s)
+    assert at["min_count"] == pytest.approx(10) and at["n_novel"] == 1    # exactly at threshold: counted
+    weak = A.support_precision_recall(np.concatenate([np.repeat(s[1:], 100), [0] * 5]), s)
+    assert weak["recall"] == pytest.approx(0.9) and weak["missing"] == [0]  # a train id below threshold is missed
+    inv = A.support_precision_recall(np.concatenate([np.repeat(s, 10), [-1] * 50]), s)
+    assert inv["n_invalid"] == 50 and inv["precision"] == inv["recall"] == 1
+    assert A.support_precision_recall([55], s, threshold=0.0)["n_support"] == 1
+    assert np.isnan(A.support_precision_recall([-1, -1], s)["precision"])
+    with pytest.raises(ParameterError, match="n_total"):
+        A.support_precision_recall([120], s, n_total=100)
+    with pytest.raises(ParameterError, match="integer"):
+        A.support_precision_recall([0.5], s)
+
+
+def test_precision_recall_curve_groups_by_training_size():
+    s10, s20 = np.arange(10), np.arange(20)
+    runs = [(np.repeat(s20, 5), s20), (np.repeat(s10, 5), s10),
+            (np.concatenate([np.repeat(s10, 5), [50] * 5]), s10)]
+    rows = A.precision_recall_curve(runs, n_total=100)
+    assert [r["n_train"] for r in rows] == [10, 20] and [r["runs"] for r in rows] == [2, 1]
+    assert rows[0]["precision"] == pytest.approx((1 + 10 / 11) / 2) and rows[0]["recall"] == 1
+    assert rows[0]["precision_lo"] < rows[0]["precision"] < rows[0]["precision_hi"]
+    assert np.isnan(rows[1]["precision_lo"])
+
+
+def test_marginals_and_combination_ids():
+    grid = (5, 9, 9, 5)
+    full = np.arange(int(np.prod(grid)))
+    for i, m in enumerate(A.marginals(full, grid)):
+        np.testing.assert_allclose(m, np.full(grid[i], 1 / grid[i]))
+    idx = np.unravel_index(full, grid)
+    np.testing.assert_array_equal(A.combination_ids(idx, grid), full)
+    np.testing.assert_array_equal(A.combination_ids([[0, 4, 5], [1, -1, 0]], (5, 3)), [1, -1, -1])
+    # Fig. 9-like: shape 0 takes only colours 0-1; generated spreads its mass over all colours, same shape marginal.
+    train = A.combination_ids(([0, 0, 1, 1, 1, 1, 2, 2, 2, 2], [0, 1, 0, 1, 2, 3, 0, 1, 2, 3]), (3, 4))
+    gen = A.combination_ids(([0] * 8 + [1] * 16 + [2] * 16, [0, 1, 2, 3] * 10), (3, 4))
+    d = A.marginal_distance(gen, train, (3, 4))
+    assert d[0]["tv"] == pytest.approx(0.0, abs=1e-12) and d[1]["tv"] > 0
+    np.testing.assert_allclose(d[0]["train"], [0.2, 0.4, 0.4])
+    joint = A.joint_distribution(gen, (3, 4))
+    assert joint.shape == (3, 4) and joint.sum() == pytest.approx(1) and joint[0, 3] == pytest.approx(0.05)
+    assert all(x["tv"] == 0 for x in A.marginal_distance(train, train, (3, 4)))
+
+
+def test_bootstrap_ci_of_a_mean():
+    x = np.random.default_rng(1).normal(2.0, 1.0, 400)
+    est, lo, hi = A.bootstrap_ci(np.mean, x, n_boot=500, seed=3)
+    assert est == pytest.approx(x.mean()) and lo < est < hi
+    assert hi - lo == pytest.approx(2 * 1.96 / np.sqrt(400), rel=0.2)
+    assert A.bootstrap_ci(np.mean, x, n_boot=500, seed=3) == (est, lo, hi)
+    s = np.arange(10)
+    gen = np.concatenate([np.repeat(s, 20), [50] * 30])
+    p, plo, phi = A.bootstrap_ci(lambda g: A.support_precision_recall(g, s)["precision"], gen, n_boot=200)
+    assert p == pytest.approx(10 / 11) and plo <= p <= phi
