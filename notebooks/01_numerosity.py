@@ -38,7 +38,7 @@ reuse = True  # load stored records that match these settings instead of trainin
 # settings. Parameters are checked before anything runs.
 
 # %%
-from probe_utils import book, experiments, plots
+from probe_utils import book, experiments, plots, widgets
 
 records = experiments.run("numerosity", models=models, values=counts, seeds=seeds, preset=preset,
                           device=device, reuse=reuse)
@@ -52,6 +52,14 @@ book.preset_banner(preset)
 
 # %%
 plots.training_vs_generated(records, experiments.training_samples("numerosity", preset));
+
+# %% [markdown]
+# Move the slider to step through the trained counts: training images, generated images, and the distribution of
+# generated counts for each family (this works in the static page, without a running kernel).
+
+# %%
+widgets.image_slider(plots.response_frames(records, experiments.training_samples("numerosity", preset)),
+                     description="trained on")
 
 # %% [markdown]
 # ## The impulse response

@@ -143,3 +143,48 @@ def convergence(records: list[dict], ylabel: str = "mean generated number of dot
     axes[0].legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig
+
+
+def labelled_samples(images: torch.Tensor | np.ndarray, labels: Sequence[str], title: str = "",
+                     cols: int = 8, scale: float = 1.1) -> plt.Figure:
+    """A grid of images, each annotated with its label (e.g. its measured feature)."""
+    grid = image_grid(images, cols=cols)
+    rows = max(1, -(-len(labels) // cols))
+    fig, ax = plt.subplots(figsize=(scale * cols, scale * rows + 0.4))
+    _show_grid(ax, grid, list(labels), cols=cols, title=title)
+    ax.title.set_fontsize(10)
+    fig.tight_layout()
+    return fig
+
+
+def response_frames(records: list[dict], render: Callable[[int, int], tuple[torch.Tensor, np.ndarray]],
+                    xlabel: str = "number of dots") -> list[tuple[str, plt.Figure]]:
+    """One figure per trained value (for a slider): training images, each model's generated images, and the
+    generated distribution of every model, with the trained value marked."""
+    responses = impulse_responses(records)
+    models = sorted({r["model"] for r in records}, key=list(LABELS).index)
+    values = sorted({r["value"] for r in records})
+    xmax = min(max(len(r.dist) for r in responses) - 1, int(max(values) * 1.6) + 3)
+    frames = []
+    for v in values:
+        fig = plt.figure(figsize=(10, 4.2))
+        gs = fig.add_gridspec(2, 1 + len(models), height_ratios=[1, 1.25])
+        imgs, measured = render(v, 16)
+        _show_grid(fig.add_subplot(gs[0, 0]), image_grid(imgs), list(measured), title=f"training: {v}")
+        for j, m in enumerate(models):
+            rec = min((r for r in records if r["model"] == m and r["value"] == v), key=lambda r: r["seed"])
+            res = rec["result"]
+            _show_grid(fig.add_subplot(gs[0, 1 + j]), png_decode(res["sample_grid_png"]), res["sample_values"],
+                       title=f"{LABELS[m]} (seed {rec['seed']})")
+        ax = fig.add_subplot(gs[1, :])
+        for j, r in enumerate(r for r in responses if r.value == v):
+            k = np.arange(len(r.dist))[: xmax + 1]
+            ax.bar(k + (j - (len(models) - 1) / 2) * 0.8 / len(models), r.dist[: xmax + 1], width=0.8 / len(models),
+                   color=PALETTE[models.index(r.model)], label=LABELS[r.model])
+        ax.axvline(v, color="0.3", ls="--", lw=1, label=f"trained: {v}")
+        ax.set(xlabel=xlabel, ylabel="share of generated images", xlim=(-0.5, xmax + 0.5), ylim=(0, 1))
+        ax.set_xticks(range(0, xmax + 1))
+        ax.legend(fontsize=8, loc="upper right")
+        fig.tight_layout()
+        frames.append((f"{v}", fig))
+    return frames
