@@ -1,4 +1,4 @@
-"""Command line: ``python -m probe_utils run|book`` (see ``--help`` of each)."""
+"""Command line: ``python -m probe_utils run|book|bench`` (see ``--help`` of each)."""
 
 from __future__ import annotations
 
@@ -80,6 +80,23 @@ def cmd_book(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from probe_utils.bench import bench, format_table
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    res = bench(args.device, args.family, args.size, args.width, args.fleet, args.iters, args.warmup,
+                args.batch_size, args.images, args.n_critic, [p.strip() for p in args.parts.split(",") if p.strip()])
+    print(format_table(res))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(res, indent=1) + "\n")
+        print(f"[bench] wrote {args.json}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m probe_utils", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -105,6 +122,22 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--no-execute", dest="execute", action="store_false", help="build from the committed notebooks")
     b.add_argument("--strict", action="store_true", help="fail on Sphinx warnings (broken references)")
     b.set_defaults(func=cmd_book)
+
+    be = sub.add_parser("bench", help="throughput of renderers, measurements and training (one model vs a fleet)")
+    be.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    be.add_argument("--family", default="wgan_gp", help="model family trained (default: wgan_gp)")
+    be.add_argument("--size", type=int, default=64, help="image size in pixels (32, 64 or 128)")
+    be.add_argument("--width", type=int, default=64, help="model width (64 is the paper's)")
+    be.add_argument("--fleet", type=int, default=8, help="models trained at once (and one at a time)")
+    be.add_argument("--iters", type=int, default=20, help="timed training iterations per model")
+    be.add_argument("--warmup", type=int, default=3, help="untimed iterations before timing")
+    be.add_argument("--batch-size", type=int, default=64, help="training batch size")
+    be.add_argument("--n-critic", type=int, default=None, help="WGAN critic updates per iteration (model default)")
+    be.add_argument("--images", type=int, default=512, help="images rendered and measured per renderer")
+    be.add_argument("--parts", default="render,measure,train", help="comma-separated subset of render,measure,train")
+    be.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    be.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    be.set_defaults(func=cmd_bench)
 
     args = ap.parse_args(argv)
     if args.command == "book" and args.preset is None:

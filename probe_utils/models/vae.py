@@ -34,7 +34,8 @@ class _VAEBase(GenerativeModel):
         logvar = logvar.clamp(-20, 10)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         recon = self.decoder(z.to(batch.dtype)).float().clamp(1e-6, 1 - 1e-6)
-        nll = F.binary_cross_entropy(recon, batch.float(), reduction="sum") / batch.shape[0]
+        with torch.autocast(recon.device.type, enabled=False):  # BCE is not allowed under CUDA autocast
+            nll = F.binary_cross_entropy(recon, batch.float(), reduction="sum") / batch.shape[0]
         kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum() / batch.shape[0]
         return nll + self.beta * kl
 

@@ -1,0 +1,371 @@
+"""Train a fleet of K models of one family and architecture at once, in one process (seeds x training sets).
+
+The members' weights are stacked along a new leading axis (:func:`torch.func.stack_module_state`), and each family's
+loss runs once per member under :func:`torch.func.vmap` with :func:`torch.func.functional_call` on one template model:
+vmap turns each conv of the K members into one grouped conv and each linear layer into one batched matmul. WGAN-GP's
+gradient penalty takes the critic's gradient with respect to its input with :func:`torch.func.grad` inside the vmapped
+loss (``torch.autograd.grad`` cannot run under vmap); one ordinary ``backward`` of the summed member losses then gives
+every member exactly its own gradient. Batch-norm running statistics are stacked buffers, updated per member. One Adam
+per parameter group over the stacked tensors amounts to K independent Adams, as Adam is elementwise.
+
+Randomness is per member and drawn as :func:`probe_utils.train.train` draws it: batches from a CPU generator seeded with
+the member's seed, the loss's noise (latents, interpolation weights, reparameterisation noise) from a generator on the
+device seeded with the same seed, in the order the model's own ``loss`` draws it, and probe samples from a generator
+seeded with seed + 1. On the CPU a member therefore sees the same batches and noise as ``train(model, pool, config,
+seed=seed)`` and ends at the same weights up to float rounding, whatever the fleet's size.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call, stack_module_state, vmap
+from tqdm.auto import tqdm
+
+from probe_utils.models import FAMILIES, GenerativeModel, build
+from probe_utils.params import ParameterError, check_choice, check_int, check_seed
+from probe_utils.train import ImagePool, TrainConfig, TrainingDiverged, TrainResult, _save_atomic, tv_distance
+
+Tensors = dict[str, torch.Tensor]
+
+#: Sub-modules whose weights a family's parameter groups hold, and the one that decodes latents.
+_WGAN = {"critic": ["critic"], "generator": ["generator"]}
+_VAE = {"vae": ["encoder", "to_stats", "decoder"]}
+
+
+def _kind(family: str) -> str:
+    return "wgan" if family.startswith("wgan") else "vae"
+
+
+def _bce_sum(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Summed binary cross-entropy, computed in float32 outside autocast (which bans it on CUDA)."""
+    with torch.autocast(recon.device.type, enabled=False):
+        return F.binary_cross_entropy(recon.float(), target.float(), reduction="sum")
+
+
+class FleetTrainer:
+    """K members of one family and architecture trained together; each follows its own seed and training set.
+
+    ``members``: one mapping per member with ``seed`` (initial weights when no ``model`` is given, batches and noise)
+    and ``pool`` (its :class:`~probe_utils.train.ImagePool`; all on one device), optionally ``model`` (a built model
+    of the same family and architecture supplying the initial weights). ``model_kw`` go to
+    :func:`probe_utils.models.build` (e.g. ``n_critic``).
+    """
+
+    def __init__(self, family: str, image_size: int = 64, width: int = 64,
+                 members: Sequence[Mapping[str, Any]] = (), *, batch_size: int = 64, z_dim: int = 100,
+                 **model_kw: Any) -> None:
+        check_choice("family", family, FAMILIES)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        if isinstance(members, (str, bytes, Mapping)) or not isinstance(members, Sequence) or len(members) == 0:
+            raise ParameterError(f"parameter 'members' must be a non-empty list of dicts with 'seed' and 'pool'; "
+                                 f"got {members!r}")
+        self.family, self.image_size, self.width, self.z_dim = family, image_size, width, z_dim
+        self.model_kw = dict(model_kw)
+        self.seeds: list[int] = []
+        self.pools: list[ImagePool] = []
+        models: list[GenerativeModel] = []
+        for i, m in enumerate(members):
+            if not isinstance(m, Mapping) or "seed" not in m or "pool" not in m:
+                raise ParameterError(f"parameter 'members[{i}]' must be a dict with 'seed' and 'pool'; got {m!r}")
+            self.seeds.append(check_seed(f"members[{i}].seed", m["seed"]))
+            pool = m["pool"]
+            if not isinstance(pool, ImagePool):
+                raise ParameterError(f"parameter 'members[{i}].pool' must be an ImagePool; got {type(pool).__name__}")
+            if tuple(pool.images.shape[1:]) != (3, image_size, image_size):
+                raise ParameterError(f"parameter 'members[{i}].pool' must hold (n, 3, {image_size}, {image_size}) "
+                                     f"images; got {tuple(pool.images.shape)}")
+            if self.pools and pool.device != self.pools[0].device:
+                raise ParameterError(f"parameter 'members[{i}].pool' is on {pool.device}, but members[0]'s pool is "
+                                     f"on {self.pools[0].device}; all pools must share one device")
+            self.pools.append(pool)
+            models.append(self._initial_model(i, m.get("model"), self.seeds[-1]))
+        self.device = self.pools[0].device
+        self.template = self._fresh().to(self.device).train()
+        self.groups = _WGAN if _kind(family) == "wgan" else _VAE
+        if sorted(self.groups) != sorted(self.template.groups()):
+            raise RuntimeError(f"fleet: groups of {family} changed: {sorted(self.template.groups())}")
+        self.decoder = "generator" if _kind(family) == "wgan" else "decoder"
+        self.params: dict[str, Tensors] = {}
+        self.buffers: dict[str, Tensors] = {}
+        for part in {p for parts in self.groups.values() for p in parts}:
+            params, buffers = stack_module_state([getattr(mod.train(), part) for mod in models])
+            self.params[part] = {k: v.detach().to(self.device).requires_grad_(True) for k, v in params.items()}
+            self.buffers[part] = {k: v.detach().to(self.device) for k, v in buffers.items()}
+        self.opts = {g: torch.optim.Adam([p for part in parts for p in self.params[part].values()],
+                                         lr=self.template.lr, betas=self.template.betas)
+                     for g, parts in self.groups.items()}
+        self.plan = self.template.plan()
+        self.batch_gens = [torch.Generator().manual_seed(s) for s in self.seeds]
+        self.noise_gens = [torch.Generator(device=self.device).manual_seed(s) for s in self.seeds]
+        self.frozen: dict[int, dict[str, Tensors]] = {}
+        self.iterations = 0
+        self._sums = {g: torch.zeros(len(self), device=self.device) for g in self.groups}
+        self._counts = {g: 0 for g in self.groups}
+        self.amp = self.device.type == "cuda"
+
+    # ----------------------------------------------------------------------------------------------- construction
+    def _fresh(self) -> GenerativeModel:
+        with torch.random.fork_rng(devices=[]):
+            return build(self.family, self.image_size, self.width, self.z_dim, **self.model_kw)
+
+    def _initial_model(self, i: int, model: Any, seed: int) -> GenerativeModel:
+        if model is None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)   # as experiments.run_one builds a model
+                return build(self.family, self.image_size, self.width, self.z_dim, **self.model_kw)
+        ref = self._fresh()
+        if not isinstance(model, type(ref)) or {k: v.shape for k, v in model.state_dict().items()} != {
+                k: v.shape for k, v in ref.state_dict().items()}:
+            raise ParameterError(f"parameter 'members[{i}].model' must be a {self.family} model of size "
+                                 f"{self.image_size} and width {self.width}; got {type(model).__name__}")
+        return model
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    # ------------------------------------------------------------------------------------------------ randomness
+    def draw_noise(self, group: str, n: int) -> Tensors:
+        """Each member's noise for one update of ``group``, stacked (K, ...), drawn as the model's ``loss`` would."""
+        outs: list[Tensors] = []
+        for gen in self.noise_gens:
+            if _kind(self.family) == "wgan":
+                d = {"z": self.template.latent(n, gen)}
+                if group == "critic":
+                    d["eps"] = torch.rand(n, 1, 1, 1, device=self.device, generator=gen)
+            else:
+                d = {"eps": torch.randn(n, self.z_dim, device=self.device, generator=gen)}
+            outs.append(d)
+        return {k: torch.stack([o[k] for o in outs]) for k in outs[0]}
+
+    def draw_batch(self, n: int) -> torch.Tensor:
+        """Each member's next training batch from its own pool, stacked (K, n, 3, H, W)."""
+        return torch.stack([p.batch(n, g) for p, g in zip(self.pools, self.batch_gens)])
+
+    # ---------------------------------------------------------------------------------------------------- losses
+    def _call(self, part: str, params: Tensors, buffers: Tensors, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(getattr(self.template, part), (params, buffers), (x,))
+
+    def _critic_loss(self, cp: Tensors, cb: Tensors, real: torch.Tensor, fake: torch.Tensor,
+                     eps: torch.Tensor) -> torch.Tensor:
+        def critic(x: torch.Tensor) -> torch.Tensor:
+            return self._call("critic", cp, cb, x)
+
+        w = critic(fake).mean() - critic(real).mean()
+        x_hat = eps * real + (1 - eps) * fake
+        grad = torch.func.grad(lambda x: critic(x).sum())(x_hat)
+        gp = ((grad.flatten(1).float().norm(dim=1) - 1.0) ** 2).mean()
+        return w + self.template.gp_weight * gp
+
+    def _generator_loss(self, gp: Tensors, gb: Tensors, cp: Tensors, cb: Tensors, z: torch.Tensor) -> torch.Tensor:
+        return -self._call("critic", cp, cb, self._call("generator", gp, gb, z)).mean()
+
+    def _vae_loss(self, p: dict[str, Tensors], b: dict[str, Tensors], batch: torch.Tensor,
+                  eps: torch.Tensor) -> torch.Tensor:
+        n = batch.shape[0]
+        h = self._call("encoder", p["encoder"], b["encoder"], batch)
+        mu, logvar = self._call("to_stats", p["to_stats"], b["to_stats"], h).float().chunk(2, dim=1)
+        logvar = logvar.clamp(-20, 10)
+        z = mu + eps * (0.5 * logvar).exp()
+        recon = self._call("decoder", p["decoder"], b["decoder"], z.to(batch.dtype)).float().clamp(1e-6, 1 - 1e-6)
+        nll = _bce_sum(recon, batch) / n
+        kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum() / n
+        return nll + self.template.beta * kl
+
+    def member_losses(self, group: str, batch: torch.Tensor, noise: Tensors) -> torch.Tensor:
+        """The K members' losses (K,) for ``group`` on stacked batches (K, n, 3, H, W) and noise (K, ...)."""
+        P, B = self.params, self.buffers
+        if group == "critic":
+            with torch.no_grad():
+                fake = vmap(lambda p, b, z: self._call("generator", p, b, z))(P["generator"], B["generator"],
+                                                                            noise["z"])
+            fake = fake.to(batch.dtype)
+            return vmap(self._critic_loss)(P["critic"], B["critic"], batch, fake, noise["eps"])
+        if group == "generator":
+            frozen = {k: v.detach() for k, v in P["critic"].items()}
+            return vmap(self._generator_loss)(P["generator"], B["generator"], frozen, B["critic"], noise["z"])
+        if group == "vae":
+            parts = self.groups["vae"]
+            return vmap(self._vae_loss)({k: P[k] for k in parts}, {k: B[k] for k in parts}, batch, noise["eps"])
+        raise KeyError(group)
+
+    # ------------------------------------------------------------------------------------------------- training
+    def step(self, batch_size: int | None = None, *, batches: Sequence[torch.Tensor] | None = None,
+             noise: Sequence[Tensors] | None = None) -> None:
+        """One outer iteration for every member: one update per entry of the family's ``plan()``.
+
+        ``batches`` / ``noise`` (one entry per plan entry, stacked over members) replace the drawn ones: a test hook.
+        """
+        n = batch_size or self.batch_size
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.amp
+                    else torch.autocast(self.device.type, enabled=False))
+        for j, g in enumerate(self.plan):
+            batch = batches[j] if batches is not None else self.draw_batch(n)
+            nz = noise[j] if noise is not None else self.draw_noise(g, batch.shape[1])
+            with autocast:
+                loss = self.member_losses(g, batch, nz)
+            self.opts[g].zero_grad(set_to_none=True)
+            loss.sum().backward()
+            self.opts[g].step()
+            self._sums[g] += loss.detach().float()
+            self._counts[g] += 1
+        self.iterations += 1
+
+    def losses(self) -> list[dict[str, float]]:
+        """Each member's mean loss per group since the last call (then reset)."""
+        means = {g: (self._sums[g] / max(self._counts[g], 1)).tolist() for g in self.groups}
+        self._sums = {g: torch.zeros(len(self), device=self.device) for g in self.groups}
+        self._counts = {g: 0 for g in self.groups}
+        return [{g: means[g][i] for g in self.groups} for i in range(len(self))]
+
+    # -------------------------------------------------------------------------------------------------- members
+    def _member_state(self, i: int) -> dict[str, Tensors]:
+        return {part: {**{k: v[i].detach().clone() for k, v in self.params[part].items()},
+                       **{k: v[i].clone() for k, v in self.buffers[part].items()}} for part in self.params}
+
+    def freeze(self, i: int) -> None:
+        """Keep member i's current weights as its final ones (it converged); the fleet trains on unchanged."""
+        self.frozen[i] = {p: {k: v.cpu() for k, v in s.items()} for p, s in self._member_state(i).items()}
+
+    def member(self, i: int) -> GenerativeModel:
+        """Member i as an ordinary model (its frozen weights if it converged) on the fleet's device, in eval mode."""
+        check_int("i", i, 0, len(self) - 1)
+        net = self._fresh()
+        state = self.frozen.get(i) or self._member_state(i)
+        for part, sd in state.items():
+            getattr(net, part).load_state_dict(sd)
+        return net.to(self.device).eval()
+
+    @torch.no_grad()
+    def sample(self, n: int, generators: Sequence[torch.Generator | None] | None = None,
+               batch_size: int = 1000) -> torch.Tensor:
+        """n images per member (K, n, 3, H, W) in eval mode, latents drawn as ``GenerativeModel.sample`` draws them."""
+        gens = list(generators) if generators is not None else [None] * len(self)
+        self.template.eval()
+        try:
+            chunks = []
+            for start in range(0, n, batch_size):
+                z = torch.stack([self.template.latent(min(batch_size, n - start), g) for g in gens])
+                chunks.append(vmap(lambda p, b, zz: self._call(self.decoder, p, b, zz))(
+                    self.params[self.decoder], self.buffers[self.decoder], z).float())
+        finally:
+            self.template.train()
+        return torch.cat(chunks, dim=1) if chunks else torch.empty(len(self), 0, 3, self.image_size, self.image_size)
+
+    # ---------------------------------------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "family": self.family, "seeds": list(self.seeds), "iterations": self.iterations,
+            "params": {p: {k: v.detach() for k, v in d.items()} for p, d in self.params.items()},
+            "buffers": self.buffers, "opts": {g: o.state_dict() for g, o in self.opts.items()},
+            "batch_gens": [g.get_state() for g in self.batch_gens],
+            "noise_gens": [g.get_state() for g in self.noise_gens], "frozen": self.frozen,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state["family"] != self.family or list(state["seeds"]) != self.seeds:
+            raise ValueError(f"fleet checkpoint is for {state['family']} seeds {state['seeds']}, not "
+                             f"{self.family} seeds {self.seeds}")
+        with torch.no_grad():
+            for kind, mine in (("params", self.params), ("buffers", self.buffers)):
+                for part, d in mine.items():
+                    for k, v in d.items():
+                        v.copy_(state[kind][part][k])
+        for g, o in self.opts.items():
+            o.load_state_dict(state["opts"][g])
+        for g, s in zip(self.batch_gens, state["batch_gens"]):
+            g.set_state(s.cpu())
+        for g, s in zip(self.noise_gens, state["noise_gens"]):
+            g.set_state(s.cpu())
+        self.frozen = dict(state["frozen"])
+        self.iterations = int(state["iterations"])
+
+
+def train_fleet(fleet: FleetTrainer, config: TrainConfig, *, probe: Callable[[torch.Tensor], np.ndarray] | None = None,
+                checkpoint: str | Path | None = None, progress: bool = True, desc: str | None = None
+                ) -> list[TrainResult]:
+    """Train every member of ``fleet`` as :func:`probe_utils.train.train` trains one model; one result per member.
+
+    Logging, probes, the convergence rule, the NaN guard and checkpoints follow ``train``. A member whose probed
+    distribution converges keeps its weights of that iteration (:meth:`FleetTrainer.freeze`); the fleet stops when all
+    have converged or after ``config.steps``. ``wall_s`` is the whole fleet's time.
+    """
+    k = len(fleet)
+    results = [TrainResult(steps=0, wall_s=0.0, device=str(fleet.device), converged_at=None, resumed_from=None)
+               for _ in range(k)]
+    sample_gens = [torch.Generator(device=fleet.device).manual_seed(s + 1) for s in fleet.seeds]
+    ckpt = Path(checkpoint) if checkpoint else None
+    if ckpt and ckpt.exists():
+        state = torch.load(ckpt, map_location=fleet.device, weights_only=False)
+        fleet.load_state_dict(state["fleet"])
+        for g, s in zip(sample_gens, state["sample_gens"]):
+            g.set_state(s.cpu())
+        results = [TrainResult(**r) for r in state["results"]]
+        for r in results:
+            r.resumed_from = r.steps
+    step = fleet.iterations
+
+    def save() -> None:
+        if ckpt:
+            _save_atomic({"fleet": fleet.state_dict(), "sample_gens": [g.get_state() for g in sample_gens],
+                          "results": [asdict(r) for r in results]}, ckpt)
+
+    def converged(i: int) -> bool:
+        r = results[i]
+        if config.converge_tol is None or step < config.min_steps:
+            return False
+        recent = [p["tv"] for p in r.probes[-config.converge_patience:]]
+        return len(recent) == config.converge_patience and all(t is not None and t < config.converge_tol
+                                                               for t in recent)
+
+    active = [i for i in range(k) if results[i].converged_at is None]
+    start = time.perf_counter() - max((r.wall_s for r in results), default=0.0)
+    bar = tqdm(total=config.steps, initial=step, desc=desc or f"{fleet.family} x{k}", disable=not progress,
+               dynamic_ncols=True, leave=False)
+    while active and step < config.steps:
+        fleet.step(config.batch_size)
+        step += 1
+        bar.update(1)
+        if step % config.log_every == 0 or step == config.steps:
+            means = fleet.losses()
+            for i in active:
+                bad = [g for g, v in means[i].items() if not np.isfinite(v)]
+                if bad:
+                    bar.close()
+                    last = (step // config.checkpoint_every) * config.checkpoint_every if ckpt else None
+                    raise TrainingDiverged(
+                        f"{fleet.family} member {i}: the loss of {bad[0]!r} became {means[i][bad[0]]} by iteration "
+                        f"{step} (seed {fleet.seeds[i]}); last checkpoint: {last}. Lower the learning rate or check "
+                        f"the data.")
+                results[i].losses.append({"step": step, **means[i]})
+            bar.set_postfix({g: f"{np.mean([means[i][g] for i in active]):.3g}" for g in fleet.groups})
+        done: list[int] = []
+        if probe is not None and (step % config.probe_every == 0 or step == config.steps):
+            images = fleet.sample(config.probe_samples, sample_gens)
+            for i in active:
+                dist = np.asarray(probe(images[i]), float)
+                prev = results[i].probes[-1]["dist"] if results[i].probes else None
+                tv = tv_distance(dist, prev) if prev is not None else None
+                results[i].probes.append({"step": step, "dist": dist.tolist(), "tv": tv})
+                if converged(i):
+                    done.append(i)
+        wall = time.perf_counter() - start
+        for i in active:
+            results[i].steps, results[i].wall_s = step, wall
+        for i in done:
+            results[i].converged_at = step
+            fleet.freeze(i)
+        active = [i for i in active if i not in done]
+        if step % config.checkpoint_every == 0 or done or step == config.steps:
+            save()
+    bar.close()
+    return results
+
+
+__all__ = ["FleetTrainer", "train_fleet"]
