@@ -96,10 +96,11 @@ def summary_rows(records: list[dict]) -> list[dict]:
 def provenance_rows(records: list[dict]) -> list[dict]:
     """Where and how each record was made: preset, device, seed, iterations, wall time, code version and commit."""
     rows = []
-    for r in sorted(records, key=lambda r: (r["model"], r["value"], r["seed"])):
+    for r in sorted(records, key=lambda r: (r["experiment"], r["model"], r["value"], r["seed"])):
         p = r["provenance"]
         rows.append({
-            "model": r["model"], "value": r["value"], "seed": r["seed"], "preset": r["preset"],
+            "experiment": r["experiment"], "model": r["model"], "value": r["value"], "seed": r["seed"],
+            "preset": r["preset"],
             "device": p["device"], "iterations": p["steps"], "converged_at": p.get("converged_at"),
             "wall_s": p["wall_s"], "torch": p["torch"], "code": p["code_version"],
             "commit": (p.get("git_commit") or "unknown")[:12], "created": p["created"],
@@ -660,3 +661,24 @@ def bootstrap_ci(stat_fn: Callable[[np.ndarray], float], samples: Any, n_boot: i
         return est, float("nan"), float("nan")
     lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
     return est, float(lo), float(hi)
+
+
+def shape_rows(records: list[dict], centres: np.ndarray) -> list[dict]:
+    """One row per (model, trained value) of a continuous feature: :func:`response_shape` of each seed's response,
+    averaged over seeds (the mean's 95% CI over seeds when there are several)."""
+    groups: dict[tuple[str, float], list[dict]] = defaultdict(list)
+    for r in records:
+        groups[(r["model"], r["value"])].append(r)
+    rows = []
+    for (model, value), recs in sorted(groups.items()):
+        shapes = [response_shape(np.asarray(r["result"]["distribution"], float), centres) for r in recs]
+        means = np.array([s["mean"] for s in shapes])
+        row = {"model": model, "value": value, "seeds": len(recs),
+               "mean_ci": float(1.96 * means.std(ddof=1) / np.sqrt(len(means))) if len(means) > 1 else float("nan"),
+               "invalid": float(np.mean([r["result"].get("invalid_share", 0.0) for r in recs])),
+               "steps": int(np.mean([r["provenance"]["steps"] for r in recs]))}
+        for key in ("mean", "sd", "hwhm", "skewness", "mass_asymmetry", "hwhm_ratio"):
+            row[key] = float(np.nanmean([s[key] for s in shapes]))
+        row["bias"] = row["mean"] - float(value)
+        rows.append(row)
+    return rows

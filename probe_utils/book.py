@@ -26,6 +26,26 @@ PRESET_NOTES = {
 }
 
 
+#: Which experiments each chapter shows (the book command executes a chapter at the largest-scale preset for
+#: which all of them have stored records). ``None``: the chapter takes ``auto``; ``[]``: no experiments.
+CHAPTERS: dict[str, list[str] | None] = {
+    "00_datasets": [],
+    "01_numerosity": ["numerosity"],
+    "02_color_size_location": ["pie_red", "pie_size", "pie_location"],
+    "90_scorecard": None,
+}
+
+
+def chapter_preset(stem: str) -> str:
+    """The preset the book executes chapter ``stem`` at when no preset is forced."""
+    from probe_utils.experiments import best_preset
+
+    names = CHAPTERS.get(stem, [])
+    if names is None:
+        return "auto"
+    return best_preset(names) if names else "cpu"
+
+
 class Markdown(str):
     """A string that notebooks render as Markdown (``_repr_markdown_``)."""
 
@@ -35,6 +55,9 @@ class Markdown(str):
 
 def preset_banner(preset: str) -> Markdown:
     """A note on what the chapter's preset means for how to read its figures."""
+    if preset == "auto":
+        return Markdown("> Each section uses the largest-scale preset with stored records; sections at the `ci` "
+                        "preset are smoke tests, not findings; see the methods page for what each preset means.")
     return Markdown(f"> {PRESET_NOTES[preset]}")
 
 
@@ -71,6 +94,8 @@ def provenance_table(records: list[dict]) -> Markdown:
     cols = {"model": "model", "value": "trained", "seed": "seed", "preset": "preset", "device": "device",
             "iterations": "iterations", "converged_at": "converged at", "wall_s": "wall s", "torch": "torch",
             "code": "probe_utils", "commit": "commit", "created": "created (UTC)"}
+    if len({r["experiment"] for r in records}) > 1:
+        cols = {"experiment": "experiment", **cols}
     return Markdown(_table(provenance_rows(records), cols))
 
 
@@ -130,6 +155,99 @@ def numerosity_findings(records: list[dict]) -> Markdown:
     if "ci" in preset:
         lines.insert(0, "> These rows come from the `ci` smoke test; the verdicts below are not findings.\n")
     return Markdown("\n".join(lines))
+
+
+def shape_table(records: list[dict], centres: np.ndarray) -> Markdown:
+    """Per model and trained value of a continuous feature: mean, bias, spread, half-width and asymmetry."""
+    from probe_utils.analysis import shape_rows
+
+    cols = {"model": "model", "value": "trained", "seeds": "seeds", "mean": "mean", "bias": "bias", "sd": "sd",
+            "hwhm": "half-width", "skewness": "skewness", "mass_asymmetry": "mass right − left of mode",
+            "invalid": "unmeasurable", "steps": "iterations"}
+    fmt = {"mean": ".3f", "bias": "+.3f", "sd": ".3f", "hwhm": ".3f", "skewness": "+.2f", "mass_asymmetry": "+.2f",
+           "invalid": ".0%"}
+    return Markdown(_table(shape_rows(records, centres), cols, fmt))
+
+
+def pie_findings(records: dict[str, list[dict]]) -> Markdown:
+    """The paper's claims on colour, size and location (Sec. 4.1.2-4.1.3), checked against our records."""
+    from probe_utils.analysis import shape_rows
+    from probe_utils.experiments import EXPERIMENTS
+
+    rows = {n: shape_rows(recs, EXPERIMENTS[n].centres) for n, recs in records.items() if recs}
+    presets = sorted({r["preset"] for recs in records.values() for r in recs})
+    lines = ["| the paper says | what our runs show | verdict |", "|---|---|---|"]
+    if "pie_red" in rows:
+        red = rows["pie_red"]
+        near = sum(abs(r["bias"]) < 0.05 for r in red)
+        lines.append(f"| Red: the response is centred at the trained proportion | mean within 0.05 of it in {near} of "
+                     f"{len(red)} settings | {_verdict(near, len(red))} |")
+        by_model: dict[str, dict[float, float]] = {}
+        for r in red:
+            by_model.setdefault(r["model"], {})[r["value"]] = r["sd"]
+        weber = [m for m, v in by_model.items() if len(v) >= 3]
+        sharper = sum(1 for m in weber if max(by_model[m][min(by_model[m])], by_model[m][max(by_model[m])])
+                      < by_model[m][min(by_model[m], key=lambda x: abs(x - 0.5))])
+        lines.append(f"| Red: sharper at the extremes (10%, 90%) than in the middle (Weber's law) | the sd at both "
+                     f"extreme trained values is below the sd nearest 50% for {sharper} of {len(weber)} families | "
+                     f"{_verdict(sharper, len(weber))} |")
+        sym = sum(abs(r["skewness"]) < 0.5 for r in red)
+        lines.append(f"| Red: the response is symmetric | |skewness| < 0.5 in {sym} of {len(red)} settings | "
+                     f"{_verdict(sym, len(red))} |")
+    if "pie_size" in rows:
+        size = rows["pie_size"]
+        larger = sum(r["skewness"] > 0 or r["bias"] > 0 for r in size)
+        lines.append(f"| Size: skewed towards larger objects | positive skewness or bias in {larger} of {len(size)} "
+                     f"settings | {_verdict(larger, len(size))} |")
+    if "pie_location" in rows:
+        loc = rows["pie_location"]
+        sym = sum(abs(r["skewness"]) < 0.5 for r in loc)
+        lines.append(f"| Location: fairly symmetric | |skewness| < 0.5 in {sym} of {len(loc)} settings | "
+                     f"{_verdict(sym, len(loc))} |")
+    if "pie_red" in rows and ("pie_size" in rows or "pie_location" in rows):
+        rel = lambda rs, span: np.mean([r["sd"] for r in rs]) / span  # noqa: E731
+        red_rel = rel(rows["pie_red"], 1.0)
+        others = {n: rel(rows[n], EXPERIMENTS[n].allowed[1] - EXPERIMENTS[n].allowed[0])
+                  for n in ("pie_size", "pie_location") if n in rows}
+        ok = sum(v < red_rel for v in others.values())
+        detail = ", ".join(f"{EXPERIMENTS[n].feature} {v:.3f}" for n, v in others.items())
+        lines.append(f"| Size and location responses are sharper than red's | sd relative to the feature's range: red "
+                     f"{red_rel:.3f}, {detail} | {_verdict(ok, len(others))} |")
+    head = f"Measured at the `{'`, `'.join(presets)}` preset.\n\n"
+    if "ci" in presets:
+        head = "> These rows come from the `ci` smoke test; the verdicts below are not findings.\n\n" + head
+    return Markdown(head + "\n".join(lines))
+
+
+def scorecard(preset: str = "auto", store=None) -> Markdown:
+    """Every claim we check, per experiment and model family, from the stored records at ``preset`` (``auto``: for
+    each chapter, the largest-scale preset with records)."""
+    from probe_utils.experiments import PRESETS, best_preset
+    from probe_utils.params import check_choice
+    from probe_utils.store import Store
+
+    check_choice("preset", preset, ["auto", *PRESETS])
+    store = store or Store()
+    requested = preset
+    parts = []
+    chapters = [
+        ("Numerosity (Sec. 4.1.1)", ["numerosity"], lambda recs: numerosity_findings(recs["numerosity"])),
+        ("Colour, size and location (Sec. 4.1.2–4.1.3)", ["pie_red", "pie_size", "pie_location"], pie_findings),
+    ]
+    for title, names, findings in chapters:
+        preset = best_preset(names, store) if requested == "auto" else requested
+        recs = {n: list(store.records(n, preset)) for n in names}
+        families = sorted({r["model"] for rs in recs.values() for r in rs}, key=list(LABELS).index)
+        parts.append(f"## {title}\n")
+        if not families:
+            parts.append(f"Not run at the `{preset}` preset yet.\n")
+            continue
+        for fam in families:
+            sub = {n: [r for r in rs if r["model"] == fam] for n, rs in recs.items()}
+            n_runs = sum(len(v) for v in sub.values())
+            parts.append(f"### {LABELS[fam]} ({n_runs} runs at the `{preset}` preset)\n")
+            parts.append(str(findings(sub)) + "\n")
+    return Markdown("\n".join(parts))
 
 
 def measurement_accuracy(n: int = 500, seed: int = 12345) -> Markdown:

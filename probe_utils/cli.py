@@ -44,20 +44,20 @@ def chapters() -> list[Path]:
 
 
 def cmd_book(args: argparse.Namespace) -> int:
-    params = {"preset": args.preset}
-    for key, value in args.param or []:
-        params[key] = _literal(value)
+    extra = {key: _literal(value) for key, value in (args.param or [])}
     if args.execute:
         import papermill as pm
 
+        from probe_utils.book import chapter_preset
         from probe_utils.experiments import PRESETS
 
-        if params["preset"] not in PRESETS:
+        if args.preset is not None and args.preset not in PRESETS:
             raise ParameterError(f"parameter 'preset' must be one of {', '.join(map(repr, PRESETS))}; "
-                                 f"got {params['preset']!r}")
+                                 f"got {args.preset!r}")
         for src in chapters():
             if args.only and not any(o in src.stem for o in args.only):
                 continue
+            params = {"preset": args.preset or chapter_preset(src.stem), **extra}
             nb = src.with_suffix(".ipynb")
             subprocess.run([sys.executable, "-m", "jupytext", "--quiet", "--to", "ipynb", "--update", str(src)],
                            check=True)
@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     r.set_defaults(func=cmd_run)
 
     b = sub.add_parser("book", help="execute the chapters with papermill, then build the Jupyter Book")
-    b.add_argument("--preset", default=None, help="preset passed to every chapter (default: the published one)")
+    b.add_argument("--preset", default=None, help="preset passed to every chapter (default: per chapter, the largest-scale preset with stored "
+                        "records, so nothing is retrained)")
     b.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="extra papermill parameter, e.g. -p seeds 3")
     b.add_argument("--only", nargs="*", help="execute only chapters whose name contains one of these")
@@ -140,9 +141,6 @@ def main(argv: list[str] | None = None) -> int:
     be.set_defaults(func=cmd_bench)
 
     args = ap.parse_args(argv)
-    if args.command == "book" and args.preset is None:
-        from probe_utils.experiments import PUBLISHED_PRESET
-        args.preset = PUBLISHED_PRESET
     try:
         return args.func(args)
     except ParameterError as e:

@@ -21,7 +21,7 @@ import torch
 from probe_utils import __version__
 from probe_utils import models as models_mod
 from probe_utils.plots import image_grid
-from probe_utils.params import ParameterError, check_choice, check_int, check_seed
+from probe_utils.params import ParameterError, check_choice, check_float, check_int, check_seed
 from probe_utils.store import RESULTS_VERSION, Store, git_commit, png_base64, record_key
 from probe_utils.train import ImagePool, TrainConfig, pick_device, train
 
@@ -67,23 +67,55 @@ PRESETS: dict[str, Preset] = {
                     checkpoint_every=1000),
 }
 
-#: The preset whose stored records the published book shows (the largest scale run so far).
-PUBLISHED_PRESET = "cpu"
+#: Presets from the largest scale down: the book shows, per chapter, the largest one with stored records.
+SCALE_ORDER = ("paper", "colab", "cpu", "ci")
+
+
+def best_preset(experiments: list[str], store: "Store | None" = None) -> str:
+    """The largest-scale preset at which every named experiment has stored records; ``ci`` when none has."""
+    store = store or Store()
+    for preset in SCALE_ORDER[:-1]:
+        if experiments and all(any(True for _ in store.records(e, preset)) for e in experiments):
+            return preset
+    return "ci"
 
 
 @dataclass(frozen=True)
 class Experiment:
-    """One probe: a training distribution indexed by a trained value, and the feature measured on samples."""
+    """One probe: a training distribution indexed by a trained value, and the feature measured on samples.
+
+    The measured feature's distribution is kept over fixed bins (``edges``); values beyond the edges fall into the
+    end bins, and values that cannot be measured (NaN, e.g. an empty image) are counted apart.
+    """
 
     name: str
     section: str
     dataset: str
     feature: str
     value_name: str                          # what a trained value is called in notebooks (e.g. "counts")
-    allowed: tuple[int, int]                 # inclusive range of trained values
-    bins: int                                # measured values are clipped into 0..bins-1
+    allowed: tuple[float, float]             # inclusive range of trained values
+    edges: tuple[float, ...]                 # bin edges of the measured feature
     render: Callable[..., tuple[torch.Tensor, dict]]
     measure: Callable[[torch.Tensor], np.ndarray]
+    integer: bool = True                     # trained values are integers
+    label: str = ""                          # axis label of the measured feature
+
+    @property
+    def bins(self) -> int:
+        return len(self.edges) - 1
+
+    @property
+    def centres(self) -> np.ndarray:
+        e = np.asarray(self.edges, float)
+        return (e[:-1] + e[1:]) / 2
+
+    def distribution(self, values: np.ndarray) -> tuple[np.ndarray, float]:
+        """(share per bin among measurable values, share of values that could not be measured)."""
+        v = np.asarray(values, float)
+        ok = np.isfinite(v)
+        idx = np.clip(np.searchsorted(np.asarray(self.edges), v[ok], side="right") - 1, 0, self.bins - 1)
+        dist = np.bincount(idx, minlength=self.bins) / max(int(ok.sum()), 1)
+        return dist, float(1 - ok.mean()) if len(v) else 0.0
 
 
 def _dots_render(value: int, n: int, seed: int, size: int, device: torch.device):
@@ -96,15 +128,31 @@ def _dots_measure(x: torch.Tensor) -> np.ndarray:
     return dotf.count(x)
 
 
+def _pie_experiment(name: str, feature: str, measured: str, allowed: tuple[float, float], edges: np.ndarray,
+                    label: str) -> Experiment:
+    """Pie with one feature fixed at the trained value and the others uniform (Sec. 4.1.2-4.1.3)."""
+
+    def render(value: float, n: int, seed: int, size: int, device: torch.device):
+        from probe_utils.render import pie
+        return pie.render(n=n, seed=seed, size=size, device=device, **{feature: value})
+
+    def measure(x: torch.Tensor) -> np.ndarray:
+        from probe_utils.features import pie as pief
+        return pief.measure(x)[measured]
+
+    return Experiment(name, "4.1.2" if feature == "red" else "4.1.3", "pie", measured, "values", allowed,
+                      tuple(np.round(edges, 6)), render, measure, integer=False, label=label)
+
+
 EXPERIMENTS: dict[str, Experiment] = {
-    "numerosity": Experiment("numerosity", "4.1.1", "dots", "count", "counts", (1, 16), 25, _dots_render, _dots_measure),
+    "numerosity": Experiment("numerosity", "4.1.1", "dots", "count", "counts", (1, 16),
+                             tuple(np.arange(-0.5, 25)), _dots_render, _dots_measure, label="number of dots"),
+    "pie_red": _pie_experiment("pie_red", "red", "red", (0.0, 1.0), np.linspace(0, 1, 51), "proportion of red"),
+    "pie_size": _pie_experiment("pie_size", "radius", "size", (0.4, 0.8), np.linspace(0.3, 0.9, 61),
+                                "radius (half-widths)"),
+    "pie_location": _pie_experiment("pie_location", "x", "x", (-0.2, 0.2), np.linspace(-0.3, 0.3, 61),
+                                    "x of the centre (half-widths)"),
 }
-
-
-def histogram(values: np.ndarray, bins: int) -> np.ndarray:
-    """Share of values in each bin 0..bins-1 (larger values fall in the last bin)."""
-    v = np.clip(np.asarray(values, int), 0, bins - 1)
-    return np.bincount(v, minlength=bins) / max(len(v), 1)
 
 
 def _as_list(name: str, value: Any) -> list:
@@ -113,10 +161,12 @@ def _as_list(name: str, value: Any) -> list:
         items = [s.strip() for s in value.split(",") if s.strip()]
         out: list = []
         for s in items:
-            try:
-                out.append(int(s))
-            except ValueError:
-                out.append(s)
+            for conv in (int, float, str):
+                try:
+                    out.append(conv(s))
+                    break
+                except ValueError:
+                    continue
         value = out
     elif isinstance(value, (int, float)) and not isinstance(value, bool) or value is None:
         value = [value]
@@ -138,7 +188,7 @@ class Plan:
 
 
 def check_parameters(experiment: str, *, models: Any, values: Any, seeds: Any, preset: Any,
-                     device: Any = "auto") -> Plan:
+                     device: Any = "auto", reuse: Any = True) -> Plan:
     """Check every parameter; raise :class:`ParameterError` naming the first bad one. Nothing is run or written."""
     check_choice("experiment", experiment, EXPERIMENTS)
     exp = EXPERIMENTS[experiment]
@@ -146,13 +196,16 @@ def check_parameters(experiment: str, *, models: Any, values: Any, seeds: Any, p
     fams = [check_choice(f"models[{i}]", m, models_mod.FAMILIES) for i, m in enumerate(_as_list("models", models))]
     lo, hi = exp.allowed
     vn = exp.value_name
-    vals = [check_int(f"{vn}[{i}]", v, lo, hi) for i, v in enumerate(_as_list(vn, values))]
+    check_value = check_int if exp.integer else check_float
+    vals = [check_value(f"{vn}[{i}]", v, lo, hi) for i, v in enumerate(_as_list(vn, values))]
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         n = check_int("seeds", seeds, 1, 1000)
         seed_list = list(range(n))
     else:
         seed_list = [check_seed(f"seeds[{i}]", s) for i, s in enumerate(_as_list("seeds", seeds))]
     dev = pick_device(device)
+    if not isinstance(reuse, bool):
+        raise ParameterError(f"parameter 'reuse' must be True or False; got {reuse!r}")
     return Plan(exp, list(dict.fromkeys(fams)), list(dict.fromkeys(vals)), list(dict.fromkeys(seed_list)),
                 PRESETS[preset], dev)
 
@@ -182,12 +235,13 @@ def run_one(plan: Plan, model: str, value: int, seed: int, *, store: Store, runs
     cfg = TrainConfig(steps=pre.steps, batch_size=pre.batch_size, probe_every=pre.probe_every,
                       probe_samples=pre.probe_samples, checkpoint_every=pre.checkpoint_every,
                       converge_tol=pre.converge_tol, min_steps=pre.min_steps)
-    probe = lambda x: histogram(exp.measure(x), exp.bins)  # noqa: E731
+    probe = lambda x: exp.distribution(exp.measure(x))[0]  # noqa: E731
     res = train(net, pool, cfg, seed=seed, probe=probe, checkpoint=runs_dir / f"{key}.pt", progress=progress,
                 desc=f"{model} {exp.feature}={value} seed={seed}")
     gen = torch.Generator(device=plan.device).manual_seed(10_000 + seed)
     samples = net.sample(pre.final_samples, generator=gen)
     measured = exp.measure(samples)
+    dist, invalid = exp.distribution(measured)
     shown = samples[:16]
     rec = {
         "experiment": exp.name, "model": model, "preset": pre.name, "seed": seed, "value": value, "params": params,
@@ -203,9 +257,11 @@ def run_one(plan: Plan, model: str, value: int, seed: int, *, store: Store, runs
         },
         "result": {
             "feature": exp.feature, "bins": exp.bins, "n_samples": int(len(measured)),
-            "distribution": histogram(measured, exp.bins).tolist(),
+            "distribution": dist.tolist(), "invalid_share": invalid,
             "probes": res.probes, "losses": res.losses[:: max(1, len(res.losses) // 60)],
-            "sample_grid_png": png_base64(image_grid(shown)), "sample_values": measured[:16].tolist(),
+            "sample_grid_png": png_base64(image_grid(shown)),
+            "sample_values": [None if not np.isfinite(v) else (int(v) if exp.integer else round(float(v), 3))
+                              for v in measured[:16]],
         },
     }
     store.put(rec)
@@ -221,9 +277,8 @@ def run(experiment: str, *, models: Any, values: Any, seeds: Any = 1, preset: st
     ``seeds``: a number of seeds (0..n-1) or a list of seeds; ``reuse``: load a stored record when one matches.
     Checkpoints go to ``runs_dir`` (default: ``runs/`` beside the store's ``book/``, else ``<store>-runs``), so an interrupted call resumes.
     """
-    plan = check_parameters(experiment, models=models, values=values, seeds=seeds, preset=preset, device=device)
-    if not isinstance(reuse, bool):
-        raise ParameterError(f"parameter 'reuse' must be True or False; got {reuse!r}")
+    plan = check_parameters(experiment, models=models, values=values, seeds=seeds, preset=preset, device=device,
+                            reuse=reuse)
     store = store if isinstance(store, Store) else Store(store)
     if runs_dir is None:
         book_store = store.root.parent.name == "book"

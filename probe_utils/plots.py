@@ -188,3 +188,36 @@ def response_frames(records: list[dict], render: Callable[[int, int], tuple[torc
         fig.tight_layout()
         frames.append((f"{v}", fig))
     return frames
+
+
+def feature_responses(records: dict[str, list[dict]]) -> plt.Figure:
+    """The paper's Fig. 5: one column per feature (experiment), one row per model; for each trained value (arrow) the
+    density of the generated feature over the experiment's bins."""
+    from probe_utils.experiments import EXPERIMENTS
+
+    names = [n for n in records if records[n]]
+    models = sorted({r["model"] for n in names for r in records[n]}, key=list(LABELS).index)
+    fig, axes = plt.subplots(len(models), len(names), figsize=(4.6 * len(names), 2.9 * len(models)), squeeze=False)
+    for j, name in enumerate(names):
+        exp = EXPERIMENTS[name]
+        edges, centres = np.asarray(exp.edges), exp.centres
+        width = np.diff(edges)
+        values = sorted({r["value"] for r in records[name]})
+        color = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(values)}
+        for i, m in enumerate(models):
+            ax = axes[i, j]
+            for r in (r for r in impulse_responses([x for x in records[name] if x["model"] == m])):
+                ax.plot(centres, r.dist / width, "-", color=color[r.value], lw=1.4, label=f"{r.value:g}")
+                ax.fill_between(centres, r.lo / width, r.hi / width, color=color[r.value], alpha=0.2, lw=0)
+                ax.annotate("", xy=(r.value, 0), xytext=(r.value, -0.14), xycoords=("data", "axes fraction"),
+                            textcoords=("data", "axes fraction"),
+                            arrowprops=dict(arrowstyle="-|>", color=color[r.value], lw=1.5))
+            ax.set_xlim(edges[0], edges[-1])
+            ax.set_title(f"{LABELS[m]}: {exp.label}", fontsize=10)
+            if j == 0:
+                ax.set_ylabel("density of generated images")
+            if i == len(models) - 1:
+                ax.set_xlabel(f"generated {exp.label}")
+        axes[0, j].legend(title="trained on", fontsize=7, title_fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
