@@ -36,6 +36,10 @@ CHAPTERS: dict[str, list[str] | None] = {
 }
 
 
+#: Figures a built chapter page must show (default 1); the scorecard is tables only.
+MIN_FIGURES = {"00_datasets": 4, "01_numerosity": 4, "02_color_size_location": 2, "90_scorecard": 0}
+
+
 def chapter_preset(stem: str) -> str:
     """The preset the book executes chapter ``stem`` at when no preset is forced."""
     from probe_utils.experiments import best_preset
@@ -292,8 +296,9 @@ def check_build(repo: Path) -> list[str]:
             continue
         text = page.read_text(errors="replace")
         n_img = len(re.findall(r"<img [^>]*src=\"[^\"]*(?:\.png|data:image)", text))
-        if n_img < 3:
-            problems.append(f"{page.relative_to(repo)} shows {n_img} figures (expected at least 3)")
+        need = MIN_FIGURES.get(src.stem, 1)
+        if n_img < need:
+            problems.append(f"{page.relative_to(repo)} shows {n_img} figures (expected at least {need})")
         if re.search(r"(Traceback \(most recent call last\)|ParameterError|ModuleNotFoundError)", text):
             problems.append(f"{page.relative_to(repo)} contains an error output")
     return problems

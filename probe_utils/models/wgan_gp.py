@@ -54,12 +54,13 @@ class WGANGP(_WGANBase):
 
     family = "wgan_gp"
 
-    def __init__(self, image_size: int = 64, width: int = 64, z_dim: int = 100, n_critic: int = 5) -> None:
+    def __init__(self, image_size: int = 64, width: int = 64, z_dim: int = 100, n_critic: int = 5,
+                 generator_bn: bool = False) -> None:
         super().__init__(image_size, width, z_dim)
         self.n_critic = n_critic
         trunk = ConvEncoder(image_size, width)
         self.critic = nn.Sequential(trunk, nn.Linear(trunk.out_features, 1))
-        self.generator = ConvDecoder(image_size, width, z_dim)
+        self.generator = ConvDecoder(image_size, width, z_dim, batch_norm=generator_bn)
 
 
 def mlp(sizes: list[int], batch_norm: bool, act: type[nn.Module]) -> nn.Sequential:
