@@ -27,7 +27,7 @@
 preset = "cpu"  # ci | cpu | colab | paper: scale of the runs (see the methods page)
 models = ["wgan_gp", "vae"]  # any of wgan_gp, vae, wgan_gp_fc, vae_fc
 counts = [1, 3, 5, 8]  # trained numbers of dots, 1..16
-seeds = 1  # a number of seeds (0..n-1) or a list of seeds
+seeds = 3  # a number of seeds (0..n-1) or a list of seeds
 device = "auto"  # auto | cpu | cuda | mps
 reuse = True  # load stored records that match these settings instead of training again
 

@@ -156,7 +156,15 @@ EXPERIMENTS: dict[str, Experiment] = {
 
 
 def _as_list(name: str, value: Any) -> list:
-    """Accept a list/tuple, a single value, or a comma-separated string (as papermill and the CLI pass them)."""
+    """Accept a list/tuple, a single value, a comma-separated string or a list literal such as "[1, 3]" (papermill's
+    ``-p`` passes lists as strings)."""
+    if isinstance(value, str) and value.strip().startswith(("[", "(")):
+        import ast
+
+        try:
+            value = list(ast.literal_eval(value.strip()))
+        except (ValueError, SyntaxError, TypeError):
+            raise ParameterError(f"parameter {name!r} must be a list such as [1, 3]; got {value!r}") from None
     if isinstance(value, str):
         items = [s.strip() for s in value.split(",") if s.strip()]
         out: list = []
