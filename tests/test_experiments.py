@@ -10,6 +10,7 @@ BAD = [
     (dict(values=[2.5]), "'counts[0]'.*integer"),
     (dict(values="three"), "'counts[0]'"),
     (dict(values=[]), "'counts'.*non-empty"),
+    (dict(values="[2,"), "'counts'.*list such as"),
     (dict(models=["dcgan"]), "'models[0]'.*wgan_gp"),
     (dict(models=3), "'models[0]'"),
     (dict(preset="huge"), "'preset'.*'ci'"),
