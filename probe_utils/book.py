@@ -50,6 +50,11 @@ def chapter_preset(stem: str) -> str:
     return best_preset(names) if names else "cpu"
 
 
+#: A run whose samples are at least this share blank (zero dots) has collapsed: its generator draws empty images,
+#: so it has no numerosity response to compare with the paper. Such runs are listed, not scored.
+BLANK_COLLAPSE = 0.95
+
+
 class Markdown(str):
     """A string that notebooks render as Markdown (``_repr_markdown_``)."""
 
@@ -83,14 +88,29 @@ def _table(rows: list[dict], columns: dict[str, str], fmt: dict[str, str] | None
     return head + body
 
 
+def collapsed(record: dict) -> bool:
+    """A numerosity run whose samples are at least :data:`BLANK_COLLAPSE` blank (zero dots counted)."""
+    return record["result"]["distribution"][0] >= BLANK_COLLAPSE
+
+
 def summary_table(records: list[dict]) -> Markdown:
-    """Per model and trained count: mean (± 95% CI over seeds), spread, mode and where the mass goes."""
-    cols = {"model": "model", "value": "trained", "seeds": "seeds", "mean": "mean", "mean_ci": "± CI",
+    """Per model and trained count, over the seeds that did not collapse: mean (± 95% CI over seeds), spread, mode
+    and where the mass goes; collapsed seeds are counted in their own column."""
+    kept = [r for r in records if not collapsed(r)]
+    rows = summary_rows(kept)
+    for row in rows:
+        row["collapsed"] = sum(collapsed(r) for r in records if r["model"] == row["model"] and r["value"] == row["value"])
+    for model, value in sorted({(r["model"], r["value"]) for r in records} - {(r["model"], r["value"]) for r in kept}):
+        rows.append({"model": model, "value": value, "seeds": 0, "collapsed": sum(
+            collapsed(r) for r in records if r["model"] == model and r["value"] == value)})
+    rows.sort(key=lambda r: (list(LABELS).index(r["model"]), r["value"]))
+    cols = {"model": "model", "value": "trained", "seeds": "seeds", "collapsed": "collapsed seeds",
+            "mean": "mean", "mean_ci": "± CI",
             "sd": "sd", "mode": "mode", "exact": "share exact", "below": "share fewer", "above": "share more",
             "zero": "share blank", "steps": "iterations"}
     fmt = {"mean": ".2f", "mean_ci": ".2f", "sd": ".2f", "exact": ".0%", "below": ".0%", "above": ".0%",
            "zero": ".0%"}
-    return Markdown(_table(summary_rows(records), cols, fmt))
+    return Markdown(_table(rows, cols, fmt))
 
 
 def provenance_table(records: list[dict]) -> Markdown:
@@ -113,16 +133,10 @@ def _verdict(hits: int, total: int) -> str:
     return "partly"
 
 
-#: A run whose samples are at least this share blank (zero dots) has collapsed: its generator draws empty images,
-#: so it has no numerosity response to compare with the paper. Such runs are listed, not scored.
-BLANK_COLLAPSE = 0.95
-
-
 def numerosity_findings(records: list[dict]) -> Markdown:
     """The paper's numerosity claims (Sec. 4.1.1), each checked against our records, with the numbers."""
-    all_rows = summary_rows(records)
-    collapsed = [r for r in all_rows if r["zero"] >= BLANK_COLLAPSE]
-    rows = [r for r in all_rows if r["zero"] < BLANK_COLLAPSE]
+    gone = [r for r in records if collapsed(r)]
+    rows = summary_rows([r for r in records if not collapsed(r)])
     preset = sorted({r["preset"] for r in records})
     n = len(rows)
     not_exact = sum(r["exact"] < 0.95 for r in rows)
@@ -135,13 +149,15 @@ def numerosity_findings(records: list[dict]) -> Markdown:
     per = "; ".join(f"{LABELS[r['model']]} on {r['value']}: mean {r['mean']:.2f}, mode {r['mode']}, "
                     f"{r['exact']:.0%} exact, {r['below']:.0%} fewer / {r['above']:.0%} more" for r in rows)
     lines = [
-        f"Measured on {len(all_rows)} (model, trained count) settings at the `{'`, `'.join(preset)}` preset.",
+        f"Measured on {len(records)} runs at the `{'`, `'.join(preset)}` preset: {n} (model, trained count) settings "
+        f"with at least one run that did not collapse.",
         "",
     ]
-    if collapsed:
-        names = ", ".join(f"{LABELS[r['model']]} on {r['value']} ({r['zero']:.0%} blank)" for r in collapsed)
-        lines += [f"**Collapsed runs, left out of the verdicts:** {names}. Their generators draw (almost) only blank "
-                  f"images, so they have no numerosity response to compare.", ""]
+    if gone:
+        names = ", ".join(f"{LABELS[r['model']]} on {r['value']}, seed {r['seed']} "
+                          f"({r['result']['distribution'][0]:.0%} blank)" for r in gone)
+        lines += [f"**{len(gone)} collapsed runs, left out of the verdicts:** {names}. Their generators draw (almost) "
+                  f"only blank images, so they have no numerosity response to compare.", ""]
     lines += [
         "| the paper says | what our runs show | verdict |",
         "|---|---|---|",

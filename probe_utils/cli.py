@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 import json
 import subprocess
 import sys
@@ -51,6 +52,7 @@ def cmd_book(args: argparse.Namespace) -> int:
         from probe_utils.book import chapter_preset
         from probe_utils.experiments import PRESETS
 
+        os.environ["PROBE_UTILS_PROGRESS"] = "0"  # executed pages should not embed progress-bar widgets
         if args.preset is not None and args.preset not in PRESETS:
             raise ParameterError(f"parameter 'preset' must be one of {', '.join(map(repr, PRESETS))}; "
                                  f"got {args.preset!r}")

@@ -8,6 +8,7 @@ Interrupted training resumes from its checkpoint under ``runs/``.
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import time
 from dataclasses import dataclass
@@ -278,15 +279,19 @@ def run_one(plan: Plan, model: str, value: int, seed: int, *, store: Store, runs
 
 def run(experiment: str, *, models: Any, values: Any, seeds: Any = 1, preset: str = "ci", device: Any = "auto",
         reuse: bool = True, store: Store | str | Path | None = None, runs_dir: str | Path | None = None,
-        progress: bool = True) -> list[dict]:
+        progress: bool | None = None) -> list[dict]:
     """Run (or load) every (model, value, seed) of ``experiment`` at ``preset``; return their records.
 
     ``models``: family names (see :data:`probe_utils.models.FAMILIES`); ``values``: trained values (e.g. dot counts);
     ``seeds``: a number of seeds (0..n-1) or a list of seeds; ``reuse``: load a stored record when one matches.
+    ``progress``: show progress bars (default: yes, unless ``PROBE_UTILS_PROGRESS=0``, which the book build sets so
+    that executed pages do not embed progress-bar widgets).
     Checkpoints go to ``runs_dir`` (default: ``runs/`` beside the store's ``book/``, else ``<store>-runs``), so an interrupted call resumes.
     """
     plan = check_parameters(experiment, models=models, values=values, seeds=seeds, preset=preset, device=device,
                             reuse=reuse)
+    if progress is None:
+        progress = os.environ.get("PROBE_UTILS_PROGRESS", "1") != "0"
     store = store if isinstance(store, Store) else Store(store)
     if runs_dir is None:
         book_store = store.root.parent.name == "book"
