@@ -678,7 +678,34 @@ def shape_rows(records: list[dict], centres: np.ndarray) -> list[dict]:
                "invalid": float(np.mean([r["result"].get("invalid_share", 0.0) for r in recs])),
                "steps": int(np.mean([r["provenance"]["steps"] for r in recs]))}
         for key in ("mean", "sd", "hwhm", "skewness", "mass_asymmetry", "hwhm_ratio"):
-            row[key] = float(np.nanmean([s[key] for s in shapes]))
+            vals = np.array([s[key] for s in shapes], float)
+            row[key] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
         row["bias"] = row["mean"] - float(value)
         rows.append(row)
+    return rows
+
+
+def convolution_rows(unimodal: list[dict], mixtures: list[dict], centres: np.ndarray) -> list[dict]:
+    """Per model and multi-modal training distribution (Sec. 4.2): the actual response (mean over seeds), the
+    convolution prediction from the unimodal responses at its modes (mean over seeds), their distances and the
+    prototype-enhancement index for the outermost modes."""
+    from probe_utils.experiments import mixture_modes
+
+    rows = []
+    for model in sorted({r["model"] for r in mixtures}):
+        uni = {r.value: r.dist for r in impulse_responses([u for u in unimodal if u["model"] == model])}
+        for resp in impulse_responses([m for m in mixtures if m["model"] == model]):
+            modes = mixture_modes(resp.value)
+            missing = [m for m in modes if not any(abs(m - v) < 1e-9 for v in uni)]
+            if missing:
+                raise ValueError(f"{model}: no unimodal response for red = {missing} (run pie_red at these values)")
+            responses = {m: next(d for v, d in uni.items() if abs(m - v) < 1e-9) for m in modes}
+            predicted = convolution_prediction(responses, {m: 1.0 for m in modes})
+            dist = distribution_distance(resp.dist, predicted, centres=centres)
+            proto = prototype_enhancement(resp.dist, predicted, centres, min(modes), max(modes))
+            rows.append({"model": model, "value": resp.value, "gap": max(modes) - min(modes), "seeds": len(resp.seeds),
+                         "actual": resp.dist, "predicted": predicted, "tv": dist["tv"], "emd": dist["emd"],
+                         "actual_mid": proto["actual_mid"], "predicted_mid": proto["predicted_mid"],
+                         "ratio": proto["ratio"], "actual_mode": proto["actual_mode"],
+                         "mode_in_middle": bool(proto["actual_mode_in_window"]), "window": proto["window"]})
     return rows

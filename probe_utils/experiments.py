@@ -100,6 +100,7 @@ class Experiment:
     measure: Callable[[torch.Tensor], np.ndarray]
     integer: bool = True                     # trained values are integers
     label: str = ""                          # axis label of the measured feature
+    check_value: Callable[[str, Any], Any] | None = None   # custom check/canonical form of one trained value
 
     @property
     def bins(self) -> int:
@@ -145,6 +146,48 @@ def _pie_experiment(name: str, feature: str, measured: str, allowed: tuple[float
                       tuple(np.round(edges, 6)), render, measure, integer=False, label=label)
 
 
+def check_mixture(name: str, value: Any) -> str:
+    """A multi-modal training distribution of red: two or more proportions in [0, 1], equally weighted, given as a
+    list ``[0.3, 0.4]`` or a string ``"0.3+0.4"``; returned in the canonical form ``"0.3+0.4"`` (sorted)."""
+    import ast
+
+    modes = value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            modes = list(ast.literal_eval(text)) if text.startswith(("[", "(")) else [float(t) for t in text.split("+")]
+        except (ValueError, SyntaxError, TypeError):
+            raise ParameterError(f"parameter {name!r} must be two or more red proportions such as [0.3, 0.4] or "
+                                 f"'0.3+0.4'; got {value!r}") from None
+    if not isinstance(modes, (list, tuple)) or len(modes) < 2:
+        raise ParameterError(f"parameter {name!r} must be two or more red proportions such as [0.3, 0.4]; "
+                             f"got {value!r}")
+    modes = sorted(check_float(f"{name}[{i}]", m, 0.0, 1.0) for i, m in enumerate(modes))
+    if len(set(modes)) < len(modes):
+        raise ParameterError(f"parameter {name!r} must list distinct proportions; got {value!r}")
+    return "+".join(f"{m:g}" for m in modes)
+
+
+def mixture_modes(value: str) -> list[float]:
+    """The proportions of a canonical mixture value such as ``"0.3+0.4"``."""
+    return [float(t) for t in str(value).split("+")]
+
+
+def _pie_mixture_experiment() -> Experiment:
+    """Pie whose red proportion is drawn from a few equally likely modes (Sec. 4.2), other features uniform."""
+
+    def render(value: str, n: int, seed: int, size: int, device: torch.device):
+        from probe_utils.render import pie
+        return pie.render(n=n, seed=seed, size=size, device=device, red=mixture_modes(value))
+
+    def measure(x: torch.Tensor) -> np.ndarray:
+        from probe_utils.features import pie as pief
+        return pief.measure(x)["red"]
+
+    return Experiment("pie_red_mix", "4.2", "pie", "red", "mixtures", (0.0, 1.0), tuple(np.round(np.linspace(0, 1, 51), 6)),
+                      render, measure, integer=False, label="proportion of red", check_value=check_mixture)
+
+
 EXPERIMENTS: dict[str, Experiment] = {
     "numerosity": Experiment("numerosity", "4.1.1", "dots", "count", "counts", (1, 16),
                              tuple(np.arange(-0.5, 25)), _dots_render, _dots_measure, label="number of dots"),
@@ -153,6 +196,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                                 "radius (half-widths)"),
     "pie_location": _pie_experiment("pie_location", "x", "x", (-0.2, 0.2), np.linspace(-0.3, 0.3, 61),
                                     "x of the centre (half-widths)"),
+    "pie_red_mix": _pie_mixture_experiment(),
 }
 
 
@@ -205,8 +249,11 @@ def check_parameters(experiment: str, *, models: Any, values: Any, seeds: Any, p
     fams = [check_choice(f"models[{i}]", m, models_mod.FAMILIES) for i, m in enumerate(_as_list("models", models))]
     lo, hi = exp.allowed
     vn = exp.value_name
-    check_value = check_int if exp.integer else check_float
-    vals = [check_value(f"{vn}[{i}]", v, lo, hi) for i, v in enumerate(_as_list(vn, values))]
+    if exp.check_value is not None:
+        vals = [exp.check_value(f"{vn}[{i}]", v) for i, v in enumerate(_as_list(vn, values))]
+    else:
+        check_value = check_int if exp.integer else check_float
+        vals = [check_value(f"{vn}[{i}]", v, lo, hi) for i, v in enumerate(_as_list(vn, values))]
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         n = check_int("seeds", seeds, 1, 1000)
         seed_list = list(range(n))
@@ -245,8 +292,10 @@ def run_one(plan: Plan, model: str, value: int, seed: int, *, store: Store, runs
                       probe_samples=pre.probe_samples, checkpoint_every=pre.checkpoint_every,
                       converge_tol=pre.converge_tol, min_steps=pre.min_steps)
     probe = lambda x: exp.distribution(exp.measure(x))[0]  # noqa: E731
+    t_train = time.perf_counter()
     res = train(net, pool, cfg, seed=seed, probe=probe, checkpoint=runs_dir / f"{key}.pt", progress=progress,
                 desc=f"{model} {exp.feature}={value} seed={seed}")
+    t_measure = time.perf_counter()
     gen = torch.Generator(device=plan.device).manual_seed(10_000 + seed)
     samples = net.sample(pre.final_samples, generator=gen)
     measured = exp.measure(samples)
@@ -258,7 +307,9 @@ def run_one(plan: Plan, model: str, value: int, seed: int, *, store: Store, runs
         "provenance": {
             "device": torch.cuda.get_device_name(plan.device) if plan.device.type == "cuda" else
             f"{plan.device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
-            "torch": torch.__version__, "steps": res.steps, "wall_s": round(time.perf_counter() - t0, 1),
+            "torch": torch.__version__, "steps": res.steps,
+            # training time summed over interrupted and resumed sessions, plus rendering and measuring now
+            "wall_s": round(res.wall_s + (time.perf_counter() - t_measure) + (t_train - t0), 1),
             "train_wall_s": round(res.wall_s, 1), "converged_at": res.converged_at,
             "resumed_from": res.resumed_from, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "code_version": __version__, "git_commit": git_commit(), "python": platform.python_version(),

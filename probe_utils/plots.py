@@ -221,3 +221,39 @@ def feature_responses(records: dict[str, list[dict]]) -> plt.Figure:
         axes[0, j].legend(title="trained on", fontsize=7, title_fontsize=7, loc="upper right")
     fig.tight_layout()
     return fig
+
+
+def convolution_effect(rows: list[dict], centres: np.ndarray) -> plt.Figure:
+    """The paper's Fig. 6: for each multi-modal training distribution (rows) and model (columns), the training modes
+    (arrows), the convolution prediction (dashed) and the actual response (solid); the shaded band is the midpoint
+    window of the prototype-enhancement index. ``rows`` come from :func:`probe_utils.analysis.convolution_rows`."""
+    from probe_utils.experiments import mixture_modes
+
+    models = sorted({r["model"] for r in rows}, key=list(LABELS).index)
+    values = sorted({r["value"] for r in rows}, key=lambda v: mixture_modes(v)[-1] - mixture_modes(v)[0])
+    width = float(np.mean(np.diff(centres)))
+    fig, axes = plt.subplots(len(values), len(models), figsize=(5.2 * len(models), 2.8 * len(values)), squeeze=False)
+    for i, v in enumerate(values):
+        for j, m in enumerate(models):
+            ax = axes[i, j]
+            row = next((r for r in rows if r["model"] == m and r["value"] == v), None)
+            if row is None:
+                ax.set_visible(False)
+                continue
+            ax.axvspan(*row["window"], color="0.85", lw=0)
+            ax.plot(centres, row["predicted"] / width, "--", color=PALETTE[0], label="convolution prediction")
+            ax.plot(centres, row["actual"] / width, "-", color=PALETTE[1], label="actual")
+            for mode in mixture_modes(v):
+                ax.annotate("", xy=(mode, 0), xytext=(mode, -0.16), xycoords=("data", "axes fraction"),
+                            textcoords=("data", "axes fraction"), arrowprops=dict(arrowstyle="-|>", color="0.2"))
+            ax.set_title(f"{LABELS[m]}: trained on red {v.replace('+', ' or ')}", fontsize=10)
+            ax.text(0.02, 0.95, f"TV {row['tv']:.2f}\nmidpoint ratio {row['ratio']:.2f}", transform=ax.transAxes,
+                    va="top", fontsize=8)
+            ax.set_xlim(0, 1)
+            if i == len(values) - 1:
+                ax.set_xlabel("generated proportion of red")
+            if j == 0:
+                ax.set_ylabel("density")
+    axes[0, -1].legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig

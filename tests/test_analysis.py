@@ -251,3 +251,24 @@ def test_bootstrap_ci_of_a_mean():
     gen = np.concatenate([np.repeat(s, 20), [50] * 30])
     p, plo, phi = A.bootstrap_ci(lambda g: A.support_precision_recall(g, s)["precision"], gen, n_boot=200)
     assert p == pytest.approx(10 / 11) and plo <= p <= phi
+
+
+def _record(experiment, model, value, dist, seed=0):
+    return {"experiment": experiment, "model": model, "value": value, "seed": seed,
+            "result": {"distribution": list(dist), "n_samples": 1000}}
+
+
+def test_convolution_rows_predict_the_mixture_of_unimodal_responses():
+    from probe_utils.analysis import convolution_rows
+
+    centres = np.linspace(0.01, 0.99, 50)
+    bump = lambda c: np.exp(-0.5 * ((centres - c) / 0.03) ** 2) / np.exp(-0.5 * ((centres - c) / 0.03) ** 2).sum()
+    uni = [_record("pie_red", "vae", 0.3, bump(0.3)), _record("pie_red", "vae", 0.9, bump(0.9)),
+           _record("pie_red", "vae", 0.4, bump(0.4))]
+    far = _record("pie_red_mix", "vae", "0.3+0.9", (bump(0.3) + bump(0.9)) / 2)
+    close = _record("pie_red_mix", "vae", "0.3+0.4", bump(0.35))  # merged into the prototype
+    rows = {r["value"]: r for r in convolution_rows(uni, [far, close], centres)}
+    assert rows["0.3+0.9"]["tv"] < 1e-9
+    assert rows["0.3+0.4"]["ratio"] > 1.5 and rows["0.3+0.4"]["mode_in_middle"]
+    with pytest.raises(ValueError, match="no unimodal response"):
+        convolution_rows(uni[:1], [far], centres)

@@ -54,3 +54,15 @@ def test_run_stores_then_reuses(tmp_path, monkeypatch):
     assert again == rec
     with pytest.raises(AssertionError):
         run("numerosity", **{**kw, "reuse": False})
+
+
+def test_mixture_values_are_checked_and_canonical():
+    from probe_utils.experiments import check_mixture, mixture_modes
+
+    assert check_mixture("m", [0.4, 0.3]) == "0.3+0.4" == check_mixture("m", "0.3+0.4")
+    assert check_mixture("m", "[0.9, 0.3]") == "0.3+0.9"
+    assert mixture_modes("0.3+0.9") == [0.3, 0.9]
+    for bad, msg in [([0.3], "two or more"), ("x", "two or more"), ([0.3, 1.2], r"'m\[1\]'"),
+                     ([0.3, 0.3], "distinct")]:
+        with pytest.raises(ParameterError, match=msg):
+            check_mixture("m", bad)
