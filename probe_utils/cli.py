@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import ast
-import os
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -68,7 +69,10 @@ def cmd_book(args: argparse.Namespace) -> int:
             pm.execute_notebook(str(nb), str(nb), parameters=params, cwd=str(nb.parent), kernel_name="python3",
                                 progress_bar=False, request_save_on_cell_execute=False)
             print(f"[book] {nb.name} done in {time.time() - t0:.0f} s", flush=True)
-    cmd = ["jupyter-book", "build", str(REPO), "--keep-going"]
+    # the jupyter-book script of this interpreter's environment, so an un-activated venv works too
+    beside = Path(sys.executable).parent / "jupyter-book"
+    jb = str(beside) if beside.exists() else (shutil.which("jupyter-book") or "jupyter-book")
+    cmd = [jb, "build", str(REPO), "--keep-going"]
     if args.strict:
         cmd += ["-W", "-n"]
     print("[book] " + " ".join(cmd), flush=True)
