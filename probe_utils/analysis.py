@@ -680,7 +680,7 @@ def shape_rows(records: list[dict], centres: np.ndarray) -> list[dict]:
         for key in ("mean", "sd", "hwhm", "skewness", "mass_asymmetry", "hwhm_ratio"):
             vals = np.array([s[key] for s in shapes], float)
             row[key] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
-        row["bias"] = row["mean"] - float(value)
+        row["bias"] = row["mean"] - float(value) if isinstance(value, (int, float)) else float("nan")
         rows.append(row)
     return rows
 

@@ -27,15 +27,17 @@ def _literal(text: str):
 def cmd_run(args: argparse.Namespace) -> int:
     import torch
 
-    from probe_utils.analysis import summary_rows
-    from probe_utils.experiments import run
+    from probe_utils.analysis import shape_rows, summary_rows
+    from probe_utils.experiments import EXPERIMENTS, run
 
     if args.threads:
         torch.set_num_threads(args.threads)
     recs = run(args.experiment, models=_literal(args.models), values=_literal(args.values),
                seeds=_literal(args.seeds), preset=args.preset, device=args.device, reuse=not args.fresh,
                store=args.store, progress=not args.quiet)
-    for row in summary_rows(recs):
+    exp = EXPERIMENTS[args.experiment]
+    rows = summary_rows(recs) if exp.integer and exp.check_value is None else shape_rows(recs, exp.centres)
+    for row in rows:
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}))
     return 0
 
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="train and measure one experiment's runs (reusing stored records)")
     r.add_argument("experiment", help="e.g. numerosity")
     r.add_argument("--models", default="wgan_gp,vae", help="comma-separated families (default: wgan_gp,vae)")
-    r.add_argument("--values", required=True, help="trained values, e.g. 1,3,5,8")
+    r.add_argument("--values", required=True, help="trained values, e.g. 1,3,5,8 (mixtures: 0.3+0.4,0.3+0.9)")
     r.add_argument("--seeds", default="1", help="a number of seeds (e.g. 3 -> 0,1,2) or a list like [0,4]")
     r.add_argument("--preset", default="ci", help="ci | cpu | colab | paper")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")

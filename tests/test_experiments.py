@@ -66,3 +66,26 @@ def test_mixture_values_are_checked_and_canonical():
                      ([0.3, 0.3], "distinct")]:
         with pytest.raises(ParameterError, match=msg):
             check_mixture("m", bad)
+
+
+@pytest.mark.parametrize("experiment,values", [("numerosity", "2"), ("pie_red", "0.3"), ("pie_red_mix", "0.3+0.9")])
+def test_cli_run_trains_stores_and_summarises(tmp_path, capsys, experiment, values):
+    import json
+
+    from probe_utils.cli import main
+
+    rc = main(["run", experiment, "--models", "vae", "--values", values, "--seeds", "1", "--preset", "ci",
+               "--device", "cpu", "--store", str(tmp_path / "s"), "--quiet"])
+    assert rc == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row["model"] == "vae" and str(row["value"]) == values
+    assert list((tmp_path / "s" / experiment / "ci").rglob("*.json"))
+
+
+def test_cli_run_bad_parameter_exits_2(tmp_path, capsys):
+    from probe_utils.cli import main
+
+    rc = main(["run", "numerosity", "--models", "vae", "--values", "40", "--preset", "ci",
+               "--store", str(tmp_path / "s")])
+    assert rc == 2 and "parameter 'counts[0]'" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
