@@ -11,13 +11,6 @@ TINY = ["--device", "cpu", "--size", "32", "--width", "2", "--fleet", "2", "--it
         "--batch-size", "4", "--images", "8", "--n-critic", "1"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_cli_bench_writes_a_table_and_json(tmp_path, capsys):
     out = tmp_path / "b" / "bench.json"

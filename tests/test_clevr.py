@@ -151,7 +151,10 @@ def test_classifier_accepts_128px_and_arrays():
 
 
 def test_missing_weights_say_how_to_rebuild(monkeypatch, tmp_path):
-    monkeypatch.setattr(feat, "_file", lambda name: tmp_path / name)
+    from probe_utils.features import _common
+
+    monkeypatch.setattr(feat, "data_file", lambda name: tmp_path / name)
+    monkeypatch.setattr(_common, "data_file", lambda name: tmp_path / name)
     feat._classifier.cache_clear()
     try:
         with pytest.raises(FileNotFoundError, match="train_clevr_classifier"):
@@ -161,7 +164,7 @@ def test_missing_weights_say_how_to_rebuild(monkeypatch, tmp_path):
 
 
 def test_shipped_weights_are_small_float16():
-    path = feat._file(feat.WEIGHTS_FILE)
+    path = feat.data_file(feat.WEIGHTS_FILE)
     assert path.is_file() and path.stat().st_size < 1_000_000
     with np.load(path) as z:
         assert all(z[k].dtype != np.float32 for k in z.files)

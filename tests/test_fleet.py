@@ -11,13 +11,6 @@ from probe_utils.train import ImagePool, TrainConfig, train
 SIZE, WIDTH, SEEDS = 32, 2, (3, 7)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core machine two threads can run 20x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,6 @@ from probe_utils.render import mnist3 as rend
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _build_script():
@@ -146,7 +140,10 @@ def test_random_triples_bad_input():
 
 
 def test_missing_files_say_how_to_rebuild(monkeypatch, tmp_path):
-    monkeypatch.setattr(feat, "_file", lambda name: tmp_path / name)
+    from probe_utils.features import _common
+
+    monkeypatch.setattr(feat, "data_file", lambda name: tmp_path / name)
+    monkeypatch.setattr(_common, "data_file", lambda name: tmp_path / name)
     feat._classifier.cache_clear()
     with pytest.raises(FileNotFoundError, match="train_mnist_classifier.py"):
         feat.load_classifier()

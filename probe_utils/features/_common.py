@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from importlib import resources
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -26,3 +30,16 @@ def as_images(x: torch.Tensor | np.ndarray) -> torch.Tensor:
     if x.dim() != 4 or x.shape[1] != 3:
         raise ParameterError(f"parameter 'x' must have shape (n, 3, H, W); got {tuple(x.shape)}")
     return x.clamp(0.0, 1.0)
+
+
+def data_file(name: str):
+    """A file shipped in ``probe_utils/data/``."""
+    return resources.files("probe_utils").joinpath("data", name)
+
+
+def read_json_record(name: str, what: str, hint: str) -> dict[str, Any]:
+    """Load a JSON file shipped in ``probe_utils/data/``; a missing file says what it is and how to rebuild it."""
+    path = data_file(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} is missing; {hint}")
+    return json.loads(path.read_text())

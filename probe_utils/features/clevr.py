@@ -32,8 +32,6 @@ cylinders or spheres.
 from __future__ import annotations
 
 import functools
-import json
-from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -42,7 +40,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from scipy.special import erf
 
-from probe_utils.features._common import as_images
+from probe_utils.features._common import as_images, data_file, read_json_record
 from probe_utils.params import check_int, check_seed
 from probe_utils.render import clevr as _render
 
@@ -122,21 +120,14 @@ def targets(labels: dict[str, np.ndarray], size: int = INPUT) -> dict[str, torch
             "count": torch.as_tensor(labels["count"], dtype=torch.float32)}
 
 
-def _file(name: str):
-    return resources.files("probe_utils").joinpath("data", name)
-
-
 def classifier_info() -> dict[str, Any]:
     """The JSON record stored next to the weights (accuracy on fresh renders, training settings)."""
-    path = _file(INFO_FILE)
-    if not path.is_file():
-        raise FileNotFoundError(f"CLEVR classifier record {path} is missing; {RETRAIN_HINT}")
-    return json.loads(path.read_text())
+    return read_json_record(INFO_FILE, "CLEVR classifier record", RETRAIN_HINT)
 
 
 @functools.lru_cache(maxsize=None)
 def _classifier(device: str) -> ClevrNet:
-    path = _file(WEIGHTS_FILE)
+    path = data_file(WEIGHTS_FILE)
     if not path.is_file():
         raise FileNotFoundError(f"CLEVR classifier weights {path} are missing; {RETRAIN_HINT}")
     with path.open("rb") as fh, np.load(fh) as npz:

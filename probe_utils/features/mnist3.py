@@ -15,8 +15,6 @@ digits are ambiguous (common in generated samples); the measurement never refuse
 from __future__ import annotations
 
 import functools
-import json
-from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -24,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from probe_utils.features._common import as_images
+from probe_utils.features._common import as_images, data_file, read_json_record
 from probe_utils.params import check_int, check_seed
 from probe_utils.render import mnist3 as _render
 
@@ -74,16 +72,9 @@ def cells(x: torch.Tensor | np.ndarray) -> torch.Tensor:
     return F.pad(parts, (_render.CROP, _render.CROP)).unsqueeze(2)
 
 
-def _file(name: str):
-    return resources.files("probe_utils").joinpath("data", name)
-
-
 def classifier_info() -> dict[str, Any]:
     """The JSON record stored next to the weights (held-out accuracy, training settings)."""
-    path = _file(INFO_FILE)
-    if not path.is_file():
-        raise FileNotFoundError(f"classifier record {path} is missing; {RETRAIN_HINT}")
-    return json.loads(path.read_text())
+    return read_json_record(INFO_FILE, "classifier record", RETRAIN_HINT)
 
 
 def state_from_npz(path) -> dict[str, torch.Tensor]:
@@ -95,7 +86,7 @@ def state_from_npz(path) -> dict[str, torch.Tensor]:
 
 @functools.lru_cache(maxsize=None)
 def _classifier(device: str) -> DigitNet:
-    path = _file(WEIGHTS_FILE)
+    path = data_file(WEIGHTS_FILE)
     if not path.is_file():
         raise FileNotFoundError(f"digit classifier weights {path} are missing; {RETRAIN_HINT}")
     net = DigitNet()
