@@ -709,3 +709,92 @@ def convolution_rows(unimodal: list[dict], mixtures: list[dict], centres: np.nda
                          "ratio": proto["ratio"], "actual_mode": proto["actual_mode"],
                          "mode_in_middle": bool(proto["actual_mode_in_window"]), "window": proto["window"]})
     return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# From store records: independence (Sec. 4.3) and combinations (Sec. 5)
+# ---------------------------------------------------------------------------------------------------------------
+
+def independence_rows(records: list[dict], centres: np.ndarray) -> list[dict]:
+    """Per model: :func:`independence_statistic` of its responses (averaged over seeds) across the numbers of
+    nuisance values k, with the chi-square test over the images measured per response. Each row holds ``model``,
+    ``ks``, ``seeds`` and the statistic's summary and per-k ``rows``."""
+    out = []
+    for model in sorted({r["model"] for r in records}):
+        resp = {r.value: r for r in impulse_responses([x for x in records if x["model"] == model])}
+        if len(resp) < 2:
+            continue
+        stat = independence_statistic({k: r.dist for k, r in resp.items()},
+                                      n_samples={k: r.n_samples * len(r.seeds) for k, r in resp.items()},
+                                      centres=centres)
+        out.append({"model": model, "seeds": min(len(r.seeds) for r in resp.values()), **stat})
+    return out
+
+
+def record_ids(record: dict) -> np.ndarray:
+    """The generated combination ids of a combinations record, rebuilt from its stored distribution (shares over
+    ids, times the number of measurable samples) plus one -1 per unmeasurable sample."""
+    res = record["result"]
+    n = int(res["n_samples"])
+    n_valid = int(round(n * (1 - float(res.get("invalid_share", 0.0)))))
+    counts = np.rint(np.asarray(res["distribution"], float) * n_valid).astype(np.int64)
+    return np.concatenate([np.repeat(np.arange(counts.size), counts), np.full(n - n_valid, -1, np.int64)])
+
+
+def combination_rows(records: list[dict], n_total: int, by: str = "model", threshold: float = 0.1) -> list[dict]:
+    """Support precision/recall of combinations records (paper Fig. 8), one row per (``by`` group, number of
+    training combinations): ``by`` is ``"model"`` or a preset setting (``"width"``, ``"pool_size"``) to compare
+    within one model (Fig. 25). Each row: ``group``, ``model``, ``n_train``, ``runs`` and the means with t
+    intervals of precision, recall, iou and novel_mass, plus ``n_parameters`` (mean over runs)."""
+    check_choice("by", by, ("model", "width", "pool_size"))
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in records:
+        groups[(r["model"], r["model"] if by == "model" else r["params"][by])].append(r)
+    rows = []
+    for (model, group), recs in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
+        for row in precision_recall_curve([(record_ids(r), r["result"]["train_support"]) for r in recs],
+                                          n_total=n_total, threshold=threshold):
+            params = [r["provenance"].get("n_parameters") for r in recs if len(r["result"]["train_support"]) ==
+                      row["n_train"]]
+            row.update(model=model, group=group, chance_precision=row["n_train"] / n_total,
+                       n_parameters=float(np.mean([p for p in params if p])) if any(params) else float("nan"))
+            rows.append(row)
+    return rows
+
+
+def pair_grid_rows(records: list[dict], grid: Sequence[int]) -> list[dict]:
+    """Per (model, rare attribute) of a CLEVR pair grid (Fig. 9): the generated joint distribution over cells (mean
+    over seeds), the training one, the marginal distances, and how much of the rare row's (or column's) generated
+    mass falls on cells the training set never showed (``rare_novel``), next to the share those cells would get
+    if the rare shape pair (colour pair) took every cell evenly (``rare_even``)."""
+    shape = tuple(grid)
+    out = []
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in records:
+        groups[(r["model"], r["value"])].append(r)
+    for (model, rare), recs in sorted(groups.items()):
+        train = np.asarray(recs[0]["result"]["train_support"])
+        allowed = np.zeros(int(np.prod(shape)), bool)
+        allowed[train] = True
+        allowed = allowed.reshape(shape)
+        joint = np.mean([joint_distribution(record_ids(r), shape) for r in recs], axis=0)
+        p = allowed / allowed.sum()
+        # the rare line: the row (shape pair) or column (colour pair) with fewest allowed cells
+        axis = 0 if rare == "shape" else 1
+        line = int(np.argmin(allowed.sum(axis=1 - axis)))
+        q_line = joint[line] if axis == 0 else joint[:, line]
+        a_line = allowed[line] if axis == 0 else allowed[:, line]
+        ids = np.concatenate([record_ids(r) for r in recs])
+        md = marginal_distance(ids, train, shape)
+        out.append({
+            "model": model, "rare": rare, "seeds": len(recs), "joint": joint, "train": p, "allowed": allowed,
+            "rare_line": line, "rare_axis": axis,
+            "rare_share": float(q_line.sum()), "rare_share_train": float(p[line].sum() if axis == 0 else
+                                                                         p[:, line].sum()),
+            "rare_novel": float(q_line[~a_line].sum() / q_line.sum()) if q_line.sum() > 0 else float("nan"),
+            "rare_even": float((~a_line).mean()),
+            "novel_mass": float(joint[~allowed].sum()),
+            "invalid": float(np.mean([r["result"].get("invalid_share", 0.0) for r in recs])),
+            "marginal_tv": [m["tv"] for m in md],
+        })
+    return out

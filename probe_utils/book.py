@@ -33,13 +33,18 @@ CHAPTERS: dict[str, list[str] | None] = {
     "01_numerosity": ["numerosity"],
     "02_color_size_location": ["pie_red", "pie_size", "pie_location"],
     "03_convolution_prototype": ["pie_red", "pie_red_mix"],
+    "04_independence": ["indep_red", "indep_size", "indep_location"],
+    "05_combinations": ["pie_combos", "mnist_combos"],
+    "06_clevr": ["clevr_numerosity", "clevr_pairs_4x4", "clevr_pairs_9x9"],
     "90_scorecard": None,
 }
+INDEPENDENCE_EXPERIMENTS = CHAPTERS["04_independence"]
+CLEVR_EXPERIMENTS = CHAPTERS["06_clevr"]
 
 
 #: Figures a built chapter page must show (default 1); the scorecard is tables only.
 MIN_FIGURES = {"00_datasets": 4, "01_numerosity": 4, "02_color_size_location": 2, "03_convolution_prototype": 2,
-               "90_scorecard": 0}
+               "04_independence": 2, "05_combinations": 3, "06_clevr": 4, "90_scorecard": 0}
 
 
 def chapter_preset(stem: str) -> str:
@@ -135,7 +140,7 @@ def _verdict(hits: int, total: int) -> str:
     return "partly"
 
 
-def numerosity_findings(records: list[dict]) -> Markdown:
+def numerosity_findings(records: list[dict], noun: str = "dots") -> Markdown:
     """The paper's numerosity claims (Sec. 4.1.1), each checked against our records, with the numbers."""
     gone = [r for r in records if collapsed(r)]
     rows = summary_rows([r for r in records if not collapsed(r)])
@@ -163,11 +168,11 @@ def numerosity_findings(records: list[dict]) -> Markdown:
     lines += [
         "| the paper says | what our runs show | verdict |",
         "|---|---|---|",
-        f"| Generated images do not always have the trained number of dots | the trained count is generated in "
+        f"| Generated images do not always have the trained number of {noun} | the trained count is generated in "
         f"less than 95% of samples in {not_exact} of {n} settings | {_verdict(not_exact, n)} |",
         f"| The distribution is centred at the trained count | its mode equals the trained count or its mean is "
         f"within 0.5 of it in {centred} of {n} settings | {_verdict(centred, n)} |",
-        f"| It is biased slightly towards more dots | more mass above than below the trained count in {over} of "
+        f"| It is biased slightly towards more {noun} | more mass above than below the trained count in {over} of "
         f"{n} settings | {_verdict(over, n)} |",
         f"| The spread grows with the count (as in human and monkey numerosity) | the standard deviation rises "
         f"with the trained count for {grows} of {n_fam} families | {_verdict(grows, n_fam)} |",
@@ -257,6 +262,9 @@ def scorecard(preset: str = "auto", store=None) -> Markdown:
         ("Colour, size and location (Sec. 4.1.2–4.1.3)", ["pie_red", "pie_size", "pie_location"], pie_findings),
         ("Convolution and prototype enhancement (Sec. 4.2)", ["pie_red", "pie_red_mix"],
          lambda recs: convolution_findings(_convolution_rows(recs))),
+        ("Independence of features (Sec. 4.3)", list(INDEPENDENCE_EXPERIMENTS), independence_findings),
+        ("Combinations: pie and three-MNIST (Sec. 5)", ["pie_combos", "mnist_combos"], combination_findings),
+        ("CLEVR: numerosity and shape–colour pairs (Sec. 4.1.1, 5)", list(CLEVR_EXPERIMENTS), clevr_findings),
     ]
     for title, names, findings in chapters:
         preset = best_preset(names, store) if requested == "auto" else requested
@@ -321,6 +329,216 @@ def convolution_findings(rows: list[dict]) -> Markdown:
         f"window in {merged} of {len(close)} settings | {_verdict(merged, len(close))} |",
     ]
     return Markdown("\n".join(lines))
+
+
+#: A feature's response counts as unchanged by the nuisance features when its largest TV distance to the response
+#: with the fewest nuisance values stays below this (our threshold; the paper gives none).
+INDEPENDENCE_TV = 0.25
+
+
+def _smoke_note(presets: list[str]) -> str:
+    return "> These rows come from the `ci` smoke test; the verdicts below are not findings.\n\n" if "ci" in presets else ""
+
+
+def independence_table(records: dict[str, list[dict]]) -> Markdown:
+    """Per studied feature and model: how far the responses for different numbers of nuisance values are from the
+    one with the fewest, and how the spread changes with it (Sec. 4.3)."""
+    from probe_utils.analysis import independence_rows
+    from probe_utils.experiments import EXPERIMENTS
+
+    rows = []
+    for name, recs in records.items():
+        for r in independence_rows(recs, EXPERIMENTS[name].centres):
+            first, last = r["rows"][0], r["rows"][-1]
+            rows.append({"feature": EXPERIMENTS[name].feature, "model": r["model"], "seeds": r["seeds"],
+                         "ks": ", ".join(map(str, r["ks"])), "max_tv": r["max_tv"], "max_emd": r["max_emd"],
+                         "sd_first": first["sd"], "sd_last": last["sd"], "rho": r["spearman_rho"],
+                         "p": r["p_value"], "v": r["cramers_v"]})
+    cols = {"feature": "feature", "model": "model", "seeds": "seeds", "ks": "nuisance values k", "max_tv":
+            "largest TV to fewest k", "max_emd": "largest EMD", "sd_first": "sd, fewest k", "sd_last": "sd, most k",
+            "rho": "Spearman ρ(k, sd)", "p": "χ² p", "v": "Cramér's V"}
+    fmt = {"max_tv": ".3f", "max_emd": ".3f", "sd_first": ".3f", "sd_last": ".3f", "rho": "+.2f", "p": ".2g",
+           "v": ".3f"}
+    return Markdown(_table(rows, cols, fmt))
+
+
+def independence_findings(records: dict[str, list[dict]]) -> Markdown:
+    """The paper's claims of Sec. 4.3 checked against our records."""
+    from probe_utils.analysis import independence_rows
+    from probe_utils.experiments import EXPERIMENTS
+
+    rows = [(EXPERIMENTS[n].feature, r) for n, recs in records.items() for r in
+            independence_rows(recs, EXPERIMENTS[n].centres)]
+    presets = sorted({r["preset"] for recs in records.values() for r in recs})
+    same = sum(r["max_tv"] < INDEPENDENCE_TV for _, r in rows)
+    wider = sum(r["rows"][-1]["sd"] > r["rows"][0]["sd"] for _, r in rows)
+    detail = ", ".join(f"{f} {LABELS[r['model']]} {r['max_tv']:.2f}" for f, r in rows)
+    sds = ", ".join(f"{f} {LABELS[r['model']]} {r['rows'][0]['sd']:.3f}→{r['rows'][-1]['sd']:.3f}" for f, r in rows)
+    lines = [
+        f"Measured at the `{'`, `'.join(presets)}` preset." if presets else "No records.", "",
+        "| the paper says | what our runs show | verdict |", "|---|---|---|",
+        f"| The learned distribution of each feature is fairly independent of how many values the other features "
+        f"take (1–50) | largest TV distance to the response with the fewest nuisance values below {INDEPENDENCE_TV} "
+        f"in {same} of {len(rows)} (feature, model) settings ({detail}) | {_verdict(same, len(rows))} |",
+        f"| The variance rises slightly when the nuisance features are more random | sd with the most nuisance "
+        f"values above sd with the fewest in {wider} of {len(rows)} settings ({sds}) | {_verdict(wider, len(rows))} |",
+    ]
+    return Markdown(_smoke_note(presets) + "\n".join(lines))
+
+
+#: Our thresholds for the combinations claims (the paper gives none).
+RECALL_HIGH = 0.9       # "very high recall"
+PRECISION_MEMORISED = 0.8  # "memorises few combinations almost exactly": precision at the fewest combinations
+SIZE_INVARIANT = 0.1    # "almost identical": precision differs by less than this across network / data-set sizes
+
+
+def combination_rows_by(records: dict[str, list[dict]], by: str = "model", model: str | None = None,
+                        default_only: bool = True) -> dict[str, list[dict]]:
+    """:func:`probe_utils.analysis.combination_rows` per combinations experiment. ``default_only``: only runs at
+    the preset's own width and number of training images; ``model``: only that family."""
+    from probe_utils.analysis import combination_rows
+    from probe_utils.experiments import EXPERIMENTS, PRESETS
+
+    def default(r: dict, key: str) -> bool:
+        return r["params"][key] == getattr(PRESETS[r["preset"]], key)
+
+    out = {}
+    for name, recs in records.items():
+        exp = EXPERIMENTS[name]
+        unique = {r["key"]: r for r in recs}.values()  # the same run may be passed twice
+        keep = [r for r in unique if (model is None or r["model"] == model) and (
+            all(default(r, k) for k in ("width", "pool_size")) if default_only else
+            # comparing widths: default data size only, and the other way round
+            by == "model" or default(r, "pool_size" if by == "width" else "width"))]
+        if keep:
+            rows = combination_rows(keep, int(np.prod(exp.grid)), by=by)
+            if by != "model":
+                for row in rows:
+                    row["group"] = f"{'width' if by == 'width' else 'images'} {row['group']}"
+            out[exp.dataset] = rows
+    return out
+
+
+def combination_table(rows: dict[str, list[dict]], group: str = "model") -> Markdown:
+    """Precision, recall and novel mass per data set, group and number of training combinations."""
+    flat = [{"dataset": d, **r, "group": LABELS.get(r["group"], r["group"]) if group == "model" else r["group"]}
+            for d, rs in rows.items() for r in rs]
+    cols = {"dataset": "data set", "group": group.replace("_", " "), "n_train": "training combinations",
+            "runs": "seeds", "precision": "precision", "precision_lo": "CI low", "precision_hi": "CI high",
+            "recall": "recall", "novel_mass": "mass on new combinations", "chance_precision": "uniform precision"}
+    if group != "model":
+        cols = {"dataset": "data set", "model": "model", **{k: v for k, v in cols.items() if k != "dataset"},
+                "n_parameters": "parameters"}
+        cols["group"] = "network width" if group == "width" else "training images"
+    fmt = {"precision": ".2f", "precision_lo": ".2f", "precision_hi": ".2f", "recall": ".2f", "novel_mass": ".2f",
+           "chance_precision": ".3f", "n_parameters": ",.0f"}
+    return Markdown(_table(flat, cols, fmt))
+
+
+def _spread_across(rows: list[dict], key: str = "precision") -> list[tuple[int, float]]:
+    """Per number of training combinations that several groups share: the range of ``key`` across them."""
+    by_n: dict[int, list[float]] = {}
+    for r in rows:
+        by_n.setdefault(r["n_train"], []).append(r[key])
+    return [(n, float(np.ptp(v))) for n, v in sorted(by_n.items()) if len(v) >= 2 and np.isfinite(v).all()]
+
+
+def combination_findings(records: dict[str, list[dict]]) -> Markdown:
+    """The paper's claims of Sec. 5 (pie and three-MNIST) and App. A (Fig. 25) checked against our records."""
+    main = combination_rows_by(records)
+    presets = sorted({r["preset"] for recs in records.values() for r in recs})
+    settings = [(d, m, sorted((r for r in rs if r["group"] == m), key=lambda r: r["n_train"]))
+                for d, rs in main.items() for m in dict.fromkeys(r["group"] for r in rs)]
+    all_rows = [r for rs in main.values() for r in rs]
+    high = sum(r["recall"] >= RECALL_HIGH for r in all_rows)
+    # precision is undefined (NaN) when a model's support is empty (nothing measurable): such settings are left out
+    defined = [(d, m, [r for r in rs if np.isfinite(r["precision"])]) for d, m, rs in settings]
+    falls = [(d, m, rs) for d, m, rs in defined if len(rs) >= 2]
+    n_falls = sum(rs[-1]["precision"] < rs[0]["precision"] for _, _, rs in falls)
+    firsts = [(d, m, rs) for d, m, rs in settings if rs and np.isfinite(rs[0]["precision"])]
+    memo = sum(rs[0]["precision"] >= PRECISION_MEMORISED for _, _, rs in firsts)
+    falls_txt = ", ".join(f"{d} {LABELS[m]} {rs[0]['precision']:.2f} at {rs[0]['n_train']} → "
+                          f"{rs[-1]['precision']:.2f} at {rs[-1]['n_train']}" for d, m, rs in falls)
+    lines = [f"Measured at the `{'`, `'.join(presets)}` preset." if presets else "No records.", "",
+             "| the paper says | what our runs show | verdict |", "|---|---|---|",
+             f"| Recall is very high: every training combination is generated | recall ≥ {RECALL_HIGH} in {high} of "
+             f"{len(all_rows)} (data set, model, number of combinations) settings | {_verdict(high, len(all_rows))} |",
+             f"| Precision falls as the training set holds more combinations (new combinations appear) | precision "
+             f"at the most combinations below precision at the fewest for {n_falls} of {len(falls)} (data set, model) "
+             f"pairs ({falls_txt}) | {_verdict(n_falls, len(falls))} |",
+             f"| A few combinations (10–20) are memorised almost exactly | precision ≥ {PRECISION_MEMORISED} at the "
+             f"fewest combinations for {memo} of {len(firsts)} pairs with a defined precision | "
+             f"{_verdict(memo, len(firsts))} |"]
+    for by, what in (("width", "network size (Fig. 25)"), ("pool_size", "data-set size")):
+        for d, rs in combination_rows_by(records, by=by, default_only=False).items():
+            for m in dict.fromkeys(r["model"] for r in rs):
+                sub = [r for r in rs if r["model"] == m]
+                if len({r["group"] for r in sub}) < 2:
+                    continue
+                spread = _spread_across(sub)
+                ok = sum(s < SIZE_INVARIANT for _, s in spread)
+                txt = ", ".join(f"{n}: {s:.2f}" for n, s in spread)
+                groups = ", ".join(str(g) for g in sorted({r["group"] for r in sub}))
+                lines.append(f"| The curves do not depend on the {what} | {d}, {LABELS[m]}, {by} {groups}: range "
+                             f"of precision across them below {SIZE_INVARIANT} at {ok} of {len(spread)} numbers of "
+                             f"combinations ({txt}) | {_verdict(ok, len(spread))} |")
+    return Markdown(_smoke_note(presets) + "\n".join(lines))
+
+
+#: Our thresholds for the CLEVR pair claims (the paper gives none).
+MARGINAL_TV = 0.1       # "the marginal is preserved"
+FEW_NOVEL = 0.25        # 4x4: "very few, if any" new colours for the rare shape: share of its mass on new cells
+EVEN_SHARE = 0.5        # 9x9: "takes on all colours almost evenly": new cells get at least half their even share
+
+
+def clevr_pair_table(rows: dict[str, list[dict]]) -> Markdown:
+    """Per grid, rare attribute and model: marginal distances, the rare line's mass and how much of it is new."""
+    flat = [{"grid": n.rsplit("_", 1)[1], **r, "tv_shape": r["marginal_tv"][0], "tv_color": r["marginal_tv"][1]}
+            for n, rs in rows.items() for r in rs]
+    cols = {"grid": "grid", "rare": "rare", "model": "model", "seeds": "seeds", "tv_shape": "TV shape-pair marginal",
+            "tv_color": "TV colour-pair marginal", "rare_share_train": "rare line, training share",
+            "rare_share": "rare line, generated share", "rare_novel": "rare line: share on new cells",
+            "rare_even": "… if spread evenly", "novel_mass": "all new cells", "invalid": "outside the grid"}
+    fmt = {k: ".2f" for k in ("tv_shape", "tv_color", "rare_share_train", "rare_share", "rare_novel", "rare_even",
+                              "novel_mass")}
+    fmt["invalid"] = ".0%"
+    return Markdown(_table(flat, cols, fmt))
+
+
+def clevr_pair_rows(records: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    from probe_utils.analysis import pair_grid_rows
+    from probe_utils.experiments import EXPERIMENTS
+
+    return {n: pair_grid_rows(rs, EXPERIMENTS[n].grid) for n, rs in records.items()
+            if n.startswith("clevr_pairs") and rs}
+
+
+def clevr_findings(records: dict[str, list[dict]]) -> Markdown:
+    """The paper's CLEVR claims (Fig. 3 middle, Fig. 9 / 23) checked against our records."""
+    presets = sorted({r["preset"] for recs in records.values() for r in recs})
+    parts = []
+    if records.get("clevr_numerosity"):
+        parts.append(str(numerosity_findings(records["clevr_numerosity"], noun="objects")))
+    rows = clevr_pair_rows(records)
+    flat = [(n.rsplit("_", 1)[1], r) for n, rs in rows.items() for r in rs]
+    if flat:
+        kept = sum(max(r["marginal_tv"]) < MARGINAL_TV for _, r in flat)
+        small = [(g, r) for g, r in flat if g == "4x4" and np.isfinite(r["rare_novel"])]
+        large = [(g, r) for g, r in flat if g == "9x9" and np.isfinite(r["rare_novel"])]
+        few = sum(r["rare_novel"] < FEW_NOVEL for _, r in small)
+        even = sum(r["rare_novel"] >= EVEN_SHARE * r["rare_even"] for _, r in large)
+        txt = lambda rs: ", ".join(f"{LABELS[r['model']]} rare {r['rare']} {r['rare_novel']:.2f}" for _, r in rs)  # noqa
+        parts.append("\n".join([
+            "| the paper says (shape–colour pairs) | what our runs show | verdict |", "|---|---|---|",
+            f"| The marginals are preserved | TV of both marginals below {MARGINAL_TV} in {kept} of {len(flat)} "
+            f"settings | {_verdict(kept, len(flat))} |",
+            f"| 4×4: the rare shape pair (colour pair) gets very few new colours (shapes) | share of its generated "
+            f"mass on new cells below {FEW_NOVEL} in {few} of {len(small)} settings ({txt(small)}) | "
+            f"{_verdict(few, len(small))} |",
+            f"| 9×9: it takes all colours (shapes) almost evenly | new cells get at least {EVEN_SHARE:.0%} of their "
+            f"even share in {even} of {len(large)} settings ({txt(large)}) | {_verdict(even, len(large))} |"]))
+    note = "" if records.get("clevr_numerosity") else _smoke_note(presets)  # numerosity_findings has its own
+    return Markdown(note + "\n\n".join(parts))
 
 
 def measurement_accuracy(n: int = 500, seed: int = 12345) -> Markdown:

@@ -101,6 +101,11 @@ class Experiment:
     integer: bool = True                     # trained values are integers
     label: str = ""                          # axis label of the measured feature
     check_value: Callable[[str, Any], Any] | None = None   # custom check/canonical form of one trained value
+    support: Callable[[Any, int], np.ndarray] | None = None  # combination ids a training set holds, from (value, seed)
+    grid: tuple[int, ...] = ()               # shape of the combination grid that ids index (C order)
+    axes: tuple[str, ...] = ()               # names of the grid's axes
+    describe: Callable[[float], str] | None = None  # label of one measured value (e.g. a combination id)
+    min_image_size: int = 0                  # smallest image size at which the measurement is reliable
 
     @property
     def bins(self) -> int:
@@ -188,6 +193,181 @@ def _pie_mixture_experiment() -> Experiment:
                       render, measure, integer=False, label="proportion of red", check_value=check_mixture)
 
 
+#: Sec. 4.3: which pie feature each independence experiment fixes, and the feature it measures
+INDEPENDENCE = {"red": ("red", "red", "proportion of red", np.linspace(0, 1, 51)),
+                "size": ("radius", "size", "radius (half-widths)", np.linspace(0.3, 0.9, 61)),
+                "location": ("x", "x", "x of the centre (half-widths)", np.linspace(-0.3, 0.3, 61))}
+
+
+def independence_combos(feature: str, k: int, seed: int) -> np.ndarray:
+    """Training combinations of the independence experiment (Sec. 4.3): the studied feature takes its paper's three
+    values equally often, and with each of them the other features take ``k`` random values, drawn uniformly on
+    their ranges (for a seed and k). Rows ``(radius, x, y, red)``, 3k of them; the location experiment fixes x
+    (y is a nuisance feature)."""
+    from probe_utils.render import pie
+
+    column = pie.COMBO_COLUMNS.index(INDEPENDENCE[feature][0])
+    rng = np.random.default_rng([seed, k, 43])
+    blocks = []
+    for v in pie.INDEPENDENCE_VALUES["radius" if feature == "size" else feature]:
+        rows = np.stack([rng.uniform(*pie.RANGES[f], size=k) for f in pie.COMBO_COLUMNS], axis=1)
+        rows[:, column] = v
+        blocks.append(rows)
+    return np.concatenate(blocks)
+
+
+def _independence_experiment(feature: str) -> Experiment:
+    _, measured, label, edges = INDEPENDENCE[feature]
+
+    def render(value: int, n: int, seed: int, size: int, device: torch.device):
+        from probe_utils.render import pie
+        return pie.render(n=n, seed=seed, size=size, device=device, combos=independence_combos(feature, value, seed))
+
+    def measure(x: torch.Tensor) -> np.ndarray:
+        from probe_utils.features import pie as pief
+        return pief.measure(x)[measured]
+
+    return Experiment(f"indep_{feature}", "4.3", "pie", measured, "nuisance_values", (1, 50),
+                      tuple(np.round(edges, 6)), render, measure, integer=True, label=label,
+                      describe=lambda v: round(float(v), 3) if np.isfinite(v) else None)
+
+
+def snap(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Index of the nearest grid value (an evenly spaced grid), -1 for NaN or for values more than half a step
+    beyond either end."""
+    g = np.asarray(grid, float)
+    v = np.asarray(values, float)
+    step = (g[-1] - g[0]) / max(len(g) - 1, 1)
+    idx = np.rint((np.nan_to_num(v, nan=-1e9) - g[0]) / step)
+    return np.where(np.isfinite(v) & (idx >= 0) & (idx <= len(g) - 1), idx, -1).astype(np.int64)
+
+
+def _ids_as_float(ids: np.ndarray) -> np.ndarray:
+    out = np.asarray(ids, float)
+    out[out < 0] = np.nan
+    return out
+
+
+def _choose(total: int, m: int, seed: int, salt: int) -> np.ndarray:
+    """``m`` of ``total`` combination ids, a seeded random choice (sorted)."""
+    return np.sort(np.random.default_rng([seed, m, salt]).choice(total, size=m, replace=False))
+
+
+def _pie_combinations_experiment() -> Experiment:
+    """Sec. 5: pies whose (size, x, y, red) take m of the 5 x 9 x 9 x 5 grid's combinations."""
+    from probe_utils.render import pie
+
+    grid = (len(pie.SIZE_GRID), len(pie.X_GRID), len(pie.Y_GRID), len(pie.COMBO_RED_GRID))
+    total = int(np.prod(grid))
+
+    def support(value: int, seed: int) -> np.ndarray:
+        return _choose(total, value, seed, 5)
+
+    def render(value: int, n: int, seed: int, size: int, device: torch.device):
+        return pie.render(n=n, seed=seed, size=size, device=device, combos=pie.combination_grid()[support(value, seed)])
+
+    def measure(x: torch.Tensor) -> np.ndarray:
+        from probe_utils.analysis import combination_ids
+        from probe_utils.features import pie as pief
+        f = pief.measure(x)
+        idx = [snap(f["size"], pie.SIZE_GRID), snap(f["x"], pie.X_GRID), snap(f["y"], pie.Y_GRID),
+               snap(f["red"], pie.COMBO_RED_GRID)]
+        return _ids_as_float(combination_ids(idx, grid))
+
+    def describe(v: float) -> str:
+        if not np.isfinite(v):
+            return "?"
+        return ".".join(str(int(i)) for i in np.unravel_index(int(v), grid))  # grid indices size.x.y.red
+
+    return Experiment("pie_combos", "5", "pie", "combination", "combinations", (1, total),
+                      tuple(np.arange(total + 1) - 0.5), render, measure, label="combination (size, x, y, red)",
+                      support=support, grid=grid, axes=("size", "x", "y", "red"), describe=describe)
+
+
+def _mnist_combinations_experiment() -> Experiment:
+    """Sec. 5: three-digit numbers drawn from m of the 1000 possible ones."""
+
+    def support(value: int, seed: int) -> np.ndarray:
+        return _choose(1000, value, seed, 3)
+
+    def render(value: int, n: int, seed: int, size: int, device: torch.device):
+        from probe_utils.render import mnist3
+        return mnist3.render(n=n, seed=seed, size=size, device=device, triples=support(value, seed))
+
+    def measure(x: torch.Tensor) -> np.ndarray:
+        from probe_utils.features import mnist3 as mf
+        return mf.classify(x)["triple"].astype(float)
+
+    return Experiment("mnist_combos", "5", "mnist3", "number", "combinations", (1, 1000),
+                      tuple(np.arange(1001) - 0.5), render, measure, label="three-digit number",
+                      support=support, grid=(10, 10, 10), axes=("first digit", "second digit", "third digit"),
+                      describe=lambda v: f"{int(v):03d}" if np.isfinite(v) else "?")
+
+
+#: the paper's CLEVR numerosity scenes use CLEVR's original three shapes (App. B)
+CLEVR_COUNT_SHAPES = ("sphere", "cube", "cylinder")
+
+
+def _clevr_numerosity_experiment() -> Experiment:
+    """Sec. 4.1.1, Fig. 3 middle: CLEVR scenes with exactly k objects (shapes sphere, cube, cylinder)."""
+
+    def render(value: int, n: int, seed: int, size: int, device: torch.device):
+        from probe_utils.render import clevr
+        return clevr.render(n=n, seed=seed, size=size, device=device, count=value, shapes=list(CLEVR_COUNT_SHAPES))
+
+    def measure(x: torch.Tensor) -> np.ndarray:
+        from probe_utils.features import clevr as cf
+        return cf.count(x).astype(float)
+
+    return Experiment("clevr_numerosity", "4.1.1", "clevr", "count", "counts", (1, 10), tuple(np.arange(-0.5, 13)),
+                      render, measure, label="number of objects", min_image_size=64)
+
+
+def check_rare(name: str, value: Any) -> str:
+    """Which attribute is rare in a CLEVR pair grid: ``"shape"`` (Fig. 9) or ``"color"`` (Fig. 23)."""
+    return check_choice(name, value, ("shape", "color"))
+
+
+def _clevr_pairs_experiment(size: int) -> Experiment:
+    """Sec. 5, Fig. 9 / 23: two-object CLEVR scenes whose (shape pair, colour pair) cell is one of the allowed cells
+    of a size x size grid; one shape pair (value "shape") or one colour pair ("color") is rare."""
+
+    def pairs(value: str) -> dict[str, Any]:
+        from probe_utils.render import clevr
+        return clevr.figure9_pairs(size, rare=value)
+
+    def support(value: str, seed: int) -> np.ndarray:
+        return np.flatnonzero(pairs(value)["allowed"].ravel())
+
+    def render(value: str, n: int, seed: int, size_px: int, device: torch.device):
+        from probe_utils.render import clevr
+        return clevr.render(n=n, seed=seed, size=size_px, device=device, count=2, pairs=pairs(value)["pairs"])
+
+    def measure(x: torch.Tensor) -> np.ndarray:
+        from probe_utils.features import clevr as cf
+        fp = pairs("shape")  # the cells' order does not depend on which attribute is rare
+        rows = {p: i for i, p in enumerate(fp["shape_pairs"])}
+        cols = {p: j for j, p in enumerate(fp["color_pairs"])}
+        a = cf.pair_attributes(x)
+        r = np.array([rows.get((s, t), -1) for s, t in zip(a["shape_a"], a["shape_b"])])
+        c = np.array([cols.get((s, t), -1) for s, t in zip(a["color_a"], a["color_b"])])
+        ids = np.where((r >= 0) & (c >= 0), r * size + c, -1)
+        return _ids_as_float(ids)
+
+    def describe(v: float) -> str:
+        if not np.isfinite(v):
+            return "?"
+        fp = pairs("shape")
+        r, c = divmod(int(v), size)
+        (sa, sb), (ca, cb) = fp["shape_pairs"][r], fp["color_pairs"][c]
+        return f"{sa[:2]}{sb[:2]} {ca[0].upper()}{cb[0].upper()}"  # e.g. "toco BR": torus-cone, blue-red
+
+    return Experiment(f"clevr_pairs_{size}x{size}", "5", "clevr", "cell", "rare", (0, 0),
+                      tuple(np.arange(size * size + 1) - 0.5), render, measure, integer=False,
+                      label="(shape pair, colour pair) cell", check_value=check_rare, support=support,
+                      grid=(size, size), axes=("shape pair", "colour pair"), describe=describe, min_image_size=64)
+
+
 EXPERIMENTS: dict[str, Experiment] = {
     "numerosity": Experiment("numerosity", "4.1.1", "dots", "count", "counts", (1, 16),
                              tuple(np.arange(-0.5, 25)), _dots_render, _dots_measure, label="number of dots"),
@@ -197,6 +377,14 @@ EXPERIMENTS: dict[str, Experiment] = {
     "pie_location": _pie_experiment("pie_location", "x", "x", (-0.2, 0.2), np.linspace(-0.3, 0.3, 61),
                                     "x of the centre (half-widths)"),
     "pie_red_mix": _pie_mixture_experiment(),
+    "indep_red": _independence_experiment("red"),
+    "indep_size": _independence_experiment("size"),
+    "indep_location": _independence_experiment("location"),
+    "pie_combos": _pie_combinations_experiment(),
+    "mnist_combos": _mnist_combinations_experiment(),
+    "clevr_numerosity": _clevr_numerosity_experiment(),
+    "clevr_pairs_4x4": _clevr_pairs_experiment(4),
+    "clevr_pairs_9x9": _clevr_pairs_experiment(9),
 }
 
 
@@ -238,11 +426,15 @@ class Plan:
     seeds: list[int]
     preset: Preset
     device: torch.device
+    width: int | None = None          # network width instead of the preset's (Fig. 25: network size)
+    pool_size: int | None = None      # training images instead of the preset's (data-set size)
 
 
 def check_parameters(experiment: str, *, models: Any, values: Any, seeds: Any, preset: Any,
-                     device: Any = "auto", reuse: Any = True) -> Plan:
-    """Check every parameter; raise :class:`ParameterError` naming the first bad one. Nothing is run or written."""
+                     device: Any = "auto", reuse: Any = True, width: Any = None, pool_size: Any = None) -> Plan:
+    """Check every parameter; raise :class:`ParameterError` naming the first bad one. Nothing is run or written.
+
+    ``width`` and ``pool_size`` (optional) replace the preset's network width and number of training images."""
     check_choice("experiment", experiment, EXPERIMENTS)
     exp = EXPERIMENTS[experiment]
     check_choice("preset", preset, PRESETS)
@@ -262,14 +454,21 @@ def check_parameters(experiment: str, *, models: Any, values: Any, seeds: Any, p
     dev = pick_device(device)
     if not isinstance(reuse, bool):
         raise ParameterError(f"parameter 'reuse' must be True or False; got {reuse!r}")
+    w = None if width is None else check_int("width", width, 1, 512)
+    pool = None if pool_size is None else check_int("pool_size", pool_size, 64, 10_000_000)
     return Plan(exp, list(dict.fromkeys(fams)), list(dict.fromkeys(vals)), list(dict.fromkeys(seed_list)),
-                PRESETS[preset], dev)
+                PRESETS[preset], dev, w, pool)
 
 
 
 def _run_params(plan: Plan, model: str) -> dict:
     p = plan.preset.settings()
     p["dataset"] = plan.experiment.dataset
+    p["image_size"] = max(p["image_size"], plan.experiment.min_image_size)
+    if plan.width is not None:
+        p["width"] = plan.width
+    if plan.pool_size is not None:
+        p["pool_size"] = plan.pool_size
     if not model.startswith("wgan"):
         p.pop("n_critic")
     return p
@@ -282,12 +481,12 @@ def run_one(plan: Plan, model: str, value: int, seed: int, *, store: Store, runs
     params = _run_params(plan, model)
     key = record_key(exp.name, model, pre.name, seed, value, params)
     t0 = time.perf_counter()
-    images, _ = exp.render(value, pre.pool_size, seed, pre.image_size, torch.device("cpu"))
+    images, _ = exp.render(value, params["pool_size"], seed, params["image_size"], torch.device("cpu"))
     pool = ImagePool(images, plan.device)
     del images
     torch.manual_seed(seed)
     kwargs = {"n_critic": pre.n_critic} if model.startswith("wgan") else {}
-    net = models_mod.build(model, pre.image_size, pre.width, **kwargs)
+    net = models_mod.build(model, params["image_size"], params["width"], **kwargs)
     cfg = TrainConfig(steps=pre.steps, batch_size=pre.batch_size, probe_every=pre.probe_every,
                       probe_samples=pre.probe_samples, checkpoint_every=pre.checkpoint_every,
                       converge_tol=pre.converge_tol, min_steps=pre.min_steps)
@@ -320,27 +519,34 @@ def run_one(plan: Plan, model: str, value: int, seed: int, *, store: Store, runs
             "distribution": dist.tolist(), "invalid_share": invalid,
             "probes": res.probes, "losses": res.losses[:: max(1, len(res.losses) // 60)],
             "sample_grid_png": png_base64(image_grid(shown)),
-            "sample_values": [None if not np.isfinite(v) else (int(v) if exp.integer else round(float(v), 3))
-                              for v in measured[:16]],
+            "sample_values": [exp.describe(v) if exp.describe else None if not np.isfinite(v) else
+                              (int(v) if exp.integer else round(float(v), 3)) for v in measured[:16]],
         },
     }
+    if exp.support is not None:
+        support = exp.support(value, seed)
+        rec["result"]["train_support"] = [int(i) for i in support]
+        # each shown sample: a training combination, a new one, or unmeasurable
+        rec["result"]["sample_status"] = ["?" if not np.isfinite(v) else "train" if int(v) in set(support.tolist())
+                                          else "new" for v in measured[:16]]
     store.put(rec)
     return store.get(exp.name, model, pre.name, seed, value, params)  # read back: what is stored is what we show
 
 
 def run(experiment: str, *, models: Any, values: Any, seeds: Any = 1, preset: str = "ci", device: Any = "auto",
         reuse: bool = True, store: Store | str | Path | None = None, runs_dir: str | Path | None = None,
-        progress: bool | None = None) -> list[dict]:
+        progress: bool | None = None, width: Any = None, pool_size: Any = None) -> list[dict]:
     """Run (or load) every (model, value, seed) of ``experiment`` at ``preset``; return their records.
 
     ``models``: family names (see :data:`probe_utils.models.FAMILIES`); ``values``: trained values (e.g. dot counts);
     ``seeds``: a number of seeds (0..n-1) or a list of seeds; ``reuse``: load a stored record when one matches.
-    ``progress``: show progress bars (default: yes, unless ``PROBE_UTILS_PROGRESS=0``, which the book build sets so
+    ``width``, ``pool_size``: replace the preset's network width / number of training images (part of each
+    record's identity). ``progress``: show progress bars (default: yes, unless ``PROBE_UTILS_PROGRESS=0``, which the book build sets so
     that executed pages do not embed progress-bar widgets).
     Checkpoints go to ``runs_dir`` (default: ``runs/`` beside the store's ``book/``, else ``<store>-runs``), so an interrupted call resumes.
     """
     plan = check_parameters(experiment, models=models, values=values, seeds=seeds, preset=preset, device=device,
-                            reuse=reuse)
+                            reuse=reuse, width=width, pool_size=pool_size)
     if progress is None:
         progress = os.environ.get("PROBE_UTILS_PROGRESS", "1") != "0"
     store = store if isinstance(store, Store) else Store(store)
@@ -358,12 +564,29 @@ def run(experiment: str, *, models: Any, values: Any, seeds: Any = 1, preset: st
     return out
 
 
+def scaled_settings(preset: str, width_factors: Any = (), data_factors: Any = ()) -> list[dict[str, int]]:
+    """Keyword sets for :func:`run` that scale the preset's network width or number of training images (each factor
+    a positive number), the preset's own settings first: ``[{}, {"width": ...}, ..., {"pool_size": ...}, ...]``."""
+    check_choice("preset", preset, PRESETS)
+    pre = PRESETS[preset]
+    out: list[dict[str, int]] = [{}]
+    scalings = (("width_factors", width_factors, "width", pre.width, 1),
+                ("data_factors", data_factors, "pool_size", pre.pool_size, 64))
+    for name, factors, key, base, lo in scalings:
+        for i, f in enumerate(_as_list(name, factors) if factors else []):
+            value = max(lo, int(round(base * check_float(f"{name}[{i}]", f, 1 / 64, 64))))
+            if value != base and {key: value} not in out:
+                out.append({key: value})
+    return out
+
+
 def training_samples(experiment: str, preset: str, seed: int = 123) -> Callable[[int, int], tuple[torch.Tensor, np.ndarray]]:
     """A function ``(value, n) -> (training images, their measured feature)`` at the preset's image size."""
     exp, pre = EXPERIMENTS[experiment], PRESETS[preset]
 
     def render(value: int, n: int) -> tuple[torch.Tensor, np.ndarray]:
-        x, _ = exp.render(value, n, seed, pre.image_size, torch.device("cpu"))
-        return x, exp.measure(x)
+        x, _ = exp.render(value, n, seed, max(pre.image_size, exp.min_image_size), torch.device("cpu"))
+        measured = exp.measure(x)
+        return x, np.array([exp.describe(v) for v in measured]) if exp.describe else measured
 
     return render

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -48,9 +48,10 @@ def _show_grid(ax, grid: np.ndarray, values: Sequence, cols: int = 8, pad: int =
 
 
 def training_vs_generated(records: list[dict], render: Callable[[int, int], tuple[torch.Tensor, np.ndarray]],
-                          seed: int = 0, n: int = 16) -> plt.Figure:
+                          seed: int = 0, n: int = 16, labels: str = "sample_values") -> plt.Figure:
     """One row per trained value: training images (left) and each model's generated images, each tile annotated
-    with its measured feature. ``render(value, n) -> (images, measured values)`` makes the training samples."""
+    with its measured feature (``labels="sample_status"``: train / new / ? for combinations records).
+    ``render(value, n) -> (images, measured values)`` makes the training samples."""
     models = sorted({r["model"] for r in records}, key=list(LABELS).index)
     values = sorted({r["value"] for r in records})
     fig, axes = plt.subplots(len(values), 1 + len(models), figsize=(3.6 * (1 + len(models)), 1.3 * len(values)),
@@ -62,7 +63,7 @@ def training_vs_generated(records: list[dict], render: Callable[[int, int], tupl
             rec = next((r for r in records if r["model"] == m and r["value"] == v and r["seed"] == seed), None)
             rec = rec or next(r for r in records if r["model"] == m and r["value"] == v)
             res = rec["result"]
-            _show_grid(axes[i, 1 + j], png_decode(res["sample_grid_png"]), res["sample_values"],
+            _show_grid(axes[i, 1 + j], png_decode(res["sample_grid_png"]), res[labels],
                        title=f"{LABELS[m]} trained on {v} (seed {rec['seed']})")
     fig.tight_layout()
     return fig
@@ -255,5 +256,145 @@ def convolution_effect(rows: list[dict], centres: np.ndarray) -> plt.Figure:
             if j == 0:
                 ax.set_ylabel("density")
     axes[0, -1].legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def independence(records: dict[str, list[dict]]) -> plt.Figure:
+    """The paper's Fig. 7: one column per studied feature, one row per model; the learned distribution of the
+    feature (mean over seeds) for each number k of values the nuisance features take, the three trained values
+    marked by arrows."""
+    from probe_utils.experiments import EXPERIMENTS
+    from probe_utils.render.pie import INDEPENDENCE_VALUES
+
+    names = [n for n in records if records[n]]
+    models = sorted({r["model"] for n in names for r in records[n]}, key=list(LABELS).index)
+    fig, axes = plt.subplots(len(models), len(names), figsize=(4.6 * len(names), 2.9 * len(models)), squeeze=False)
+    for j, name in enumerate(names):
+        exp = EXPERIMENTS[name]
+        edges, centres = np.asarray(exp.edges), exp.centres
+        width = np.diff(edges)
+        ks = sorted({r["value"] for r in records[name]})
+        cmap = plt.get_cmap("viridis")
+        fixed = INDEPENDENCE_VALUES["radius" if name.endswith("size") else name.split("_", 1)[1]]
+        for i, m in enumerate(models):
+            ax = axes[i, j]
+            for r in impulse_responses([x for x in records[name] if x["model"] == m]):
+                c = cmap(ks.index(r.value) / max(len(ks) - 1, 1) * 0.9)
+                ax.plot(centres, r.dist / width, "-", color=c, lw=1.3, label=f"{r.value}")
+            for v in fixed:
+                ax.annotate("", xy=(v, 0), xytext=(v, -0.14), xycoords=("data", "axes fraction"),
+                            textcoords=("data", "axes fraction"), arrowprops=dict(arrowstyle="-|>", color="0.2"))
+            ax.set_xlim(edges[0], edges[-1])
+            ax.set_title(f"{LABELS[m]}: {exp.label}", fontsize=10)
+            if j == 0:
+                ax.set_ylabel("density of generated images")
+            if i == len(models) - 1:
+                ax.set_xlabel(f"generated {exp.label}")
+        axes[0, j].legend(title="nuisance values", fontsize=7, title_fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def precision_recall(rows: dict[str, list[dict]], title: str = "{}") -> plt.Figure:
+    """The paper's Fig. 8 (and Fig. 25): precision (solid) and recall (dashed) of the learned support against the
+    number of training combinations, one panel per key of ``rows`` (e.g. a data set), one colour per group (a
+    model, or a network width); the dotted line is the precision of a model uniform over all combinations.
+    ``rows`` come from :func:`probe_utils.analysis.combination_rows`."""
+    names = [n for n in rows if rows[n]]
+    fig, axes = plt.subplots(1, len(names), figsize=(5.0 * len(names), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        groups = list(dict.fromkeys(r["group"] for r in rows[name]))
+        for i, g in enumerate(groups):
+            rs = sorted((r for r in rows[name] if r["group"] == g), key=lambda r: r["n_train"])
+            n = np.array([r["n_train"] for r in rs])
+            label = LABELS.get(g, str(g)) if isinstance(g, str) else f"{g}"
+            for key, style in (("precision", "-o"), ("recall", "--s")):
+                y = np.array([r[key] for r in rs])
+                lo, hi = np.array([r[f"{key}_lo"] for r in rs]), np.array([r[f"{key}_hi"] for r in rs])
+                ax.plot(n, y, style, color=PALETTE[i % len(PALETTE)], ms=4, lw=1.4,
+                        label=f"{label} {key}")
+                if np.isfinite(lo).any():
+                    ax.fill_between(n, lo, hi, color=PALETTE[i % len(PALETTE)], alpha=0.15, lw=0)
+        chance = sorted({(r["n_train"], r["chance_precision"]) for r in rows[name]})
+        ax.plot(*zip(*chance), ":", color="0.5", lw=1, label="uniform over all combinations")
+        ax.set(xlabel="combinations in the training set", ylabel="precision / recall", ylim=(-0.03, 1.03),
+               title=title.format(name))
+        ax.set_xscale("log")
+        ax.legend(fontsize=7, ncol=1)
+    fig.tight_layout()
+    return fig
+
+
+def combination_frames(records: list[dict], rows: list[dict], render: Callable[[int, int], tuple[torch.Tensor, Any]],
+                       seed: int = 0) -> list[tuple[str, plt.Figure]]:
+    """One figure per number of training combinations (for a slider): the precision/recall curves with this
+    number marked, training images and each model's samples annotated train / new / ? (unmeasurable)."""
+    models = sorted({r["model"] for r in records}, key=list(LABELS).index)
+    values = sorted({r["value"] for r in records})
+    frames = []
+    for v in values:
+        fig = plt.figure(figsize=(11, 3.6))
+        gs = fig.add_gridspec(1, 2 + len(models), width_ratios=[1.4] + [1] * (1 + len(models)))
+        ax = fig.add_subplot(gs[0, 0])
+        for i, m in enumerate(models):
+            rs = sorted((r for r in rows if r["group"] == m), key=lambda r: r["n_train"])
+            n = [r["n_train"] for r in rs]
+            ax.plot(n, [r["precision"] for r in rs], "-o", ms=3, color=PALETTE[i], label=f"{LABELS[m]} precision")
+            ax.plot(n, [r["recall"] for r in rs], "--s", ms=3, color=PALETTE[i], label=f"{LABELS[m]} recall")
+        ax.axvline(v, color="0.3", lw=1)
+        ax.set(xscale="log", ylim=(-0.03, 1.03), xlabel="training combinations", title=f"{v} combinations")
+        ax.legend(fontsize=6)
+        imgs, _ = render(v, 16)
+        _show_grid(fig.add_subplot(gs[0, 1]), image_grid(imgs, cols=4), [], cols=4, title="training")
+        for j, m in enumerate(models):
+            rec = min((r for r in records if r["model"] == m and r["value"] == v),
+                      key=lambda r: (r["seed"] != seed, r["seed"]))
+            res = rec["result"]
+            grid = png_decode(res["sample_grid_png"])
+            _show_grid(fig.add_subplot(gs[0, 2 + j]), grid, res["sample_status"], title=f"{LABELS[m]} samples")
+        fig.tight_layout()
+        frames.append((f"{v}", fig))
+    return frames
+
+
+def pair_grids(rows: dict[str, list[dict]]) -> plt.Figure:
+    """The paper's Fig. 9 / 23: for each CLEVR grid and rare attribute (rows), the training distribution over
+    (shape pair, colour pair) cells and each model's generated one (mean over seeds), the rare line outlined.
+    ``rows`` map an experiment name to :func:`probe_utils.analysis.pair_grid_rows` of its records."""
+    from matplotlib.patches import Rectangle
+
+    from probe_utils.render import clevr
+
+    panels = [(name, rare) for name in rows for rare in dict.fromkeys(r["rare"] for r in rows[name])]
+    models = sorted({r["model"] for name in rows for r in rows[name]}, key=list(LABELS).index)
+    fig, axes = plt.subplots(len(panels), 1 + len(models), figsize=(3.6 * (1 + len(models)), 3.5 * len(panels)),
+                             squeeze=False)
+    for i, (name, rare) in enumerate(panels):
+        size = int(name.rsplit("_", 1)[1].split("x")[0])
+        fp = clevr.figure9_pairs(size, rare)
+        sp = ["-".join(p) for p in fp["shape_pairs"]]
+        cp = ["-".join(p) for p in fp["color_pairs"]]
+        first = next(r for r in rows[name] if r["rare"] == rare)
+        mats = [("training", first["train"], None)] + [
+            (LABELS[m], r["joint"], r) for m in models for r in rows[name] if r["model"] == m and r["rare"] == rare]
+        vmax = max(float(mat.max()) for _, mat, _ in mats)
+        for j, (label, mat, r) in enumerate(mats):
+            ax = axes[i, j]
+            ax.imshow(mat, cmap="Greens", vmin=0, vmax=vmax)
+            for (a, b), val in np.ndenumerate(mat):
+                if size <= 4 or val >= 0.005:
+                    ax.text(b, a, f"{val:.2f}" if size <= 4 else f"{100 * val:.0f}", ha="center", va="center",
+                            fontsize=7 if size <= 4 else 5, color="black")
+            line = first["rare_line"]
+            if first["rare_axis"] == 0:
+                ax.add_patch(Rectangle((-0.5, line - 0.5), size, 1, fill=False, ec=PALETTE[1], lw=1.5))
+            else:
+                ax.add_patch(Rectangle((line - 0.5, -0.5), 1, size, fill=False, ec=PALETTE[1], lw=1.5))
+            ax.set_xticks(range(size), cp, rotation=90, fontsize=6)
+            ax.set_yticks(range(size), sp if j == 0 else [], fontsize=6)
+            ax.grid(False)
+            extra = "" if r is None else f"\nnovel mass {r['novel_mass']:.2f}, outside grid {r['invalid']:.0%}"
+            ax.set_title(f"{label}: {size}x{size}, rare {rare}{extra}", fontsize=8)
     fig.tight_layout()
     return fig
