@@ -37,6 +37,23 @@ rare = ["shape", "color"]  # which attribute is rare in the pair grids: shape (F
 seeds = 1  # a number of seeds (0..n-1) or a list of seeds
 device = "auto"  # auto | cpu | cuda | mps
 reuse = True  # load stored records that match these settings instead of training again
+repository = ""  # the book's GitHub URL: Colab installs probe_utils from it (the book command fills it in)
+
+# %% tags=["hide-input"]
+# On Colab, and only there: install probe_utils from the book's repository; on a GPU, train at the colab preset.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    if not repository:
+        raise ValueError("parameter 'repository' must be the book's GitHub URL, e.g. https://github.com/OWNER/NAME")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"probe_utils @ git+{repository}"], check=True)
+    import torch
+
+    if torch.cuda.is_available() and preset in ("ci", "cpu"):
+        print(f"On a Colab GPU: preset {preset!r} -> 'colab' (set preset in the parameters cell to keep another)")
+        preset = "colab"
 
 # %% [markdown]
 # ## The runs

@@ -48,7 +48,17 @@ def chapters() -> list[Path]:
 
 
 def cmd_book(args: argparse.Namespace) -> int:
+    from probe_utils.book import launch_config, repository_url
+
     extra = {key: _literal(value) for key, value in (args.param or [])}
+    url = repository_url(args.repository, REPO)
+    if url:
+        # chapters learn where to install probe_utils from on Colab; the pages get Colab buttons
+        extra.setdefault("repository", url)
+        print(f"[book] repository {url} (branch {args.branch}): Colab buttons on every chapter", flush=True)
+    else:
+        print("[book] no GitHub repository known (--repository OWNER/NAME, $PROBE_BOOK_REPOSITORY or an origin "
+              "remote on GitHub): the pages get no Colab buttons", flush=True)
     if args.execute:
         import papermill as pm
 
@@ -75,13 +85,15 @@ def cmd_book(args: argparse.Namespace) -> int:
     beside = Path(sys.executable).parent / "jupyter-book"
     jb = str(beside) if beside.exists() else (shutil.which("jupyter-book") or "jupyter-book")
     cmd = [jb, "build", str(REPO), "--keep-going"]
+    if url:
+        cmd += ["--config", str(launch_config(REPO, url, args.branch))]
     if args.strict:
         cmd += ["-W", "-n"]
     print("[book] " + " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
     from probe_utils.book import check_build
 
-    problems = check_build(REPO)
+    problems = check_build(REPO, url, args.branch)
     for p in problems:
         print(f"[book] PROBLEM: {p}", file=sys.stderr)
     print(f"[book] built {REPO / '_build' / 'html' / 'index.html'}" if not problems else "[book] build has problems")
@@ -130,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--only", nargs="*", help="execute only chapters whose name contains one of these")
     b.add_argument("--no-execute", dest="execute", action="store_false", help="build from the committed notebooks")
     b.add_argument("--strict", action="store_true", help="fail on Sphinx warnings (broken references)")
+    b.add_argument("--repository", default=None,
+                   help="the book's GitHub repository, OWNER/NAME or its URL, for the Colab buttons and the chapters' "
+                        "Colab install cell (default: $PROBE_BOOK_REPOSITORY, $GITHUB_REPOSITORY or the origin remote)")
+    b.add_argument("--branch", default="main", help="branch the Colab buttons open (default: main)")
     b.set_defaults(func=cmd_book)
 
     be = sub.add_parser("bench", help="throughput of renderers, measurements and training (one model vs a fleet)")

@@ -1,22 +1,25 @@
-"""The built numerosity chapter's slider moves in a headless browser (run after `python -m probe_utils book`)."""
+"""The built chapters' sliders move in a headless browser (run after `python -m probe_utils book`): trained
+numerosity, bimodal red proportions, model family (independence), number of training combinations, CLEVR counts."""
 
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PAGE = "notebooks/01_numerosity.html"
+PAGES = ["notebooks/01_numerosity.html", "notebooks/03_convolution_prototype.html", "notebooks/04_independence.html",
+         "notebooks/05_combinations.html", "notebooks/06_clevr.html"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
-def test_numerosity_chapter_slider_moves():
+@pytest.mark.parametrize("page", PAGES)
+def test_chapter_sliders_move(page):
     html = REPO / "_build" / "html"
-    if not (html / PAGE).exists():
+    if not (html / page).exists():
         pytest.skip("the book is not built; run `python -m probe_utils book` first")
     from browser_util import browser_missing, check_slider_page
 
     reason = browser_missing()
     if reason:
         pytest.skip(reason)
-    check_slider_page(html, PAGE)
+    check_slider_page(html, page)
