@@ -34,9 +34,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     recs = run(args.experiment, models=_literal(args.models), values=_literal(args.values),
                seeds=_literal(args.seeds), preset=args.preset, device=args.device, reuse=not args.fresh,
-               store=args.store, progress=not args.quiet)
+               store=args.store, progress=not args.quiet, width=args.width, pool_size=args.pool_size)
     exp = EXPERIMENTS[args.experiment]
-    rows = summary_rows(recs) if exp.integer and exp.check_value is None else shape_rows(recs, exp.centres)
+    if exp.support is not None:  # combinations: precision and recall of the learned support
+        from probe_utils.analysis import record_ids, support_precision_recall
+
+        rows = []
+        for r in recs:
+            pr = support_precision_recall(record_ids(r), r["result"]["train_support"])
+            rows.append({"model": r["model"], "value": r["value"], "seed": r["seed"],
+                         **{k: pr[k] for k in ("precision", "recall", "n_support", "n_novel", "novel_mass",
+                                               "n_invalid")}})
+    elif exp.integer and exp.check_value is None and exp.describe is None:  # counts
+        rows = summary_rows(recs)
+    else:
+        rows = shape_rows(recs, exp.centres)
+        if exp.name.startswith("indep_"):  # the trained value is a number of nuisance values, not the feature
+            for row in rows:
+                row.pop("bias", None)
     for row in rows:
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}))
     return 0
@@ -131,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--store", default=None, help="results folder (default: the checkout's book/results)")
     r.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     r.add_argument("--fresh", action="store_true", help="train even when a matching record is stored")
+    r.add_argument("--width", type=int, default=None, help="network width instead of the preset's")
+    r.add_argument("--pool-size", type=int, default=None, help="training images instead of the preset's")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
 

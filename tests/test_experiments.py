@@ -68,7 +68,8 @@ def test_mixture_values_are_checked_and_canonical():
             check_mixture("m", bad)
 
 
-@pytest.mark.parametrize("experiment,values", [("numerosity", "2"), ("pie_red", "0.3"), ("pie_red_mix", "0.3+0.9")])
+@pytest.mark.parametrize("experiment,values", [("numerosity", "2"), ("pie_red", "0.3"), ("pie_red_mix", "0.3+0.9"),
+                                               ("indep_red", "5"), ("mnist_combos", "10")])
 def test_cli_run_trains_stores_and_summarises(tmp_path, capsys, experiment, values):
     import json
 
@@ -80,6 +81,21 @@ def test_cli_run_trains_stores_and_summarises(tmp_path, capsys, experiment, valu
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert row["model"] == "vae" and str(row["value"]) == values
     assert list((tmp_path / "s" / experiment / "ci").rglob("*.json"))
+    if experiment == "mnist_combos":
+        assert {"precision", "recall", "novel_mass"} <= set(row)
+
+
+def test_cli_run_width_override(tmp_path, capsys):
+    from probe_utils.cli import main
+
+    rc = main(["run", "pie_combos", "--models", "vae", "--values", "10", "--preset", "ci", "--device", "cpu",
+               "--width", "4", "--pool-size", "128", "--store", str(tmp_path / "s"), "--quiet"])
+    assert rc == 0
+    (path,) = (tmp_path / "s" / "pie_combos" / "ci").rglob("*.json")
+    import json
+
+    params = json.loads(path.read_text())["params"]
+    assert params["width"] == 4 and params["pool_size"] == 128
 
 
 def test_cli_run_bad_parameter_exits_2(tmp_path, capsys):
