@@ -209,14 +209,14 @@ def bench_train(family: str, size: int, width: int, fleet: int, iters: int, warm
     for k in range(fleet):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(k)
-            run = _Single(build(family, size, width, **model_kw), pool, k, batch_size)
+            single = _Single(build(family, size, width, **model_kw), pool, k, batch_size)
         for _ in range(warmup):
-            run.step()
+            single.step()
         if k == 0:
-            flops_single = _flops(run.step)
-        _, dt = _timed(lambda: [run.step() for _ in range(iters)], device)
+            flops_single = _flops(single.step)
+        _, dt = _timed(lambda s=single: [s.step() for _ in range(iters)], device)
         singles_s += dt
-        del run
+        del single
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     ft = FleetTrainer(family, size, width, [{"seed": k, "pool": pool} for k in range(fleet)], batch_size=batch_size,

@@ -34,6 +34,22 @@ def image_grid(images: torch.Tensor | np.ndarray, cols: int = 8, pad: int = 2) -
     return out
 
 
+def _arrow(ax, x: float, color: str = "0.2", depth: float = 0.14) -> None:
+    """An arrow under the x axis pointing at a trained value (the paper's arrows)."""
+    ax.annotate("", xy=(x, 0), xytext=(x, -depth), xycoords=("data", "axes fraction"),
+                textcoords=("data", "axes fraction"), arrowprops=dict(arrowstyle="-|>", color=color, lw=1.5))
+
+
+def _feature_panel(ax, exp, model: str, first_column: bool, last_row: bool) -> None:
+    """Limits, title and axis labels of one (model, feature) density panel."""
+    ax.set_xlim(exp.edges[0], exp.edges[-1])
+    ax.set_title(f"{LABELS[model]}: {exp.label}", fontsize=10)
+    if first_column:
+        ax.set_ylabel("density of generated images")
+    if last_row:
+        ax.set_xlabel(f"generated {exp.label}")
+
+
 def _show_grid(ax, grid: np.ndarray, values: Sequence, cols: int = 8, pad: int = 2, title: str = "") -> None:
     ax.imshow(grid, interpolation="nearest")
     tile = (grid.shape[1] - pad) / cols
@@ -82,9 +98,7 @@ def impulse_response(records: list[dict], xlabel: str = "number of dots generate
             k = np.arange(len(r.dist))[: xmax + 1]
             ax.plot(k, r.dist[: xmax + 1], "-o", ms=3, color=color[r.value], label=f"{r.value}")
             ax.fill_between(k, r.lo[: xmax + 1], r.hi[: xmax + 1], color=color[r.value], alpha=0.2, lw=0)
-            ax.annotate("", xy=(r.value, 0), xytext=(r.value, -0.12), xycoords=("data", "axes fraction"),
-                        textcoords=("data", "axes fraction"),
-                        arrowprops=dict(arrowstyle="-|>", color=color[r.value], lw=1.5))
+            _arrow(ax, r.value, color[r.value], depth=0.12)
         seeds = sorted({s for r in responses if r.model == m for s in r.seeds})
         ax.set_title(f"{LABELS[m]}  ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})")
         ax.set_xlabel(xlabel)
@@ -210,15 +224,8 @@ def feature_responses(records: dict[str, list[dict]]) -> plt.Figure:
             for r in (r for r in impulse_responses([x for x in records[name] if x["model"] == m])):
                 ax.plot(centres, r.dist / width, "-", color=color[r.value], lw=1.4, label=f"{r.value:g}")
                 ax.fill_between(centres, r.lo / width, r.hi / width, color=color[r.value], alpha=0.2, lw=0)
-                ax.annotate("", xy=(r.value, 0), xytext=(r.value, -0.14), xycoords=("data", "axes fraction"),
-                            textcoords=("data", "axes fraction"),
-                            arrowprops=dict(arrowstyle="-|>", color=color[r.value], lw=1.5))
-            ax.set_xlim(edges[0], edges[-1])
-            ax.set_title(f"{LABELS[m]}: {exp.label}", fontsize=10)
-            if j == 0:
-                ax.set_ylabel("density of generated images")
-            if i == len(models) - 1:
-                ax.set_xlabel(f"generated {exp.label}")
+                _arrow(ax, r.value, color[r.value])
+            _feature_panel(ax, exp, m, j == 0, i == len(models) - 1)
         axes[0, j].legend(title="trained on", fontsize=7, title_fontsize=7, loc="upper right")
     fig.tight_layout()
     return fig
@@ -245,8 +252,7 @@ def convolution_effect(rows: list[dict], centres: np.ndarray) -> plt.Figure:
             ax.plot(centres, row["predicted"] / width, "--", color=PALETTE[0], label="convolution prediction")
             ax.plot(centres, row["actual"] / width, "-", color=PALETTE[1], label="actual")
             for mode in mixture_modes(v):
-                ax.annotate("", xy=(mode, 0), xytext=(mode, -0.16), xycoords=("data", "axes fraction"),
-                            textcoords=("data", "axes fraction"), arrowprops=dict(arrowstyle="-|>", color="0.2"))
+                _arrow(ax, mode, depth=0.16)
             ax.set_title(f"{LABELS[m]}: trained on red {v.replace('+', ' or ')}", fontsize=10)
             ax.text(0.02, 0.95, f"TV {row['tv']:.2f}\nmidpoint ratio {row['ratio']:.2f}", transform=ax.transAxes,
                     va="top", fontsize=8)
@@ -283,14 +289,8 @@ def independence(records: dict[str, list[dict]]) -> plt.Figure:
                 c = cmap(ks.index(r.value) / max(len(ks) - 1, 1) * 0.9)
                 ax.plot(centres, r.dist / width, "-", color=c, lw=1.3, label=f"{r.value}")
             for v in fixed:
-                ax.annotate("", xy=(v, 0), xytext=(v, -0.14), xycoords=("data", "axes fraction"),
-                            textcoords=("data", "axes fraction"), arrowprops=dict(arrowstyle="-|>", color="0.2"))
-            ax.set_xlim(edges[0], edges[-1])
-            ax.set_title(f"{LABELS[m]}: {exp.label}", fontsize=10)
-            if j == 0:
-                ax.set_ylabel("density of generated images")
-            if i == len(models) - 1:
-                ax.set_xlabel(f"generated {exp.label}")
+                _arrow(ax, v)
+            _feature_panel(ax, exp, m, j == 0, i == len(models) - 1)
         axes[0, j].legend(title="nuisance values", fontsize=7, title_fontsize=7, loc="upper right")
     fig.tight_layout()
     return fig
