@@ -555,9 +555,22 @@ def run(experiment: str, *, models: Any, values: Any, seeds: Any = 1, preset: st
         runs_dir = store.root.parent.parent / "runs" if book_store else store.root.with_name(store.root.name + "-runs")
     runs_dir = Path(runs_dir)
     todo = [(m, v, s) for m in plan.models for v in plan.values for s in plan.seeds]
+    found = {t: store.get(plan.experiment.name, t[0], plan.preset.name, t[2], t[1], _run_params(plan, t[0]))
+             if reuse else None for t in todo}
+    missing = [t for t, rec in found.items() if rec is None]
+    if missing and os.environ.get("PROBE_UTILS_STORED_ONLY", "0") == "1":
+        # the book command sets this when it builds from stored records: a chapter must not start training
+        extra = "".join(f" --{k.replace('_', '-')} {v}" for k, v in (("width", width), ("pool_size", pool_size))
+                        if v is not None)
+        cmds = "; ".join(f"python -m probe_utils run {plan.experiment.name} --models {m} --values {v} --seeds [{s}] "
+                         f"--preset {plan.preset.name}{extra}" for m, v, s in missing[:4])
+        raise ParameterError(
+            f"{len(missing)} run(s) of {plan.experiment.name!r} at the {plan.preset.name!r} preset are not stored and "
+            f"this build may not train (PROBE_UTILS_STORED_ONLY=1): make them first ({cmds}"
+            f"{'; ...' if len(missing) > 4 else ''}), or change the chapter's parameters to the stored runs")
     out = []
     for m, v, s in todo:
-        rec = store.get(plan.experiment.name, m, plan.preset.name, s, v, _run_params(plan, m)) if reuse else None
+        rec = found[(m, v, s)]
         if rec is None:
             rec = run_one(plan, m, v, s, store=store, runs_dir=runs_dir, progress=progress)
         out.append(rec)

@@ -105,3 +105,14 @@ def test_cli_run_bad_parameter_exits_2(tmp_path, capsys):
                "--store", str(tmp_path / "s")])
     assert rc == 2 and "parameter 'counts[0]'" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_stored_only_refuses_to_train(tmp_path, monkeypatch):
+    kw = dict(models="vae", values=[2], seeds=[0], preset="ci", device="cpu", store=tmp_path / "s",
+              runs_dir=tmp_path / "r", progress=False)
+    run("numerosity", **kw)
+    monkeypatch.setenv("PROBE_UTILS_STORED_ONLY", "1")
+    assert run("numerosity", **kw)  # stored: loads
+    with pytest.raises(ParameterError, match="not stored.*probe_utils run numerosity --models vae --values 3"):
+        run("numerosity", **{**kw, "values": [2, 3]})
+    assert not list((tmp_path / "s" / "numerosity" / "ci" / "vae").glob("3"))
