@@ -196,6 +196,10 @@ def shape_table(records: list[dict], centres: np.ndarray) -> Markdown:
     return Markdown(_table(shape_rows(records, centres), cols, fmt))
 
 
+#: A response whose sd is below this share of its axis is degenerate: all samples measure about the same value.
+DEGENERATE_SD = 0.005
+
+
 def pie_findings(records: dict[str, list[dict]]) -> Markdown:
     """The paper's claims on colour, size and location (Sec. 4.1.2-4.1.3), checked against our records."""
     from probe_utils.analysis import shape_rows
@@ -241,6 +245,15 @@ def pie_findings(records: dict[str, list[dict]]) -> Markdown:
         lines.append(f"| Size and location responses are sharper than red's | sd relative to the feature's range: red "
                      f"{red_rel:.3f}, {detail} | {_verdict(ok, len(others))} |")
     head = f"Measured at the `{'`, `'.join(presets)}` preset.\n\n"
+    flat = [(n, r) for n, rs in rows.items() for r in rs]
+    degenerate = [(n, r) for n, r in flat if r["sd"] < DEGENERATE_SD * np.ptp(EXPERIMENTS[n].edges)]
+    if degenerate:
+        names = ", ".join(f"{LABELS[r['model']]} {EXPERIMENTS[n].feature} {r['value']:g} (all near {r['mean']:.2f})"
+                          for n, r in degenerate)
+        head += (f"**{len(degenerate)} of {len(flat)} responses are degenerate** (sd below {DEGENERATE_SD:.1%} of the "
+                 f"axis: every sample measures about the same): {names}. Check them against the samples above: a "
+                 f"blurred disc of one mixed colour is measured as all red or as no red at all, which reflects the "
+                 f"samples' sharpness rather than how the model generalizes.\n\n")
     if "ci" in presets:
         head = "> These rows come from the `ci` smoke test; the verdicts below are not findings.\n\n" + head
     return Markdown(head + "\n".join(lines))

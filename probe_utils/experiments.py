@@ -600,6 +600,8 @@ def training_samples(experiment: str, preset: str, seed: int = 123) -> Callable[
     def render(value: int, n: int) -> tuple[torch.Tensor, np.ndarray]:
         x, _ = exp.render(value, n, seed, max(pre.image_size, exp.min_image_size), torch.device("cpu"))
         measured = exp.measure(x)
-        return x, np.array([exp.describe(v) for v in measured]) if exp.describe else measured
+        if exp.describe:
+            return x, np.array([exp.describe(v) for v in measured])
+        return x, measured if exp.integer else np.round(measured, 3)
 
     return render
