@@ -30,7 +30,7 @@
 # %% tags=["parameters"]
 preset = "cpu"  # ci | cpu | colab | paper
 models = ["wgan_gp", "vae"]  # any of wgan_gp, vae, wgan_gp_fc, vae_fc
-nuisance_values = [1, 5, 20, 50]  # how many random values the other features take, each in 1..50
+nuisance_values = [1, 10, 50]  # how many random values the other features take, each in 1..50
 seeds = 1  # a number of seeds (0..n-1) or a list of seeds
 device = "auto"  # auto | cpu | cuda | mps
 reuse = True  # load stored records that match these settings instead of training again

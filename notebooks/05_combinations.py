@@ -91,6 +91,12 @@ plots.training_vs_generated(records["mnist_combos"], experiments.training_sample
                             labels="sample_status");
 
 # %% [markdown]
+# Two limits of the measurement to keep in mind. Our digit classifier learned from real digits; on blurred or
+# malformed generated digits it still names a number, possibly a wrong one, which counts as a new combination (the
+# paper read 500 generated samples by hand). And on the pie grid, neighbouring x and y values are 0.05 half-widths
+# apart: 0.8 pixels at 32×32, 1.6 at the paper's 64×64, so a generated pie lands on a training cell only if the
+# model places it to within half a pixel at the smaller size.
+#
 # ## Precision and recall against the number of combinations (the paper's Fig. 8)
 #
 # Solid: precision, dashed: recall, bands: 95% intervals over seeds (with several seeds); dotted: the precision of a
