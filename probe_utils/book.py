@@ -490,7 +490,7 @@ def combination_findings(records: dict[str, list[dict]]) -> Markdown:
                     continue
                 spread = _spread_across(sub)
                 ok = sum(s < SIZE_INVARIANT for _, s in spread)
-                txt = ", ".join(f"{n}: {s:.2f}" for n, s in spread)
+                txt = ", ".join(f"{n}: {s:.3f}" for n, s in spread)
                 groups = ", ".join(str(g) for g in sorted({r["group"] for r in sub}))
                 lines.append(f"| The curves do not depend on the {what} | {d}, {LABELS[m]}, {groups}: range "
                              f"of precision across them below {SIZE_INVARIANT} at {ok} of {len(spread)} numbers of "
