@@ -82,9 +82,7 @@ plots.training_vs_generated(records["indep_red"], experiments.training_samples("
 # slider shows one model family at a time.
 
 # %%
-widgets.image_slider([(m, plots.independence({n: [r for r in recs if r["model"] == m] for n, recs in records.items()}))
-                      for m in dict.fromkeys(r["model"] for recs in records.values() for r in recs)],
-                     description="model")
+widgets.image_slider(plots.independence_frames(records), description="model")
 
 # %%
 plots.independence(records);

@@ -140,4 +140,4 @@ book.combination_findings({"pie_combos": records["pie_combos"] + variants, "mnis
 # ## Provenance
 
 # %%
-book.provenance_table(list({r["key"]: r for r in records["pie_combos"] + records["mnist_combos"] + variants}.values()))
+book.provenance_table(records["pie_combos"] + records["mnist_combos"] + variants)

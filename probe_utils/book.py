@@ -121,7 +121,8 @@ def summary_table(records: list[dict]) -> Markdown:
 
 
 def provenance_table(records: list[dict]) -> Markdown:
-    """Where each record in the figures came from."""
+    """Where each record in the figures came from (a record passed twice is listed once)."""
+    records = list({r.get("key", id(r)): r for r in records}.values())
     cols = {"model": "model", "value": "trained", "seed": "seed", "preset": "preset", "device": "device",
             "iterations": "iterations", "converged_at": "converged at", "wall_s": "wall s", "torch": "torch",
             "code": "probe_utils", "commit": "commit", "created": "created (UTC)"}

@@ -296,6 +296,13 @@ def independence(records: dict[str, list[dict]]) -> plt.Figure:
     return fig
 
 
+def independence_frames(records: dict[str, list[dict]]) -> list[tuple[str, plt.Figure]]:
+    """One :func:`independence` figure per model family (for a slider)."""
+    models = sorted({r["model"] for recs in records.values() for r in recs}, key=list(LABELS).index)
+    return [(LABELS[m], independence({n: [r for r in recs if r["model"] == m] for n, recs in records.items()}))
+            for m in models]
+
+
 def precision_recall(rows: dict[str, list[dict]], title: str = "{}") -> plt.Figure:
     """The paper's Fig. 8 (and Fig. 25): precision (solid) and recall (dashed) of the learned support against the
     number of training combinations, one panel per key of ``rows`` (e.g. a data set), one colour per group (a

@@ -86,4 +86,12 @@ def test_independence_findings():
     (row,) = analysis.independence_rows(recs, centres)
     assert row["ks"] == [1, 10, 50] and row["rows"][1]["tv"] < 1e-12 and row["rows"][2]["sd"] > row["rows"][0]["sd"]
     text = book.independence_findings({"indep_red": recs})
-    assert "in 1 of 1 settings" in text  # the spread grows
+    assert "sd with the most nuisance values above sd with the fewest in 1 of 1 settings" in text
+
+
+def test_provenance_table_lists_a_record_once():
+    rec = {"experiment": "pie_combos", "model": "vae", "value": 10, "seed": 0, "preset": "cpu", "key": "k1",
+           "provenance": {"device": "cpu", "steps": 5, "wall_s": 1.0, "torch": "2", "code_version": "0",
+                          "created": "now"}}
+    table = book.provenance_table([rec, dict(rec)])
+    assert table.count("| VAE |") == 1
