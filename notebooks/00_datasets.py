@@ -50,7 +50,7 @@ if "google.colab" in sys.modules:
 # %%
 import numpy as np
 
-from probe_utils import book, plots
+from probe_utils import findings, plots
 from probe_utils.features import clevr as clevrf, dots as dotf, mnist3 as mnistf, pie as pief
 from probe_utils.render import clevr, dots, mnist3, pie
 
@@ -107,4 +107,4 @@ plots.labelled_samples(x, [f"{c}" for c in clevrf.count(x)], "CLEVR: counted obj
 # Each row is computed now, on fresh renders drawn with the seed above, and compared with what the experiments need.
 
 # %%
-book.measurement_accuracy(n=n_check, seed=seed)
+findings.measurement_accuracy(n=n_check, seed=seed)

@@ -55,11 +55,11 @@ if "google.colab" in sys.modules:
 # settings. Parameters are checked before anything runs.
 
 # %%
-from probe_utils import book, experiments, plots, widgets
+from probe_utils import experiments, findings, plots, widgets
 
 records = experiments.run("numerosity", models=models, values=counts, seeds=seeds, preset=preset,
                           device=device, reuse=reuse)
-book.preset_banner(preset)
+findings.preset_banner(preset)
 
 # %% [markdown]
 # ## Training images and generated images
@@ -94,7 +94,7 @@ plots.impulse_response(records);
 plots.mean_spread(records);
 
 # %%
-book.summary_table(records)
+findings.summary_table(records)
 
 # %% [markdown]
 # ## Did training converge?
@@ -114,7 +114,7 @@ plots.convergence(records);
 # against the runs above.
 
 # %%
-book.numerosity_findings(records)
+findings.numerosity_findings(records)
 
 # %% [markdown]
 # ## Provenance
@@ -122,4 +122,4 @@ book.numerosity_findings(records)
 # Every number above comes from these records in the results store (`book/results/numerosity/`).
 
 # %%
-book.provenance_table(records)
+findings.provenance_table(records)

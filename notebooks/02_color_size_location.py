@@ -58,7 +58,7 @@ if "google.colab" in sys.modules:
 # One call per feature; stored records with exactly these settings are reused.
 
 # %%
-from probe_utils import book, experiments, plots
+from probe_utils import experiments, findings, plots
 from probe_utils.experiments import EXPERIMENTS
 
 common = dict(models=models, seeds=seeds, preset=preset, device=device, reuse=reuse)
@@ -70,7 +70,7 @@ records = {
     "pie_size": experiments.run("pie_size", values=size_values, **common),
     "pie_location": experiments.run("pie_location", values=location_values, **common),
 }
-book.preset_banner(preset)
+findings.preset_banner(preset)
 
 # %% [markdown]
 # ## Training images and generated images
@@ -92,22 +92,22 @@ plots.feature_responses(records);
 # ## Shape, width and symmetry of each response
 
 # %%
-book.shape_table(records["pie_red"], EXPERIMENTS["pie_red"].centres)
+findings.shape_table(records["pie_red"], EXPERIMENTS["pie_red"].centres)
 
 # %%
-book.shape_table(records["pie_size"], EXPERIMENTS["pie_size"].centres)
+findings.shape_table(records["pie_size"], EXPERIMENTS["pie_size"].centres)
 
 # %%
-book.shape_table(records["pie_location"], EXPERIMENTS["pie_location"].centres)
+findings.shape_table(records["pie_location"], EXPERIMENTS["pie_location"].centres)
 
 # %% [markdown]
 # ## What we see, next to what the paper reports
 
 # %%
-book.pie_findings(records)
+findings.pie_findings(records)
 
 # %% [markdown]
 # ## Provenance
 
 # %%
-book.provenance_table([r for recs in records.values() for r in recs])
+findings.provenance_table([r for recs in records.values() for r in recs])

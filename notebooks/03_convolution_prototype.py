@@ -57,7 +57,7 @@ if "google.colab" in sys.modules:
 # The single-value runs are the same records as in the colour chapter when their settings match.
 
 # %%
-from probe_utils import analysis, book, experiments, plots, widgets
+from probe_utils import analysis, experiments, findings, plots, widgets
 from probe_utils.experiments import EXPERIMENTS
 
 common = dict(models=models, seeds=seeds, preset=preset, device=device, reuse=reuse)
@@ -66,7 +66,7 @@ modes = sorted({m for v in plan.values for m in experiments.mixture_modes(v)})
 unimodal = experiments.run("pie_red", values=modes, **common)
 bimodal = experiments.run("pie_red_mix", values=plan.values, **common)
 rows = analysis.convolution_rows(unimodal, bimodal, EXPERIMENTS["pie_red"].centres)
-book.preset_banner(preset)
+findings.preset_banner(preset)
 
 # %% [markdown]
 # ## Training images and generated images
@@ -89,16 +89,16 @@ widgets.image_slider([(v, plots.convolution_effect([r for r in rows if r["value"
 plots.convolution_effect(rows, EXPERIMENTS["pie_red"].centres);
 
 # %%
-book.convolution_table(rows)
+findings.convolution_table(rows)
 
 # %% [markdown]
 # ## What we see, next to what the paper reports
 
 # %%
-book.convolution_findings(rows)
+findings.convolution_findings(rows)
 
 # %% [markdown]
 # ## Provenance
 
 # %%
-book.provenance_table(unimodal + bimodal)
+findings.provenance_table(unimodal + bimodal)

@@ -58,13 +58,13 @@ if "google.colab" in sys.modules:
 # One call per studied feature; stored records with exactly these settings are reused.
 
 # %%
-from probe_utils import book, experiments, plots, widgets
+from probe_utils import build, experiments, findings, plots, widgets
 
 common = dict(models=models, values=nuisance_values, seeds=seeds, preset=preset, device=device, reuse=reuse)
-for name in book.INDEPENDENCE_EXPERIMENTS:
+for name in build.INDEPENDENCE_EXPERIMENTS:
     experiments.check_parameters(name, **common)  # fail fast on any bad parameter
-records = {name: experiments.run(name, **common) for name in book.INDEPENDENCE_EXPERIMENTS}
-book.preset_banner(preset)
+records = {name: experiments.run(name, **common) for name in build.INDEPENDENCE_EXPERIMENTS}
+findings.preset_banner(preset)
 
 # %% [markdown]
 # ## Training images and generated images
@@ -91,7 +91,7 @@ plots.independence(records);
 # ## How much the responses move
 
 # %%
-book.independence_table(records)
+findings.independence_table(records)
 
 # %% [markdown]
 # With thousands of generated images per response the chi-square test flags even tiny differences, so read the
@@ -100,10 +100,10 @@ book.independence_table(records)
 # ## What we see, next to what the paper reports
 
 # %%
-book.independence_findings(records)
+findings.independence_findings(records)
 
 # %% [markdown]
 # ## Provenance
 
 # %%
-book.provenance_table([r for recs in records.values() for r in recs])
+findings.provenance_table([r for recs in records.values() for r in recs])

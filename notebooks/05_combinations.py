@@ -63,7 +63,7 @@ if "google.colab" in sys.modules:
 # ## The runs
 
 # %%
-from probe_utils import book, experiments, plots, widgets
+from probe_utils import experiments, findings, plots, widgets
 
 common = dict(seeds=seeds, preset=preset, device=device, reuse=reuse)
 experiments.check_parameters("pie_combos", models=models, values=pie_combinations, **common)  # fail fast
@@ -77,8 +77,8 @@ records = {"pie_combos": experiments.run("pie_combos", models=models, values=pie
 # the invariance runs: the preset's own size first (the same records as above when the family is in `models`)
 variants = [r for extra in sizes for r in experiments.run("pie_combos", models=invariance_model,
                                                            values=invariance_combinations, **extra, **common)]
-rows = book.combination_rows_by(records)
-book.preset_banner(preset)
+rows = findings.combination_rows_by(records)
+findings.preset_banner(preset)
 
 # %% [markdown]
 # ## Training images and generated images
@@ -111,7 +111,7 @@ widgets.image_slider(plots.combination_frames(records["pie_combos"], rows["pie"]
 plots.precision_recall(rows, title="{}");
 
 # %%
-book.combination_table(rows)
+findings.combination_table(rows)
 
 # %% [markdown]
 # ## Network size and data-set size (the paper's Fig. 25)
@@ -119,25 +119,25 @@ book.combination_table(rows)
 # The pie experiment again for one family, with the network width and the number of training images scaled.
 
 # %%
-by_width = book.combination_rows_by({"pie_combos": variants}, by="width", default_only=False)
-by_data = book.combination_rows_by({"pie_combos": variants}, by="pool_size", default_only=False)
+by_width = findings.combination_rows_by({"pie_combos": variants}, by="width", default_only=False)
+by_data = findings.combination_rows_by({"pie_combos": variants}, by="pool_size", default_only=False)
 plots.precision_recall({"network width": by_width["pie"], "training images": by_data["pie"]},
                        title="pie: {}");
 
 # %%
-book.combination_table(by_width, group="width")
+findings.combination_table(by_width, group="width")
 
 # %%
-book.combination_table(by_data, group="pool_size")
+findings.combination_table(by_data, group="pool_size")
 
 # %% [markdown]
 # ## What we see, next to what the paper reports
 
 # %%
-book.combination_findings({"pie_combos": records["pie_combos"] + variants, "mnist_combos": records["mnist_combos"]})
+findings.combination_findings({"pie_combos": records["pie_combos"] + variants, "mnist_combos": records["mnist_combos"]})
 
 # %% [markdown]
 # ## Provenance
 
 # %%
-book.provenance_table(records["pie_combos"] + records["mnist_combos"] + variants)
+findings.provenance_table(records["pie_combos"] + records["mnist_combos"] + variants)

@@ -59,16 +59,16 @@ if "google.colab" in sys.modules:
 # ## The runs
 
 # %%
-from probe_utils import book, experiments, plots, widgets
+from probe_utils import build, experiments, findings, plots, widgets
 
 common = dict(models=models, seeds=seeds, preset=preset, device=device, reuse=reuse)
 experiments.check_parameters("clevr_numerosity", values=counts, **common)  # fail fast on any bad parameter
-for name in book.CLEVR_EXPERIMENTS[1:]:
+for name in build.CLEVR_EXPERIMENTS[1:]:
     experiments.check_parameters(name, values=rare, **common)
 records = {"clevr_numerosity": experiments.run("clevr_numerosity", values=counts, **common)}
-records |= {name: experiments.run(name, values=rare, **common) for name in book.CLEVR_EXPERIMENTS[1:]}
-pairs = book.clevr_pair_rows(records)
-book.preset_banner(preset)
+records |= {name: experiments.run(name, values=rare, **common) for name in build.CLEVR_EXPERIMENTS[1:]}
+pairs = findings.clevr_pair_rows(records)
+findings.preset_banner(preset, build.CLEVR_EXPERIMENTS)
 
 # %% [markdown]
 # ## Numerosity: training scenes and generated scenes
@@ -93,7 +93,7 @@ widgets.image_slider(plots.response_frames(records["clevr_numerosity"],
 plots.impulse_response(records["clevr_numerosity"], xlabel="number of objects generated");
 
 # %%
-book.summary_table(records["clevr_numerosity"])
+findings.summary_table(records["clevr_numerosity"])
 
 # %% [markdown]
 # ## Pairs: training scenes and generated scenes
@@ -115,16 +115,16 @@ plots.training_vs_generated(records["clevr_pairs_9x9"], experiments.training_sam
 plots.pair_grids(pairs);
 
 # %%
-book.clevr_pair_table(pairs)
+findings.clevr_pair_table(pairs)
 
 # %% [markdown]
 # ## What we see, next to what the paper reports
 
 # %%
-book.clevr_findings(records)
+findings.clevr_findings(records)
 
 # %% [markdown]
 # ## Provenance
 
 # %%
-book.provenance_table([r for recs in records.values() for r in recs])
+findings.provenance_table([r for recs in records.values() for r in recs])

@@ -40,9 +40,9 @@ if "google.colab" in sys.modules:
         preset = "colab"
 
 # %%
-from probe_utils import book
+from probe_utils import findings
 
-book.preset_banner(preset)
+findings.preset_banner(preset)
 
 # %%
-book.scorecard(preset)
+findings.scorecard(preset)

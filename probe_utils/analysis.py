@@ -36,6 +36,26 @@ class Response:
     n_samples: int          # generated images measured per seed
 
 
+def by_setting(records: Iterable[dict]) -> list[tuple[tuple[str, Any], list[dict]]]:
+    """Records grouped by (model, trained value), sorted by model then value (numbers before text); each group keeps
+    the records' order (one record per seed)."""
+    groups: dict[tuple[str, Any], list[dict]] = defaultdict(list)
+    for r in records:
+        groups[(r["model"], r["value"])].append(r)
+
+    def order(item: tuple[tuple[str, Any], list[dict]]) -> tuple:
+        model, value = item[0]
+        number = isinstance(value, (int, float))
+        return model, not number, value if number else str(value)
+
+    return sorted(groups.items(), key=order)
+
+
+def mixture_modes(value: str) -> list[float]:
+    """The proportions of a canonical mixture value such as ``"0.3+0.4"`` (Sec. 4.2)."""
+    return [float(t) for t in str(value).split("+")]
+
+
 def dist_stats(dist: np.ndarray) -> dict[str, float]:
     """Mean, standard deviation, mode and skewness of a distribution over bins 0..K-1."""
     p = np.asarray(dist, float)
@@ -54,11 +74,8 @@ def impulse_responses(records: list[dict]) -> list[Response]:
     With two or more seeds the interval is the t-free normal interval of the mean over seeds; with one seed it is the
     binomial sampling interval of each bin's share.
     """
-    groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
-    for r in records:
-        groups[(r["model"], r["value"])].append(r)
     out = []
-    for (model, value), recs in sorted(groups.items()):
+    for (model, value), recs in by_setting(records):
         d = np.array([r["result"]["distribution"] for r in recs], float)
         n = int(min(r["result"]["n_samples"] for r in recs))
         mean, lo, hi = response_ci(d, n_samples=n, method="normal")
@@ -68,11 +85,8 @@ def impulse_responses(records: list[dict]) -> list[Response]:
 
 def summary_rows(records: list[dict]) -> list[dict]:
     """One row per (model, trained value): statistics of the generated distribution, mean ± 95% CI over seeds."""
-    groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
-    for r in records:
-        groups[(r["model"], r["value"])].append(r)
     rows = []
-    for (model, value), recs in sorted(groups.items()):
+    for (model, value), recs in by_setting(records):
         stats = [dist_stats(r["result"]["distribution"]) for r in recs]
         dists = np.array([r["result"]["distribution"] for r in recs], float)
         means = np.array([s["mean"] for s in stats])
@@ -666,11 +680,8 @@ def bootstrap_ci(stat_fn: Callable[[np.ndarray], float], samples: Any, n_boot: i
 def shape_rows(records: list[dict], centres: np.ndarray) -> list[dict]:
     """One row per (model, trained value) of a continuous feature: :func:`response_shape` of each seed's response,
     averaged over seeds (the mean's 95% CI over seeds when there are several)."""
-    groups: dict[tuple[str, float], list[dict]] = defaultdict(list)
-    for r in records:
-        groups[(r["model"], r["value"])].append(r)
     rows = []
-    for (model, value), recs in sorted(groups.items()):
+    for (model, value), recs in by_setting(records):
         shapes = [response_shape(np.asarray(r["result"]["distribution"], float), centres) for r in recs]
         means = np.array([s["mean"] for s in shapes])
         row = {"model": model, "value": value, "seeds": len(recs),
@@ -689,8 +700,6 @@ def convolution_rows(unimodal: list[dict], mixtures: list[dict], centres: np.nda
     """Per model and multi-modal training distribution (Sec. 4.2): the actual response (mean over seeds), the
     convolution prediction from the unimodal responses at its modes (mean over seeds), their distances and the
     prototype-enhancement index for the outermost modes."""
-    from probe_utils.experiments import mixture_modes
-
     rows = []
     for model in sorted({r["model"] for r in mixtures}):
         uni = {r.value: r.dist for r in impulse_responses([u for u in unimodal if u["model"] == model])}
@@ -769,10 +778,7 @@ def pair_grid_rows(records: list[dict], grid: Sequence[int]) -> list[dict]:
     if the rare shape pair (colour pair) took every cell evenly (``rare_even``)."""
     shape = tuple(grid)
     out = []
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for r in records:
-        groups[(r["model"], r["value"])].append(r)
-    for (model, rare), recs in sorted(groups.items()):
+    for (model, rare), recs in by_setting(records):
         train = np.asarray(recs[0]["result"]["train_support"])
         allowed = np.zeros(int(np.prod(shape)), bool)
         allowed[train] = True

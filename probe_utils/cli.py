@@ -63,7 +63,7 @@ def chapters() -> list[Path]:
 
 
 def cmd_book(args: argparse.Namespace) -> int:
-    from probe_utils.book import launch_config, repository_url
+    from probe_utils.build import launch_config, repository_url
 
     extra = {key: _literal(value) for key, value in (args.param or [])}
     url = repository_url(args.repository, REPO)
@@ -77,7 +77,7 @@ def cmd_book(args: argparse.Namespace) -> int:
     if args.execute:
         import papermill as pm
 
-        from probe_utils.book import chapter_preset
+        from probe_utils.build import chapter_preset
         from probe_utils.experiments import PRESETS
 
         os.environ["PROBE_UTILS_PROGRESS"] = "0"  # executed pages should not embed progress-bar widgets
@@ -110,7 +110,7 @@ def cmd_book(args: argparse.Namespace) -> int:
         cmd += ["-W", "-n"]
     print("[book] " + " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
-    from probe_utils.book import check_build
+    from probe_utils.build import check_build
 
     problems = check_build(REPO, url, args.branch)
     for p in problems:

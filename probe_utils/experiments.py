@@ -21,9 +21,9 @@ import torch
 
 from probe_utils import __version__
 from probe_utils import models as models_mod
-from probe_utils.plots import image_grid
+from probe_utils.analysis import mixture_modes
 from probe_utils.params import ParameterError, check_choice, check_float, check_int, check_seed
-from probe_utils.store import RESULTS_VERSION, Store, git_commit, png_base64, record_key
+from probe_utils.store import RESULTS_VERSION, Store, git_commit, image_grid, png_base64, record_key
 from probe_utils.train import ImagePool, TrainConfig, pick_device, train
 
 
@@ -147,8 +147,9 @@ def _pie_experiment(name: str, feature: str, measured: str, allowed: tuple[float
         from probe_utils.features import pie as pief
         return pief.measure(x)[measured]
 
-    return Experiment(name, "4.1.2" if feature == "red" else "4.1.3", "pie", measured, "values", allowed,
-                      tuple(np.round(edges, 6)), render, measure, integer=False, label=label)
+    return Experiment(name=name, section="4.1.2" if feature == "red" else "4.1.3", dataset="pie", feature=measured,
+                      value_name="values", allowed=allowed, edges=tuple(np.round(edges, 6)), render=render,
+                      measure=measure, integer=False, label=label)
 
 
 def check_mixture(name: str, value: Any) -> str:
@@ -173,11 +174,6 @@ def check_mixture(name: str, value: Any) -> str:
     return "+".join(f"{m:g}" for m in modes)
 
 
-def mixture_modes(value: str) -> list[float]:
-    """The proportions of a canonical mixture value such as ``"0.3+0.4"``."""
-    return [float(t) for t in str(value).split("+")]
-
-
 def _pie_mixture_experiment() -> Experiment:
     """Pie whose red proportion is drawn from a few equally likely modes (Sec. 4.2), other features uniform."""
 
@@ -189,8 +185,9 @@ def _pie_mixture_experiment() -> Experiment:
         from probe_utils.features import pie as pief
         return pief.measure(x)["red"]
 
-    return Experiment("pie_red_mix", "4.2", "pie", "red", "mixtures", (0.0, 1.0), tuple(np.round(np.linspace(0, 1, 51), 6)),
-                      render, measure, integer=False, label="proportion of red", check_value=check_mixture)
+    return Experiment(name="pie_red_mix", section="4.2", dataset="pie", feature="red", value_name="mixtures",
+                      allowed=(0.0, 1.0), edges=tuple(np.round(np.linspace(0, 1, 51), 6)), render=render,
+                      measure=measure, integer=False, label="proportion of red", check_value=check_mixture)
 
 
 #: Sec. 4.3: which pie feature each independence experiment fixes, and the feature it measures
@@ -227,8 +224,9 @@ def _independence_experiment(feature: str) -> Experiment:
         from probe_utils.features import pie as pief
         return pief.measure(x)[measured]
 
-    return Experiment(f"indep_{feature}", "4.3", "pie", measured, "nuisance_values", (1, 50),
-                      tuple(np.round(edges, 6)), render, measure, integer=True, label=label,
+    return Experiment(name=f"indep_{feature}", section="4.3", dataset="pie", feature=measured,
+                      value_name="nuisance_values", allowed=(1, 50), edges=tuple(np.round(edges, 6)), render=render,
+                      measure=measure, integer=True, label=label,
                       describe=lambda v: round(float(v), 3) if np.isfinite(v) else None)
 
 
@@ -279,8 +277,9 @@ def _pie_combinations_experiment() -> Experiment:
             return "?"
         return ".".join(str(int(i)) for i in np.unravel_index(int(v), grid))  # grid indices size.x.y.red
 
-    return Experiment("pie_combos", "5", "pie", "combination", "combinations", (1, total),
-                      tuple(np.arange(total + 1) - 0.5), render, measure, label="combination (size, x, y, red)",
+    return Experiment(name="pie_combos", section="5", dataset="pie", feature="combination",
+                      value_name="combinations", allowed=(1, total), edges=tuple(np.arange(total + 1) - 0.5),
+                      render=render, measure=measure, label="combination (size, x, y, red)",
                       support=support, grid=grid, axes=("size", "x", "y", "red"), describe=describe)
 
 
@@ -298,8 +297,9 @@ def _mnist_combinations_experiment() -> Experiment:
         from probe_utils.features import mnist3 as mf
         return mf.classify(x)["triple"].astype(float)
 
-    return Experiment("mnist_combos", "5", "mnist3", "number", "combinations", (1, 1000),
-                      tuple(np.arange(1001) - 0.5), render, measure, label="three-digit number",
+    return Experiment(name="mnist_combos", section="5", dataset="mnist3", feature="number",
+                      value_name="combinations", allowed=(1, 1000), edges=tuple(np.arange(1001) - 0.5),
+                      render=render, measure=measure, label="three-digit number",
                       support=support, grid=(10, 10, 10), axes=("first digit", "second digit", "third digit"),
                       describe=lambda v: f"{int(v):03d}" if np.isfinite(v) else "?")
 
@@ -319,8 +319,9 @@ def _clevr_numerosity_experiment() -> Experiment:
         from probe_utils.features import clevr as cf
         return cf.count(x).astype(float)
 
-    return Experiment("clevr_numerosity", "4.1.1", "clevr", "count", "counts", (1, 10), tuple(np.arange(-0.5, 13)),
-                      render, measure, label="number of objects", min_image_size=64)
+    return Experiment(name="clevr_numerosity", section="4.1.1", dataset="clevr", feature="count",
+                      value_name="counts", allowed=(1, 10), edges=tuple(np.arange(-0.5, 13)), render=render,
+                      measure=measure, label="number of objects", min_image_size=64)
 
 
 def check_rare(name: str, value: Any) -> str:
@@ -362,29 +363,32 @@ def _clevr_pairs_experiment(size: int) -> Experiment:
         (sa, sb), (ca, cb) = fp["shape_pairs"][r], fp["color_pairs"][c]
         return f"{sa[:2]}{sb[:2]} {ca[0].upper()}{cb[0].upper()}"  # e.g. "toco BR": torus-cone, blue-red
 
-    return Experiment(f"clevr_pairs_{size}x{size}", "5", "clevr", "cell", "rare", (0, 0),
-                      tuple(np.arange(size * size + 1) - 0.5), render, measure, integer=False,
+    return Experiment(name=f"clevr_pairs_{size}x{size}", section="5", dataset="clevr", feature="cell",
+                      value_name="rare", allowed=(0, 0), edges=tuple(np.arange(size * size + 1) - 0.5), render=render,
+                      measure=measure, integer=False,
                       label="(shape pair, colour pair) cell", check_value=check_rare, support=support,
                       grid=(size, size), axes=("shape pair", "colour pair"), describe=describe, min_image_size=64)
 
 
 EXPERIMENTS: dict[str, Experiment] = {
-    "numerosity": Experiment("numerosity", "4.1.1", "dots", "count", "counts", (1, 16),
-                             tuple(np.arange(-0.5, 25)), _dots_render, _dots_measure, label="number of dots"),
-    "pie_red": _pie_experiment("pie_red", "red", "red", (0.0, 1.0), np.linspace(0, 1, 51), "proportion of red"),
-    "pie_size": _pie_experiment("pie_size", "radius", "size", (0.4, 0.8), np.linspace(0.3, 0.9, 61),
-                                "radius (half-widths)"),
-    "pie_location": _pie_experiment("pie_location", "x", "x", (-0.2, 0.2), np.linspace(-0.3, 0.3, 61),
-                                    "x of the centre (half-widths)"),
+    "numerosity": Experiment(name="numerosity", section="4.1.1", dataset="dots", feature="count", value_name="counts",
+                             allowed=(1, 16), edges=tuple(np.arange(-0.5, 25)), render=_dots_render,
+                             measure=_dots_measure, label="number of dots"),
+    "pie_red": _pie_experiment(name="pie_red", feature="red", measured="red", allowed=(0.0, 1.0),
+                               edges=np.linspace(0, 1, 51), label="proportion of red"),
+    "pie_size": _pie_experiment(name="pie_size", feature="radius", measured="size", allowed=(0.4, 0.8),
+                                edges=np.linspace(0.3, 0.9, 61), label="radius (half-widths)"),
+    "pie_location": _pie_experiment(name="pie_location", feature="x", measured="x", allowed=(-0.2, 0.2),
+                                    edges=np.linspace(-0.3, 0.3, 61), label="x of the centre (half-widths)"),
     "pie_red_mix": _pie_mixture_experiment(),
-    "indep_red": _independence_experiment("red"),
-    "indep_size": _independence_experiment("size"),
-    "indep_location": _independence_experiment("location"),
+    "indep_red": _independence_experiment(feature="red"),
+    "indep_size": _independence_experiment(feature="size"),
+    "indep_location": _independence_experiment(feature="location"),
     "pie_combos": _pie_combinations_experiment(),
     "mnist_combos": _mnist_combinations_experiment(),
     "clevr_numerosity": _clevr_numerosity_experiment(),
-    "clevr_pairs_4x4": _clevr_pairs_experiment(4),
-    "clevr_pairs_9x9": _clevr_pairs_experiment(9),
+    "clevr_pairs_4x4": _clevr_pairs_experiment(size=4),
+    "clevr_pairs_9x9": _clevr_pairs_experiment(size=9),
 }
 
 

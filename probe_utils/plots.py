@@ -10,7 +10,7 @@ import torch
 
 from probe_utils.analysis import impulse_responses, summary_rows
 from probe_utils.models import LABELS
-from probe_utils.store import png_decode
+from probe_utils.store import image_grid, png_decode  # noqa: F401  (image_grid: plots.image_grid)
 
 PALETTE = ["#1b6ca8", "#d1495b", "#2e933c", "#edae49", "#6c4f9e", "#00798c", "#8d6a5a", "#3d3d3d",
            "#e07a5f", "#81b29a", "#f2cc8f", "#5a7d9a", "#b5838d", "#6d597a", "#355070", "#b56576"]
@@ -19,19 +19,6 @@ plt.rcParams.update({
     "figure.dpi": 100, "savefig.dpi": 100, "axes.spines.top": False, "axes.spines.right": False,
     "axes.grid": True, "grid.alpha": 0.25, "font.size": 10, "axes.titlesize": 11, "legend.frameon": False,
 })
-
-
-def image_grid(images: torch.Tensor | np.ndarray, cols: int = 8, pad: int = 2) -> np.ndarray:
-    """Tile (n,3,H,W) images in [0,1] into one (rows*(H+pad)+pad, cols*(W+pad)+pad, 3) array, light-gray gutters."""
-    x = images.detach().float().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images, np.float32)
-    x = np.clip(x, 0, 1).transpose(0, 2, 3, 1)
-    n, h, w, c = x.shape
-    rows = max(1, -(-n // cols))
-    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 0.75, np.float32)
-    for i in range(n):
-        r, k = divmod(i, cols)
-        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + k * (w + pad): pad + k * (w + pad) + w] = x[i]
-    return out
 
 
 def _arrow(ax, x: float, color: str = "0.2", depth: float = 0.14) -> None:

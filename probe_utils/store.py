@@ -93,6 +93,21 @@ def git_commit() -> str | None:
         return None
 
 
+def image_grid(images: Any, cols: int = 8, pad: int = 2) -> np.ndarray:
+    """Tile (n,3,H,W) images in [0,1] (a numpy array or a torch tensor on any device) into one
+    (rows*(H+pad)+pad, cols*(W+pad)+pad, 3) array, light-gray gutters."""
+    if hasattr(images, "detach"):  # a torch tensor; torch is not imported here
+        images = images.detach().float().cpu().numpy()
+    x = np.clip(np.asarray(images, np.float32), 0, 1).transpose(0, 2, 3, 1)
+    n, h, w, c = x.shape
+    rows = max(1, -(-n // cols))
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 0.75, np.float32)
+    for i in range(n):
+        r, k = divmod(i, cols)
+        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + k * (w + pad): pad + k * (w + pad) + w] = x[i]
+    return out
+
+
 def png_base64(grid: np.ndarray) -> str:
     """Encode an (H,W,3) float [0,1] or uint8 image as base64 PNG."""
     import matplotlib.image as mpimg

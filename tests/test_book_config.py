@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from probe_utils import book
+from probe_utils import build
 from probe_utils.params import ParameterError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,32 +26,32 @@ def no_env(monkeypatch):
 @pytest.mark.parametrize("given", ["octo/probe-book", "https://github.com/octo/probe-book",
                                    "https://github.com/octo/probe-book.git", "git@github.com:octo/probe-book.git"])
 def test_repository_forms(no_env, given):
-    assert book.repository_url(given) == "https://github.com/octo/probe-book"
+    assert build.repository_url(given) == "https://github.com/octo/probe-book"
 
 
 def test_repository_sources_in_order(no_env, monkeypatch, tmp_path):
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-    assert book.repository_url(None, tmp_path) is None
+    assert build.repository_url(None, tmp_path) is None
     subprocess.run(["git", "-C", str(tmp_path), "remote", "add", "origin", "git@github.com:a/from-remote.git"],
                    check=True)
-    assert book.repository_url(None, tmp_path) == "https://github.com/a/from-remote"
+    assert build.repository_url(None, tmp_path) == "https://github.com/a/from-remote"
     monkeypatch.setenv("GITHUB_REPOSITORY", "b/from-actions")
-    assert book.repository_url(None, tmp_path) == "https://github.com/b/from-actions"
+    assert build.repository_url(None, tmp_path) == "https://github.com/b/from-actions"
     monkeypatch.setenv("PROBE_BOOK_REPOSITORY", "c/from-env")
-    assert book.repository_url(None, tmp_path) == "https://github.com/c/from-env"
-    assert book.repository_url("d/explicit", tmp_path) == "https://github.com/d/explicit"
+    assert build.repository_url(None, tmp_path) == "https://github.com/c/from-env"
+    assert build.repository_url("d/explicit", tmp_path) == "https://github.com/d/explicit"
 
 
 def test_bad_repository_names_the_parameter(no_env):
     with pytest.raises(ParameterError, match="'repository'.*OWNER/NAME"):
-        book.repository_url("https://gitlab.com/x/y")
+        build.repository_url("https://gitlab.com/x/y")
 
 
 def test_launch_config_adds_colab_and_keeps_the_book_config(tmp_path):
     (tmp_path / "_config.yml").write_text((REPO / "_config.yml").read_text())
-    cfg = yaml.safe_load(book.launch_config(tmp_path, "https://github.com/octo/probe-book").read_text())
+    cfg = yaml.safe_load(build.launch_config(tmp_path, "https://github.com/octo/probe-book").read_text())
     assert cfg["repository"]["url"] == "https://github.com/octo/probe-book"
-    assert cfg["launch_buttons"]["colab_url"] == book.COLAB_URL
+    assert cfg["launch_buttons"]["colab_url"] == build.COLAB_URL
     original = yaml.safe_load((REPO / "_config.yml").read_text())
     assert cfg["sphinx"] == original["sphinx"] and cfg["execute"] == original["execute"]
 
@@ -86,10 +86,10 @@ def test_check_build_wants_a_colab_button_per_chapter(tmp_path):
     url = "https://github.com/octo/probe-book"
     for stem in ("01_numerosity", "02_color_size_location"):
         (tmp_path / "notebooks" / f"{stem}.py").write_text("")
-        link = book.colab_link(url, stem) if stem == "01_numerosity" else ""
+        link = build.colab_link(url, stem) if stem == "01_numerosity" else ""
         (html / "notebooks" / f"{stem}.html").write_text(f'<a href="{link}"></a>' + '<img src="a.png">' * 5)
     (tmp_path / "notebooks" / "01_numerosity.ipynb").write_text("{}")
-    problems = book.check_build(tmp_path, url)
+    problems = build.check_build(tmp_path, url)
     assert any("02_color_size_location.html has no Colab button" in p for p in problems)
     assert any("does not exist: notebooks/02_color_size_location.ipynb" in p for p in problems)
     assert not any("01_numerosity" in p for p in problems)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from probe_utils import analysis, book
+from probe_utils import analysis, findings
 from probe_utils.experiments import EXPERIMENTS, PRESETS
 
 
@@ -43,12 +43,12 @@ def _combination_records(model="vae", params=None):
 
 def test_combination_rows_and_findings():
     recs = _combination_records() + _combination_records("wgan_gp")
-    rows = book.combination_rows_by({"pie_combos": recs})["pie"]
+    rows = findings.combination_rows_by({"pie_combos": recs})["pie"]
     by = {(r["group"], r["n_train"]): r for r in rows}
     assert by[("vae", 10)]["precision"] == 1 and by[("vae", 10)]["recall"] == 1
     assert by[("vae", 400)]["recall"] == 1
     assert abs(by[("vae", 400)]["precision"] - 400 / 2025) < 1e-9
-    text = book.combination_findings({"pie_combos": recs})
+    text = findings.combination_findings({"pie_combos": recs})
     assert "recall ≥ 0.9 in 4 of 4" in text
     assert "for 2 of 2 (data set, model)" in text
     assert "| agrees |" in text and "| disagrees |" not in text
@@ -56,9 +56,9 @@ def test_combination_rows_and_findings():
 
 def test_network_size_rows_group_by_width():
     recs = _combination_records("wgan_gp") + _combination_records("wgan_gp", params={"width": 4})
-    rows = book.combination_rows_by({"pie_combos": recs}, by="width", default_only=False)["pie"]
+    rows = findings.combination_rows_by({"pie_combos": recs}, by="width", default_only=False)["pie"]
     assert {r["group"] for r in rows} == {"width 4", f"width {PRESETS['cpu'].width}"}
-    text = book.combination_findings({"pie_combos": recs})
+    text = findings.combination_findings({"pie_combos": recs})
     assert "network size" in text and "at 2 of 2 numbers of combinations" in text
 
 
@@ -71,7 +71,7 @@ def test_pair_grid_rows():
     assert rows["vae"]["rare_novel"] == 0 and max(rows["vae"]["marginal_tv"]) < 1e-12
     assert rows["vae"]["rare_line"] == 1 and rows["vae"]["rare_even"] == 0.75
     assert abs(rows["wgan_gp"]["rare_novel"] - 0.75) < 1e-12
-    text = book.clevr_findings({"clevr_pairs_4x4": [same, even]})
+    text = findings.clevr_findings({"clevr_pairs_4x4": [same, even]})
     assert "below 0.25 in 1 of 2 settings" in text
 
 
@@ -85,7 +85,7 @@ def test_independence_findings():
                      "result": {"distribution": (d / d.sum()).tolist(), "n_samples": 4000}})
     (row,) = analysis.independence_rows(recs, centres)
     assert row["ks"] == [1, 10, 50] and row["rows"][1]["tv"] < 1e-12 and row["rows"][2]["sd"] > row["rows"][0]["sd"]
-    text = book.independence_findings({"indep_red": recs})
+    text = findings.independence_findings({"indep_red": recs})
     assert "sd with the most nuisance values above sd with the fewest in 1 of 1 settings" in text
 
 
@@ -93,5 +93,5 @@ def test_provenance_table_lists_a_record_once():
     rec = {"experiment": "pie_combos", "model": "vae", "value": 10, "seed": 0, "preset": "cpu", "key": "k1",
            "provenance": {"device": "cpu", "steps": 5, "wall_s": 1.0, "torch": "2", "code_version": "0",
                           "created": "now"}}
-    table = book.provenance_table([rec, dict(rec)])
+    table = findings.provenance_table([rec, dict(rec)])
     assert table.count("| VAE |") == 1

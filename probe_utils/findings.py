@@ -1,60 +1,47 @@
-"""What chapters display besides figures (preset banner, tables, findings next to the paper's claims), and the
-check that a built book is complete. Texts here are generated from records, never typed-in outcomes."""
+"""What chapters display besides figures: the preset banner, tables, and the paper's claims checked against our
+records (findings and the scorecard). Texts here are generated from records, never typed-in outcomes."""
 
 from __future__ import annotations
-
-import re
-from pathlib import Path
 
 import numpy as np
 
 from probe_utils.analysis import provenance_rows, summary_rows
+from probe_utils.build import CLEVR_EXPERIMENTS, INDEPENDENCE_EXPERIMENTS
 from probe_utils.models import LABELS
 
-PRESET_NOTES = {
-    "ci": ("**Smoke test (`ci` preset).** Tiny networks trained for a few dozen iterations on 32×32 images, on "
-           "whatever CPU ran this page. These figures prove that every cell runs; they are not findings and say "
-           "nothing about what the models learn."),
-    "cpu": ("**CPU scale (`cpu` preset).** The largest scale we could run without a GPU: 32×32 images, networks of "
-            "width 16 (the paper's architecture at a quarter of its channels), at most 2,500 generator iterations "
-            "with 2 critic steps each, stopped earlier when the measured distribution stopped changing. The paper "
-            "used 64×64 images, width 64, 5 critic steps and 200k iterations. Read the numbers as preliminary."),
-    "colab": ("**Colab scale (`colab` preset).** 64×64 images, width-32 networks, up to 6,000 iterations on one "
-              "GPU, stopped when the measured distribution converged."),
-    "paper": ("**Paper scale (`paper` preset).** The paper's architecture and settings (64×64, width 64, batch "
-              "100, 5 critic steps), trained on a GPU until the measured distribution converged."),
+#: The paper's own training settings (its original code; the paper's text gives the architecture), for comparison.
+PAPER_SETTINGS = {"image_size": 64, "width": 64, "batch_size": 100, "n_critic": 5, "steps": 200_000}
+
+#: What each preset is for (the numbers come from :data:`probe_utils.experiments.PRESETS`).
+PRESET_PURPOSE = {
+    "ci": ("Smoke test", "on whatever CPU ran this page. These figures prove that every cell runs; they are not "
+           "findings and say nothing about what the models learn."),
+    "cpu": ("CPU scale", "the largest scale we could run without a GPU. Read the numbers as preliminary."),
+    "colab": ("Colab scale", "on one GPU, the scale a reader re-runs in minutes."),
+    "paper": ("Paper scale", "on a GPU, the largest of our presets."),
 }
 
 
-#: Which experiments each chapter shows (the book command executes a chapter at the largest-scale preset for
-#: which all of them have stored records). ``None``: the chapter takes ``auto``; ``[]``: no experiments.
-CHAPTERS: dict[str, list[str] | None] = {
-    "00_datasets": [],
-    "01_numerosity": ["numerosity"],
-    "02_color_size_location": ["pie_red", "pie_size", "pie_location"],
-    "03_convolution_prototype": ["pie_red", "pie_red_mix"],
-    "04_independence": ["indep_red", "indep_size", "indep_location"],
-    "05_combinations": ["pie_combos", "mnist_combos"],
-    "06_clevr": ["clevr_numerosity", "clevr_pairs_4x4", "clevr_pairs_9x9"],
-    "90_scorecard": None,
-}
-INDEPENDENCE_EXPERIMENTS = CHAPTERS["04_independence"]
-CLEVR_EXPERIMENTS = CHAPTERS["06_clevr"]
+def preset_settings(preset: str, experiments: list[str] | None = None) -> str:
+    """One sentence of a preset's settings, generated from :data:`probe_utils.experiments.PRESETS` (the image size
+    raised to what ``experiments`` need, e.g. CLEVR's 64 px)."""
+    from probe_utils.experiments import EXPERIMENTS, PRESETS
+    from probe_utils.params import check_choice
+
+    p = PRESETS[check_choice("preset", preset, PRESETS)]
+    size = max([p.image_size] + [EXPERIMENTS[e].min_image_size for e in experiments or []])
+    stop = (f"stopped earlier once the measured distribution stopped changing (tolerance {p.converge_tol:g}, at "
+            f"least {p.min_steps:,} iterations; see the methods page)" if p.converge_tol is not None
+            else "no early stopping")
+    return (f"{size}×{size} images, networks of width {p.width}, batch {p.batch_size}, {p.pool_size:,} training "
+            f"images, at most {p.steps:,} generator iterations ({p.n_critic} critic steps each for WGAN-GP), {stop}")
 
 
-#: Figures a built chapter page must show (default 1); the scorecard is tables only.
-MIN_FIGURES = {"00_datasets": 4, "01_numerosity": 4, "02_color_size_location": 2, "03_convolution_prototype": 2,
-               "04_independence": 2, "05_combinations": 3, "06_clevr": 4, "90_scorecard": 0}
-
-
-def chapter_preset(stem: str) -> str:
-    """The preset the book executes chapter ``stem`` at when no preset is forced."""
-    from probe_utils.experiments import best_preset
-
-    names = CHAPTERS.get(stem, [])
-    if names is None:
-        return "auto"
-    return best_preset(names) if names else "cpu"
+def paper_settings() -> str:
+    """The paper's settings in the same words as :func:`preset_settings`."""
+    s = PAPER_SETTINGS
+    return (f"{s['image_size']}×{s['image_size']} images, width {s['width']}, batch {s['batch_size']}, "
+            f"{s['n_critic']} critic steps and {s['steps'] // 1000}k iterations")
 
 
 #: A run whose samples are at least this share blank (zero dots) has collapsed: its generator draws empty images,
@@ -69,12 +56,15 @@ class Markdown(str):
         return str(self)
 
 
-def preset_banner(preset: str) -> Markdown:
-    """A note on what the chapter's preset means for how to read its figures."""
+def preset_banner(preset: str, experiments: list[str] | None = None) -> Markdown:
+    """A note on what the chapter's preset means for how to read its figures (settings from ``PRESETS``; image size
+    as ``experiments`` run it)."""
     if preset == "auto":
         return Markdown("> Each section uses the largest-scale preset with stored records; sections at the `ci` "
                         "preset are smoke tests, not findings; see the methods page for what each preset means.")
-    return Markdown(f"> {PRESET_NOTES[preset]}")
+    title, purpose = PRESET_PURPOSE[preset]
+    return Markdown(f"> **{title} (`{preset}` preset).** {preset_settings(preset, experiments)}; {purpose} The "
+                    f"paper used {paper_settings()}.")
 
 
 def _table(rows: list[dict], columns: dict[str, str], fmt: dict[str, str] | None = None) -> str:
@@ -306,7 +296,8 @@ CONVOLUTION_TV = 0.25
 
 def _convolution_rows(recs: dict[str, list[dict]]) -> list[dict]:
     from probe_utils.analysis import convolution_rows
-    from probe_utils.experiments import EXPERIMENTS, mixture_modes
+    from probe_utils.analysis import mixture_modes
+    from probe_utils.experiments import EXPERIMENTS
 
     have = {(r["model"], r["value"]) for r in recs["pie_red"]}
     mixes = [r for r in recs["pie_red_mix"] if all((r["model"], m) in have for m in mixture_modes(r["value"]))]
@@ -582,85 +573,3 @@ def measurement_accuracy(n: int = 500, seed: int = 12345) -> Markdown:
     head = "| data set | measurement | on fresh renders | requirement | met |\n|---|---|---|---|---|\n"
     body = "".join(f"| {a} | {b} | {v} | {r} | {'yes' if ok else '**no**'} |\n" for a, b, v, r, ok in rows)
     return Markdown(head + body)
-
-
-COLAB_URL = "https://colab.research.google.com"
-_GITHUB = re.compile(r"^(?:https://github\.com/|git@github\.com:|ssh://git@github\.com/)?"
-                     r"(?P<owner>[A-Za-z0-9][A-Za-z0-9-]*)/(?P<name>[A-Za-z0-9._-]+?)(?:\.git)?/?$")
-
-
-def repository_url(explicit: str | None = None, repo: Path | None = None) -> str | None:
-    """The book's GitHub repository as ``https://github.com/OWNER/NAME``: ``explicit`` (a URL or OWNER/NAME), else
-    ``$PROBE_BOOK_REPOSITORY``, else ``$GITHUB_REPOSITORY`` (set in GitHub Actions), else the checkout's ``origin``
-    remote when it is on GitHub; None when none is known (the book then has no Colab buttons)."""
-    import os
-    import subprocess
-
-    from probe_utils.params import ParameterError
-
-    candidates = [("repository", explicit), ("PROBE_BOOK_REPOSITORY", os.environ.get("PROBE_BOOK_REPOSITORY")),
-                  ("GITHUB_REPOSITORY", os.environ.get("GITHUB_REPOSITORY"))]
-    for name, value in candidates:
-        if value:
-            m = _GITHUB.match(value.strip())
-            if not m:
-                raise ParameterError(f"parameter {name!r} must be a GitHub repository, https://github.com/OWNER/NAME "
-                                     f"or OWNER/NAME; got {value!r}")
-            return f"https://github.com/{m['owner']}/{m['name']}"
-    try:
-        origin = subprocess.run(["git", "-C", str(repo or Path.cwd()), "remote", "get-url", "origin"],
-                                capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    m = _GITHUB.match(origin) if origin else None
-    return f"https://github.com/{m['owner']}/{m['name']}" if m else None
-
-
-def launch_config(repo: Path, url: str, branch: str = "main") -> Path:
-    """Write ``_build/_config.yml``: the book's ``_config.yml`` plus the repository and Colab launch buttons for
-    ``url`` (pass it to ``jupyter-book build --config``). Returns its path."""
-    import yaml
-
-    cfg = yaml.safe_load((repo / "_config.yml").read_text())
-    cfg["repository"] = {"url": url, "branch": branch, "path_to_book": ""}
-    cfg.setdefault("launch_buttons", {})["colab_url"] = COLAB_URL
-    cfg.setdefault("html", {}).update(use_repository_button=True, use_issues_button=False)
-    out = repo / "_build" / "_config.yml"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("# generated by `python -m probe_utils book` from _config.yml; do not edit\n" +
-                   yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
-    return out
-
-
-def colab_link(url: str, stem: str, branch: str = "main") -> str:
-    """The Colab address of chapter ``stem``'s committed notebook."""
-    return f"{COLAB_URL}/github/{url.removeprefix('https://github.com/')}/blob/{branch}/notebooks/{stem}.ipynb"
-
-
-def check_build(repo: Path, url: str | None = None, branch: str = "main") -> list[str]:
-    """Problems in a built book: a chapter page missing, a chapter page without figures or with an error output,
-    and, with a repository ``url``, a chapter page without its Colab button or whose notebook does not exist."""
-    html = repo / "_build" / "html"
-    problems = []
-    if not (html / "index.html").exists():
-        return [f"{html / 'index.html'} was not built"]
-    for src in sorted((repo / "notebooks").glob("[0-9][0-9]_*.py")):
-        page = html / "notebooks" / f"{src.stem}.html"
-        if not page.exists():
-            problems.append(f"chapter page {page.relative_to(repo)} was not built")
-            continue
-        text = page.read_text(errors="replace")
-        n_img = len(re.findall(r"<img [^>]*src=\"[^\"]*(?:\.png|data:image)", text))
-        need = MIN_FIGURES.get(src.stem, 1)
-        if n_img < need:
-            problems.append(f"{page.relative_to(repo)} shows {n_img} figures (expected at least {need})")
-        if re.search(r"(Traceback \(most recent call last\)|ParameterError|ModuleNotFoundError)", text):
-            problems.append(f"{page.relative_to(repo)} contains an error output")
-        if url is not None:
-            link = colab_link(url, src.stem, branch)
-            if link not in text:
-                problems.append(f"{page.relative_to(repo)} has no Colab button for {link}")
-            if not src.with_suffix(".ipynb").exists():
-                problems.append(f"the Colab button of {page.relative_to(repo)} points at a notebook that does not "
-                                f"exist: {src.with_suffix('.ipynb').relative_to(repo)}")
-    return problems
