@@ -5,7 +5,11 @@ on a fixed data set. At intervals it samples the model, measures the probed feat
 run's history, so a chapter can show convergence, and (optionally) stops once that distribution has converged.
 
 Convergence criterion: after ``min_steps``, the total-variation distance between the feature distributions of two
-consecutive probes stays below ``converge_tol`` for ``converge_patience`` probes in a row.
+consecutive probes stays below the larger of ``converge_tol`` and the probe's own noise floor for
+``converge_patience`` probes in a row. The noise floor is measured at every probe: the TV distance between the
+distributions of its two halves, times ``1 / sqrt(2)`` (two full probes differ by that much when nothing changes),
+times ``NOISE_MARGIN``. A run whose probe is unhealthy (half or more of the samples unmeasurable, or the
+experiment's own ``healthy`` test fails: e.g. all blank) is never converged: it is collapsed, not finished.
 """
 
 from __future__ import annotations
@@ -22,6 +26,12 @@ from tqdm.auto import tqdm
 
 from probe_utils.models import GenerativeModel
 from probe_utils.params import ParameterError, check_choice
+
+
+#: the convergence tolerance is at least this multiple of the expected probe-to-probe noise
+NOISE_MARGIN = 1.5
+#: a probe with at least this share of unmeasurable samples is unhealthy (never converged)
+MAX_INVALID = 0.5
 
 
 class TrainingDiverged(RuntimeError):
@@ -41,6 +51,9 @@ class TrainConfig:
     converge_tol: float | None = None   # TV distance; None: always run ``steps``
     converge_patience: int = 3
     min_steps: int = 0
+    lr: float | None = None             # Adam learning rate instead of the model family's
+    lr_halve_every: int | None = None   # halve the learning rate every this many iterations (released code: 30k)
+    cpu_bf16: bool = False              # bfloat16 autocast on CPU too (CUDA always uses it)
 
 
 @dataclass
@@ -106,15 +119,17 @@ def train(
     config: TrainConfig,
     *,
     seed: int = 0,
-    probe: Callable[[torch.Tensor], np.ndarray] | None = None,
+    probe: Callable[[torch.Tensor], np.ndarray | tuple[np.ndarray, float]] | None = None,
+    healthy: Callable[[np.ndarray], bool] | None = None,
     checkpoint: str | Path | None = None,
     progress: bool = True,
     desc: str | None = None,
 ) -> TrainResult:
     """Train ``model`` on batches from ``pool``; return its history. The model ends on the pool's device.
 
-    ``probe(images) -> distribution`` measures a feature of generated images and returns its distribution over fixed
-    bins. With ``checkpoint`` set, state is saved every ``checkpoint_every`` iterations and at the end, and a run
+    ``probe(images) -> distribution`` (or ``(distribution, unmeasurable share)``) measures a feature of generated
+    images and returns its distribution over fixed bins among the measurable ones; ``healthy(distribution)`` says
+    whether a probe shows a working model (default: always). With ``checkpoint`` set, state is saved every ``checkpoint_every`` iterations and at the end, and a run
     that finds a checkpoint there resumes from it (same seed, same stream of batches).
     """
     device = pool.device
@@ -123,7 +138,8 @@ def train(
     if cuda:
         model.to(memory_format=torch.channels_last)
     groups = model.groups()
-    opts = {g: torch.optim.Adam(ps, lr=model.lr, betas=model.betas) for g, ps in groups.items()}
+    lr0 = config.lr if config.lr is not None else model.lr
+    opts = {g: torch.optim.Adam(ps, lr=lr0, betas=model.betas) for g, ps in groups.items()}
     plan = model.plan()
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -153,18 +169,34 @@ def train(
                 "cuda_rng": torch.cuda.get_rng_state() if cuda else None, "result": asdict(result),
             }, ckpt)
 
+    def measure(images: torch.Tensor) -> tuple[np.ndarray, float]:
+        out = probe(images)
+        dist, invalid = out if isinstance(out, tuple) else (out, 0.0)
+        return np.asarray(dist, float), float(invalid)
+
     def run_probe(step: int) -> bool:
         """Measure, record, and say whether the convergence criterion is met."""
-        dist = np.asarray(probe(model.sample(config.probe_samples, generator=sample_gen)), float)
+        images = model.sample(config.probe_samples, generator=sample_gen)
+        half = images.shape[0] // 2
+        (da, ia), (db, ib) = measure(images[:half]), measure(images[half:])
+        dist = (da + db) / 2
+        invalid = (ia + ib) / 2
         prev = result.probes[-1]["dist"] if result.probes else None
         tv = tv_distance(dist, prev) if prev is not None else None
-        result.probes.append({"step": step, "dist": dist.tolist(), "tv": tv})
+        noise = tv_distance(da, db) / np.sqrt(2)
+        ok = invalid < MAX_INVALID and (healthy is None or bool(healthy(dist)))
+        result.probes.append({"step": step, "dist": dist.tolist(), "tv": tv, "noise": noise, "invalid": invalid,
+                              "healthy": ok})
         if config.converge_tol is None or step < config.min_steps:
             return False
-        recent = [p["tv"] for p in result.probes[-config.converge_patience:]]
-        return len(recent) == config.converge_patience and all(t is not None and t < config.converge_tol for t in recent)
+        recent = result.probes[-config.converge_patience:]
+        return len(recent) == config.converge_patience and all(
+            p["tv"] is not None and p.get("healthy", True) and
+            p["tv"] < max(config.converge_tol, NOISE_MARGIN * p.get("noise", 0.0)) for p in recent)
 
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else (
+        torch.autocast("cpu", dtype=torch.bfloat16) if config.cpu_bf16 else torch.autocast("cpu", enabled=False))
+    reuse = bool(getattr(model, "reuse_batch", False))
     sums = {g: torch.zeros((), device=device) for g in groups}
     counts = {g: 0 for g in groups}
     start = time.perf_counter() - result.wall_s
@@ -173,10 +205,17 @@ def train(
     model.train()
     step = result.steps
     while step < config.steps:
+        model.train_step = step
+        if config.lr_halve_every:
+            for o in opts.values():
+                for grp in o.param_groups:
+                    grp["lr"] = lr0 * 0.5 ** (step // config.lr_halve_every)
+        batch = None
         for g in plan:
-            batch = pool.batch(config.batch_size, gen)
-            if cuda:
-                batch = batch.contiguous(memory_format=torch.channels_last)
+            if batch is None or not reuse:
+                batch = pool.batch(config.batch_size, gen)
+                if cuda:
+                    batch = batch.contiguous(memory_format=torch.channels_last)
             with autocast:
                 loss = model.loss(batch, g)
             opts[g].zero_grad(set_to_none=True)

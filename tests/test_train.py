@@ -27,7 +27,7 @@ def test_resume_after_interrupt_gives_the_uninterrupted_result(tmp_path, pool):
 
     def crashing_probe(x, calls=[0]):
         calls[0] += 1
-        if calls[0] == 3:  # at iteration 15, after the checkpoint at 10
+        if calls[0] == 5:  # at iteration 15 (two calls per probe: its halves), after the checkpoint at 10
             raise Interrupt
         return np.ones(2) / 2
 

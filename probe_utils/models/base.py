@@ -27,6 +27,11 @@ class GenerativeModel(nn.Module):
         self.image_size = image_size
         self.width = width
         self.z_dim = z_dim
+        #: "eval": sample with batch norm's running statistics; "batch": with each sampled batch's own statistics
+        #: (the released code's choice; running statistics are left untouched)
+        self.sample_bn = "eval"
+        #: the training iteration now running (set by the training loop; schedules such as KL warm-up read it)
+        self.train_step = 0
 
     def groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameter groups, each trained by its own optimiser."""
@@ -54,12 +59,34 @@ class GenerativeModel(nn.Module):
         """Generate n images (n,3,H,W) in [0,1] on the model's device, in eval mode, as float32."""
         was_training = self.training
         self.eval()
-        out = [self.decode(self.latent(min(batch_size, n - i), generator)).float() for i in range(0, n, batch_size)]
-        self.train(was_training)
+        norms = [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        momenta = [m.momentum for m in norms]
+        if self.sample_bn == "batch":
+            for m in norms:
+                m.train()
+                m.momentum = 0.0  # use the batch's statistics, keep the running ones as they are
+        try:
+            out = [self.decode(self.latent(min(batch_size, n - i), generator)).float()
+                   for i in range(0, n, batch_size)]
+        finally:
+            for m, mom in zip(norms, momenta):
+                m.momentum = mom
+            self.train(was_training)
         return torch.cat(out) if out else torch.empty(0, 3, self.image_size, self.image_size)
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def init_normal_(module: nn.Module, std: float = 0.02) -> nn.Module:
+    """Weights of every conv and linear layer drawn from N(0, std), biases zero (the released code's hidden-layer
+    initialisation; PyTorch's default is Kaiming-uniform)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module
 
 
 def stage_channels(image_size: int, width: int) -> list[int]:
@@ -98,22 +125,29 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """z -> fc 16*width (1024 at width 64) -> 4x4xC -> 4x4 stride-2 transposed convs up to the image, sigmoid (the paper's generator)."""
+    """z -> fc 16*width (1024 at width 64) -> 4x4xC -> 4x4 stride-2 transposed convs up to the image, sigmoid (the paper's generator).
 
-    def __init__(self, image_size: int, width: int, z_dim: int, hidden: int | None = None, batch_norm: bool = False) -> None:
+    ``batch_norm``: False (none), True (after every hidden layer) or ``"released"`` (the authors' released code:
+    after the two fc layers and the first transposed conv only)."""
+
+    def __init__(self, image_size: int, width: int, z_dim: int, hidden: int | None = None,
+                 batch_norm: bool | str = False) -> None:
         super().__init__()
+        if batch_norm not in (False, True, "released"):
+            raise ValueError(f"batch_norm must be False, True or 'released'; got {batch_norm!r}")
         chans = stage_channels(image_size, width)[::-1]
         hidden = hidden or 16 * width
-        norm = (lambda n: nn.BatchNorm1d(n)) if batch_norm else (lambda n: nn.Identity())
-        norm2 = (lambda n: nn.BatchNorm2d(n)) if batch_norm else (lambda n: nn.Identity())
+        n_norm = {False: 0, True: 10 ** 6, "released": 3}[batch_norm]
+        norm = (lambda n: nn.BatchNorm1d(n)) if n_norm >= 1 else (lambda n: nn.Identity())
         self.c0 = chans[0]
         self.fc = nn.Sequential(
             nn.Linear(z_dim, hidden), norm(hidden), nn.ReLU(),
             nn.Linear(hidden, chans[0] * 16), norm(chans[0] * 16), nn.ReLU(),
         )
         layers: list[nn.Module] = []
-        for c_in, c_out in zip(chans, chans[1:]):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), norm2(c_out), nn.ReLU()]
+        for i, (c_in, c_out) in enumerate(zip(chans, chans[1:])):
+            bn = nn.BatchNorm2d(c_out) if i + 2 < n_norm else nn.Identity()
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), bn, nn.ReLU()]
         layers.append(nn.ConvTranspose2d(chans[-1], 3, 4, stride=2, padding=1))
         self.deconvs = nn.Sequential(*layers)
 

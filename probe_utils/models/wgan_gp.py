@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from probe_utils.models.base import ConvDecoder, ConvEncoder, GenerativeModel
+from probe_utils.models.base import ConvDecoder, ConvEncoder, GenerativeModel, init_normal_
 
 
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -24,6 +24,8 @@ class _WGANBase(GenerativeModel):
 
     gp_weight: ClassVar[float] = 10.0
     n_critic: int = 5
+    #: True: every update of one iteration uses the same batch of training images (the released code's choice)
+    reuse_batch: bool = False
     critic: nn.Module
     generator: nn.Module
 
@@ -55,12 +57,17 @@ class WGANGP(_WGANBase):
     family = "wgan_gp"
 
     def __init__(self, image_size: int = 64, width: int = 64, z_dim: int = 100, n_critic: int = 5,
-                 generator_bn: bool = False) -> None:
+                 generator_bn: bool | str = False, init: str = "default", reuse_batch: bool = False) -> None:
         super().__init__(image_size, width, z_dim)
         self.n_critic = n_critic
+        self.reuse_batch = reuse_batch
         trunk = ConvEncoder(image_size, width)
         self.critic = nn.Sequential(trunk, nn.Linear(trunk.out_features, 1))
         self.generator = ConvDecoder(image_size, width, z_dim, batch_norm=generator_bn)
+        if init not in ("default", "normal"):
+            raise ValueError(f"init must be 'default' or 'normal'; got {init!r}")
+        if init == "normal":
+            init_normal_(self)
 
 
 def mlp(sizes: list[int], batch_norm: bool, act: type[nn.Module]) -> nn.Sequential:
