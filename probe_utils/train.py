@@ -54,6 +54,7 @@ class TrainConfig:
     lr: float | None = None             # Adam learning rate instead of the model family's
     lr_halve_every: int | None = None   # halve the learning rate every this many iterations (released code: 30k)
     cpu_bf16: bool = False              # bfloat16 autocast on CPU too (CUDA always uses it)
+    max_wall_s: float | None = None     # stop after this much training time (resumed sessions included)
 
 
 @dataclass
@@ -245,9 +246,12 @@ def train(
         result.wall_s = time.perf_counter() - start
         if converged:
             result.converged_at = step
-        if step % config.checkpoint_every == 0 or converged or step == config.steps:
+        out_of_time = config.max_wall_s is not None and result.wall_s >= config.max_wall_s
+        if out_of_time and probe is not None and step % config.probe_every != 0:
+            run_probe(step)  # the history ends with the state the run stops in
+        if step % config.checkpoint_every == 0 or converged or step == config.steps or out_of_time:
             save()
-        if converged:
+        if converged or out_of_time:
             break
     bar.close()
     model.eval()
