@@ -1,11 +1,11 @@
 """The CPU recipe search of issue 11: which training recipe makes a small conv model reproduce its training data
 within a fixed budget of one CPU core.
 
-Each entry of the plan (``book/results/recipe_search/plan.json``) names a model family, a trained dot count, a seed,
+Each entry of the plan (``book/recipe_search/plan.json``) names a model family, a trained dot count, a seed,
 a budget in minutes and the recipe's knobs (model options and training settings). A worker takes the next entry
 that has neither a result nor a live lock, trains it with the project's one training loop (one thread), measures
 ``--probe`` samples about every minute with the project's counter, and writes
-``book/results/recipe_search/<name>.json``: the knobs, the probe history (exactly-k share, refused and blank
+``book/recipe_search/<name>.json``: the knobs, the probe history (exactly-k share, refused and blank
 shares, mean), the final measurement on 2,000 samples, a sample grid and provenance. Run two workers, one per
 core::
 
@@ -40,7 +40,7 @@ from probe_utils.render import dots  # noqa: E402
 from probe_utils.store import git_commit, image_grid, png_base64  # noqa: E402
 from probe_utils.train import ImagePool, TrainConfig, train  # noqa: E402
 
-OUT = REPO / "book" / "results" / "recipe_search"
+OUT = REPO / "book" / "recipe_search"
 PLAN = OUT / "plan.json"
 TRAIN_KEYS = {"lr", "lr_halve_every", "cpu_bf16", "batch_size"}
 
