@@ -35,6 +35,12 @@ class Response:
     seeds: list[int]
     n_samples: int          # generated images measured per seed
 
+    @property
+    def seed_variation(self) -> bool:
+        """Whether the interval covers seed-to-seed variation (two or more seeds); with one seed it is only the
+        binomial sampling interval, which is narrower than the differences between seeds."""
+        return len(self.seeds) >= 2
+
 
 def by_setting(records: Iterable[dict]) -> list[tuple[tuple[str, Any], list[dict]]]:
     """Records grouped by (model, trained value), sorted by model then value (numbers before text); each group keeps
@@ -64,44 +70,46 @@ def dist_stats(dist: np.ndarray) -> dict[str, float]:
     mean = float((k * p).sum())
     var = float(((k - mean) ** 2 * p).sum())
     sd = var ** 0.5
-    skew = float(((k - mean) ** 3 * p).sum() / sd ** 3) if sd > 0 else 0.0
+    skew = float(((k - mean) ** 3 * p).sum() / sd ** 3) if sd > 0 else float("nan")  # undefined without spread
     return {"mean": mean, "sd": sd, "mode": int(np.argmax(p)), "skew": skew}
 
 
 def impulse_responses(records: list[dict]) -> list[Response]:
     """Group records by (model, value) and average their distributions over seeds, with 95% intervals.
 
-    With two or more seeds the interval is the t-free normal interval of the mean over seeds; with one seed it is the
-    binomial sampling interval of each bin's share.
+    With two or more seeds the interval is the t interval of the mean over seeds (t = 4.30 for 3 seeds); with one
+    seed it is only the binomial sampling interval of each bin's share (``Response.seed_variation`` is False).
     """
     out = []
     for (model, value), recs in by_setting(records):
         d = np.array([r["result"]["distribution"] for r in recs], float)
         n = int(min(r["result"]["n_samples"] for r in recs))
-        mean, lo, hi = response_ci(d, n_samples=n, method="normal")
+        mean, lo, hi = response_ci(d, n_samples=n, method="t")
         out.append(Response(model, value, mean, lo, hi, sorted(r["seed"] for r in recs), n))
     return out
 
 
 def summary_rows(records: list[dict]) -> list[dict]:
-    """One row per (model, trained value): statistics of the generated distribution, mean ± 95% CI over seeds."""
+    """One row per (model, trained value): statistics of the generated distribution; ``mean_ci`` is the half-width
+    of the 95% t interval of the mean over seeds (NaN with one seed: no seed-to-seed variation to show)."""
     rows = []
     for (model, value), recs in by_setting(records):
         stats = [dist_stats(r["result"]["distribution"]) for r in recs]
         dists = np.array([r["result"]["distribution"] for r in recs], float)
         means = np.array([s["mean"] for s in stats])
-        ci = 1.96 * means.std(ddof=1) / np.sqrt(len(means)) if len(means) >= 2 else float("nan")
+        ci = half_width(means)
         exact = dists[:, value].mean() if value < dists.shape[1] else 0.0
         rows.append({
             "model": model, "value": value, "seeds": len(recs),
             "mean": float(means.mean()), "mean_ci": float(ci),
             "sd": float(np.mean([s["sd"] for s in stats])),
             "mode": int(np.argmax(dists.mean(axis=0))),
-            "skew": float(np.mean([s["skew"] for s in stats])),
+            "skew": _nanmean([s["skew"] for s in stats]),
             "exact": float(exact),
             "below": float(dists[:, :value].sum(axis=1).mean()),
             "above": float(dists[:, value + 1:].sum(axis=1).mean()),
             "zero": float(dists[:, 0].mean()),
+            "invalid": float(np.mean([r["result"].get("invalid_share", 0.0) for r in recs])),
             "steps": int(np.mean([r["provenance"]["steps"] for r in recs])),
         })
     return rows
@@ -186,6 +194,22 @@ def stack_distributions(records: Sequence[dict]) -> tuple[np.ndarray, int]:
         raise ParameterError("parameter 'records' must be a non-empty list of store records; got []")
     d = np.array([r["result"]["distribution"] for r in records], float)
     return d, int(min(r["result"].get("n_samples", 0) for r in records))
+
+
+def half_width(values: Any, level: float = 0.95) -> float:
+    """Half-width of the two-sided t interval of the mean of ``values`` (NaNs ignored): t·sd/√n with n - 1 degrees
+    of freedom (t = 4.30 for 3 values at 95%); NaN for fewer than two values."""
+    v = np.asarray(values, float).ravel()
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        return float("nan")
+    return float(stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+
+
+def _nanmean(values: Any) -> float:
+    """Mean of the finite values; NaN when there is none."""
+    v = np.asarray(values, float)
+    return float(v[np.isfinite(v)].mean()) if np.isfinite(v).any() else float("nan")
 
 
 def mean_ci(values: Any, level: float = 0.95) -> tuple[float, float, float]:
@@ -315,8 +339,8 @@ def response_shape(dist: Any, centres: Any = None) -> dict[str, float]:
     0..K-1, so numerosity bins are counts).
 
     Returns ``mean``, ``sd``, ``mode`` (centre of the highest bin; first one on ties), ``mode_bin``, ``median``;
-    ``skewness`` (third standardised moment); ``bowley`` (quartile skewness (Q3 + Q1 - 2·Q2) / (Q3 - Q1), with mass
-    spread evenly within each bin; 0 for a symmetric response, in [-1, 1]); ``mass_below`` / ``mass_above`` (mass
+    ``skewness`` (third standardised moment; NaN when sd = 0, where it is undefined); ``bowley`` (quartile skewness (Q3 + Q1 - 2·Q2) / (Q3 - Q1), with mass
+    spread evenly within each bin; 0 for a symmetric response, in [-1, 1]; NaN when Q3 = Q1); ``mass_below`` / ``mass_above`` (mass
     strictly left / right of the mode bin) and ``mass_asymmetry`` = above - below; ``hwhm_left`` / ``hwhm_right``
     (distance from the mode to the first crossing of half the peak height, linear interpolation between centres;
     NaN on a side that stays above half to the grid's edge), ``hwhm`` (their mean, or the one that exists) and
@@ -327,7 +351,7 @@ def response_shape(dist: Any, centres: Any = None) -> dict[str, float]:
     c = _as_grid("centres", centres, p.size)
     mean = float((c * p).sum())
     sd = float(np.sqrt(((c - mean) ** 2 * p).sum()))
-    skew = float(((c - mean) ** 3 * p).sum() / sd ** 3) if sd > 0 else 0.0
+    skew = float(((c - mean) ** 3 * p).sum() / sd ** 3) if sd > 0 else float("nan")  # undefined without spread
     m = int(np.argmax(p))
     left, right = _half_max_crossing(p, c, m, -1), _half_max_crossing(p, c, m, 1)
     sides = [w for w in (left, right) if np.isfinite(w)]
@@ -335,7 +359,7 @@ def response_shape(dist: Any, centres: Any = None) -> dict[str, float]:
     below, above = float(p[:m].sum()), float(p[m + 1:].sum())
     return {
         "mean": mean, "sd": sd, "mode": float(c[m]), "mode_bin": m, "median": q2, "skewness": skew,
-        "bowley": float((q3 + q1 - 2 * q2) / (q3 - q1)) if q3 > q1 else 0.0,
+        "bowley": float((q3 + q1 - 2 * q2) / (q3 - q1)) if q3 > q1 else float("nan"),
         "mass_below": below, "mass_above": above, "mass_asymmetry": above - below,
         "hwhm_left": left, "hwhm_right": right, "hwhm": float(np.mean(sides)) if sides else float("nan"),
         "hwhm_ratio": right / left if left > 0 else float("nan"),
@@ -533,6 +557,39 @@ def independence_statistic(dists_by_k: Mapping[int, Any], n_samples: int | Mappi
     return out
 
 
+def mode_windows(values: Sequence[float]) -> list[tuple[float, float]]:
+    """A window around each trained value of a multi-valued training set: from halfway to its left neighbour to
+    halfway to its right one; the outermost values get, outwards, the same half-gap as inwards. The windows
+    partition the range between the outer edges, so each trained value owns the mass nearest to it."""
+    v = sorted(check_float(f"values[{i}]", x) for i, x in enumerate(values))
+    if len(v) < 2 or len(set(v)) < len(v):
+        raise ParameterError(f"parameter 'values' must hold at least two distinct trained values; got {values!r}")
+    half = [(b - a) / 2 for a, b in zip(v, v[1:])]
+    left = [half[0]] + half
+    right = half + [half[-1]]
+    return [(x - lo, x + hi) for x, lo, hi in zip(v, left, right)]
+
+
+def per_mode(dist: Any, centres: Any, values: Sequence[float]) -> list[dict[str, float]]:
+    """Per trained value of a multi-valued training set (windows of :func:`mode_windows`): the response's
+    ``mass`` in the window and its ``mean`` and ``sd`` within the window (NaN when the window holds no mass). The
+    spread of each mode, unlike the sd of the whole mixture, does not shrink when a mode is lost."""
+    p = _as_dist("dist", dist, normalise=True)
+    c = _as_grid("centres", centres, p.size)
+    out = []
+    for (lo, hi), v in zip(mode_windows(values), sorted(values)):
+        inside = (c >= lo) & (c < hi)
+        m = float(p[inside].sum())
+        if m > 0:
+            q = p[inside] / m
+            mean = float((c[inside] * q).sum())
+            sd = float(np.sqrt(((c[inside] - mean) ** 2 * q).sum()))
+        else:
+            mean = sd = float("nan")
+        out.append({"value": float(v), "lo": lo, "hi": hi, "mass": m, "mean": mean, "sd": sd})
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Combinations: support precision/recall and marginals (paper Sec. 5, Fig. 8-9, App. B.2)
 # ---------------------------------------------------------------------------------------------------------------
@@ -679,13 +736,13 @@ def bootstrap_ci(stat_fn: Callable[[np.ndarray], float], samples: Any, n_boot: i
 
 def shape_rows(records: list[dict], centres: np.ndarray) -> list[dict]:
     """One row per (model, trained value) of a continuous feature: :func:`response_shape` of each seed's response,
-    averaged over seeds (the mean's 95% CI over seeds when there are several)."""
+    averaged over seeds (``mean_ci``: half-width of the mean's 95% t interval over seeds; NaN with one seed)."""
     rows = []
     for (model, value), recs in by_setting(records):
         shapes = [response_shape(np.asarray(r["result"]["distribution"], float), centres) for r in recs]
         means = np.array([s["mean"] for s in shapes])
         row = {"model": model, "value": value, "seeds": len(recs),
-               "mean_ci": float(1.96 * means.std(ddof=1) / np.sqrt(len(means))) if len(means) > 1 else float("nan"),
+               "mean_ci": half_width(means),
                "invalid": float(np.mean([r["result"].get("invalid_share", 0.0) for r in recs])),
                "steps": int(np.mean([r["provenance"]["steps"] for r in recs]))}
         for key in ("mean", "sd", "hwhm", "skewness", "mass_asymmetry", "hwhm_ratio"):
@@ -740,14 +797,19 @@ def independence_rows(records: list[dict], centres: np.ndarray) -> list[dict]:
     return out
 
 
+def distribution_ids(dist: Any, n: int, invalid_share: float = 0.0) -> np.ndarray:
+    """Combination ids rebuilt from a distribution over ids (shares among measurable samples) of ``n`` samples of
+    which ``invalid_share`` could not be measured (one -1 each)."""
+    n_valid = int(round(n * (1 - float(invalid_share))))
+    counts = np.rint(np.asarray(dist, float) * n_valid).astype(np.int64)
+    return np.concatenate([np.repeat(np.arange(counts.size), counts), np.full(n - n_valid, -1, np.int64)])
+
+
 def record_ids(record: dict) -> np.ndarray:
     """The generated combination ids of a combinations record, rebuilt from its stored distribution (shares over
     ids, times the number of measurable samples) plus one -1 per unmeasurable sample."""
     res = record["result"]
-    n = int(res["n_samples"])
-    n_valid = int(round(n * (1 - float(res.get("invalid_share", 0.0)))))
-    counts = np.rint(np.asarray(res["distribution"], float) * n_valid).astype(np.int64)
-    return np.concatenate([np.repeat(np.arange(counts.size), counts), np.full(n - n_valid, -1, np.int64)])
+    return distribution_ids(res["distribution"], int(res["n_samples"]), res.get("invalid_share", 0.0))
 
 
 def combination_rows(records: list[dict], n_total: int, by: str = "model", threshold: float = 0.1) -> list[dict]:

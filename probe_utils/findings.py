@@ -1,13 +1,62 @@
-"""What chapters display besides figures: the preset banner, tables, and the paper's claims checked against our
-records (findings and the scorecard). Texts here are generated from records, never typed-in outcomes."""
+"""The paper's claims checked against our records: training-health gates, verdict rules, the tables chapters show
+(as HTML, with a Markdown form for tests), the preset banner and the scorecard. Texts here are generated from
+records and ``PRESETS``, never typed-in outcomes.
+
+A run is scored only when it passes its experiment's training-health gate (:data:`GATES`): it must reproduce its
+own training data. A claim whose runs all fail their gates reads **not testable at this scale**, with the reasons.
+Each claim's verdict is one of :data:`VERDICTS`; every rule (the ``rule_*`` functions) returns True (the setting
+supports the claim), False (it contradicts it) or None (the difference is within the noise: the seed-to-seed
+spread and the drift between the last two training probes), and :func:`judge` turns those into a verdict.
+
+Every threshold below is our choice: the paper states its claims in words and gives no numbers.
+"""
 
 from __future__ import annotations
 
-import numpy as np
+import html
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
 
-from probe_utils.analysis import provenance_rows, summary_rows
-from probe_utils.build import CLEVR_EXPERIMENTS, INDEPENDENCE_EXPERIMENTS
+import numpy as np
+from scipy import stats
+
+from probe_utils import analysis as A
+from probe_utils.build import CHAPTERS, CLEVR_EXPERIMENTS, INDEPENDENCE_EXPERIMENTS
+from probe_utils.experiments import EXPERIMENTS, PRESETS
 from probe_utils.models import LABELS
+from probe_utils.render import pie as pie_render
+
+# ---------------------------------------------------------------------------------------------------------------
+# Thresholds: all our choices (the paper gives none)
+# ---------------------------------------------------------------------------------------------------------------
+
+# training-health gates
+MIN_MEASURABLE = 0.5        # a run is scored only if at least this share of its samples can be measured
+MIN_SD_BINS = 0.25          # a continuous response with an sd below this many bins is degenerate (one value)
+MODE_MASS_MIN = 0.15        # independence: mass near each of the three trained values (each holds 1/3 in training)
+TRAIN_MASS_MIN = 0.5        # combinations: share of measurable samples on training combinations at the fewest
+# numerosity
+EXACT_SHARE = 0.95          # "not always the trained count": the trained count in less than this share of samples
+CENTRE_TOL = 0.5            # "centred at the trained count": mean within this many counts of it
+# colour, size, location
+RED_CENTRE_TOL = 0.05       # "centred at the trained proportion": mean within this of it
+SYMMETRIC_SKEW = 0.5        # "symmetric": |skewness| below this
+SATURATED_SHARE = 0.1       # a response with this much mass in the measurement's first or last bin is saturated
+# convolution and prototype enhancement
+CLOSE_GAP = 0.15            # two modes at most this far apart are "close" (the paper's pairs: 0.3/0.4 and 0.3/0.9)
+CONVOLUTION_TV = 0.25       # the actual response "matches" the convolution prediction below this TV distance
+# independence
+INDEPENDENCE_TV = 0.25      # a response is "unchanged" by the nuisance features below this TV distance
+# combinations
+RECALL_HIGH = 0.9           # "very high recall"
+PRECISION_MEMORISED = 0.8   # "few combinations are memorised almost exactly": precision at the fewest
+SIZE_INVARIANT = 0.1        # "almost identical curves": precision differs by less than this across sizes
+ABOVE_CHANCE_LIFT = 0.1     # a run is above chance when (precision - chance) / (1 - chance) is at least this
+# CLEVR shape-colour pairs
+MARGINAL_TV = 0.1           # "the marginal is preserved"
+FEW_NOVEL = 0.25            # 4x4: "very few, if any" new cells for the rare line: share of its mass on new cells
+EVEN_SHARE = 0.5            # 9x9: "almost evenly": new cells get at least half of their even share
 
 #: The paper's own training settings (its original code; the paper's text gives the architecture), for comparison.
 PAPER_SETTINGS = {"image_size": 64, "width": 64, "batch_size": 100, "n_critic": 5, "steps": 200_000}
@@ -44,9 +93,22 @@ def paper_settings() -> str:
             f"{s['n_critic']} critic steps and {s['steps'] // 1000}k iterations")
 
 
-#: A run whose samples are at least this share blank (zero dots) has collapsed: its generator draws empty images,
-#: so it has no numerosity response to compare with the paper. Such runs are listed, not scored.
-BLANK_COLLAPSE = 0.95
+def preset_banner(preset: str, experiments: list[str] | None = None) -> Markdown:
+    """A note on what the chapter's preset means for how to read its figures (settings from ``PRESETS``; image size
+    as ``experiments`` run it)."""
+    if preset == "auto":
+        return Markdown("> Each section uses the largest-scale preset with stored records; sections at the `ci` "
+                        "preset are smoke tests, not findings; see the methods page for what each preset means.")
+    from probe_utils.params import check_choice
+
+    title, purpose = PRESET_PURPOSE[check_choice("preset", preset, ["auto", *PRESETS])]
+    return Markdown(f"> **{title} (`{preset}` preset).** {preset_settings(preset, experiments)}; {purpose} The "
+                    f"paper used {paper_settings()}.")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Presentation: Markdown text, tables and findings that notebooks show as HTML
+# ---------------------------------------------------------------------------------------------------------------
 
 
 class Markdown(str):
@@ -56,61 +118,661 @@ class Markdown(str):
         return str(self)
 
 
-def preset_banner(preset: str, experiments: list[str] | None = None) -> Markdown:
-    """A note on what the chapter's preset means for how to read its figures (settings from ``PRESETS``; image size
-    as ``experiments`` run it)."""
-    if preset == "auto":
-        return Markdown("> Each section uses the largest-scale preset with stored records; sections at the `ci` "
-                        "preset are smoke tests, not findings; see the methods page for what each preset means.")
-    title, purpose = PRESET_PURPOSE[preset]
-    return Markdown(f"> **{title} (`{preset}` preset).** {preset_settings(preset, experiments)}; {purpose} The "
-                    f"paper used {paper_settings()}.")
+def inline_html(text: str) -> str:
+    """HTML of one line of our Markdown: escaped, with ``**bold**`` and ```code``` kept."""
+    t = html.escape(text, quote=False)
+    t = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", t)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
 
 
-def _table(rows: list[dict], columns: dict[str, str], fmt: dict[str, str] | None = None) -> str:
+@dataclass(frozen=True)
+class Cell:
+    """One table cell: its Markdown ``text``, its ``html`` and the CSS ``css`` class of its ``<td>``."""
+
+    text: str
+    html: str
+    css: str = ""
+
+
+def _cell(value: Any) -> Cell:
+    return value if isinstance(value, Cell) else Cell(str(value), inline_html(str(value)))
+
+
+class Table:
+    """A table that notebooks show as HTML (``_repr_html_``; myst-nb renders Markdown outputs without tables);
+    ``str()`` and ``.markdown`` give the same table as Markdown."""
+
+    def __init__(self, columns: Sequence[str], rows: Iterable[Sequence[Any]], css: str = "probe-table") -> None:
+        self.columns = list(columns)
+        self.rows = [[_cell(c) for c in row] for row in rows]
+        self.css = css
+
+    @property
+    def markdown(self) -> str:
+        esc = lambda t: t.replace("|", "\\|").replace("\n", " ")  # noqa: E731
+        head = "| " + " | ".join(map(esc, self.columns)) + " |\n|" + "---|" * len(self.columns) + "\n"
+        return head + "".join("| " + " | ".join(esc(c.text) for c in row) + " |\n" for row in self.rows)
+
+    def __str__(self) -> str:
+        return self.markdown
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{inline_html(c)}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td class=\"{c.css}\">{c.html}</td>" if c.css else f"<td>{c.html}</td>"
+                                        for c in row) + "</tr>\n" for row in self.rows)
+        return f"<table class=\"{self.css}\">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
+
+
+def _format(key: str, value: Any, fmt: dict[str, str]) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    if key in fmt:
+        return format(value, fmt[key])
+    return LABELS.get(value, str(value)) if key == "model" else str(value)
+
+
+def table_from_rows(rows: Iterable[dict], columns: dict[str, str], fmt: dict[str, str] | None = None) -> Table:
+    """A :class:`Table` of dict rows: ``columns`` maps row keys to headers, ``fmt`` row keys to format specs."""
     fmt = fmt or {}
-    head = "| " + " | ".join(columns.values()) + " |\n|" + "---|" * len(columns) + "\n"
-    body = ""
-    for r in rows:
-        cells = []
-        for k in columns:
-            v = r.get(k)
-            if v is None or (isinstance(v, float) and np.isnan(v)):
-                cells.append("–")
-            elif k in fmt and v is not None:
-                cells.append(format(v, fmt[k]))
-            else:
-                cells.append(LABELS.get(v, str(v)) if k == "model" else str(v))
-        body += "| " + " | ".join(cells) + " |\n"
-    return head + body
+    return Table(columns.values(), [[_format(k, r.get(k), fmt) for k in columns] for r in rows])
 
 
-def collapsed(record: dict) -> bool:
-    """A numerosity run whose samples are at least :data:`BLANK_COLLAPSE` blank (zero dots counted)."""
-    return record["result"]["distribution"][0] >= BLANK_COLLAPSE
+# ---------------------------------------------------------------------------------------------------------------
+# Verdicts
+# ---------------------------------------------------------------------------------------------------------------
+
+AGREES, PARTLY, DISAGREES, NOT_TESTABLE = "agrees", "partly", "disagrees", "not testable"
+#: The verdict vocabulary, in the order the scorecard counts it.
+VERDICTS = (AGREES, PARTLY, DISAGREES, NOT_TESTABLE)
+WITHIN_NOISE = "every difference is within the seed-to-seed spread and the end-of-training drift"
+UNDEFINED_SKEW = "the skewness is undefined (sd = 0) or " + WITHIN_NOISE
 
 
-def summary_table(records: list[dict]) -> Markdown:
-    """Per model and trained count, over the seeds that did not collapse: mean (± 95% CI over seeds), spread, mode
-    and where the mass goes; collapsed seeds are counted in their own column."""
-    kept = [r for r in records if not collapsed(r)]
-    rows = summary_rows(kept)
+@dataclass(frozen=True)
+class Verdict:
+    """A claim's verdict over the settings scored: ``hits`` of ``total`` support it; ``reasons`` say why a claim is
+    not testable (failed gates, differences within the noise) or what was left undecided."""
+
+    verdict: str
+    hits: int = 0
+    total: int = 0
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """``agrees 3/3``, ``partly 2/5``, ``disagrees 0/4`` or ``not testable``."""
+        return self.verdict if self.verdict == NOT_TESTABLE else f"{self.verdict} {self.hits}/{self.total}"
+
+    @property
+    def css(self) -> str:
+        return "verdict-" + self.verdict.replace(" ", "-")
+
+    def cell(self, href: str | None = None) -> Cell:
+        """The verdict as a table cell (CSS class ``verdict-agrees`` etc.), linked to ``href`` when given."""
+        text = "**not testable at this scale**" if self.verdict == NOT_TESTABLE else self.label
+        if self.reasons:
+            text += " (" + "; ".join(self.reasons) + ")"
+        label = html.escape(self.label if href else ("not testable at this scale" if self.verdict == NOT_TESTABLE
+                                                     else self.label))
+        inner = f"<a href=\"{html.escape(href)}\">{label}</a>" if href else label
+        why = ("<br><span class=\"verdict-reason\">" + html.escape("; ".join(self.reasons)) + "</span>"
+               if self.reasons and not href else "")
+        title = f" title=\"{html.escape('; '.join(self.reasons))}\"" if self.reasons and href else ""
+        return Cell(text, f"<span class=\"verdict {self.css}\"{title}>{inner}</span>{why}", self.css)
+
+
+def judge(outcomes: Sequence[bool | None], reasons: Sequence[str] = (), undecided: str = WITHIN_NOISE) -> Verdict:
+    """The verdict over per-setting outcomes. No setting scored: not testable (``reasons`` say why, e.g. failed
+    gates). Every outcome undecided (None): not testable, because of ``undecided`` (by default: within the noise).
+    All support the claim: agrees. None supports it (and at least one contradicts it): disagrees. Otherwise partly;
+    undecided settings are counted in the reasons."""
+    total = len(outcomes)
+    hits = sum(o is True for o in outcomes)
+    misses = sum(o is False for o in outcomes)
+    reasons = tuple(reasons)
+    if total == 0:
+        return Verdict(NOT_TESTABLE, 0, 0, reasons or ("no runs",))
+    if hits + misses == 0:
+        return Verdict(NOT_TESTABLE, 0, total, (undecided,) + reasons)
+    n_undecided = total - hits - misses
+    note = (f"{n_undecided} of {total} undecided: {undecided}",) if n_undecided else ()
+    if hits == total:
+        return Verdict(AGREES, hits, total, ())
+    return Verdict(DISAGREES if hits == 0 else PARTLY, hits, total, note)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the paper (``paper``), what our runs show (``shows``, with the numbers) and the verdict;
+    ``key`` names the claim across families and presets (a scorecard row)."""
+
+    key: str
+    paper: str
+    shows: str
+    verdict: Verdict
+
+
+@dataclass
+class Findings:
+    """The claims of one chapter section and the notes before them (preset, runs that fail their gates). Shown as
+    HTML in a ``<div id="{anchor}">`` so the scorecard can link to it; ``str()`` gives Markdown."""
+
+    anchor: str
+    claims: list[Claim]
+    notes: list[str] = field(default_factory=list)
+
+    def table(self) -> Table:
+        return Table(["the paper says", "what our runs show", "verdict"],
+                     [[c.paper, c.shows, c.verdict.cell()] for c in self.claims], css="probe-table findings-table")
+
+    @property
+    def markdown(self) -> str:
+        return "\n\n".join([*self.notes, self.table().markdown])
+
+    def __str__(self) -> str:
+        return self.markdown
+
+    def _repr_html_(self) -> str:
+        notes = "".join(f"<p>{inline_html(n.removeprefix('> '))}</p>\n" for n in self.notes)
+        return f"<div class=\"findings\" id=\"{self.anchor}\">\n{notes}{self.table()._repr_html_()}\n</div>"
+
+    def verdict(self, key: str) -> Verdict:
+        """The verdict of the claim ``key``."""
+        for c in self.claims:
+            if c.key == key:
+                return c.verdict
+        raise KeyError(f"no claim {key!r}; have {[c.key for c in self.claims]}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Records: distributions, probes and the noise a difference is compared with
+# ---------------------------------------------------------------------------------------------------------------
+
+Stat = Callable[[np.ndarray], float]
+
+
+def _dist(rec: dict) -> np.ndarray:
+    return np.asarray(rec["result"]["distribution"], float)
+
+
+def _centres(rec: dict) -> np.ndarray:
+    return EXPERIMENTS[rec["experiment"]].centres
+
+
+def measurable(rec: dict) -> float:
+    """Share of a run's samples that could be measured."""
+    return 1.0 - float(rec["result"].get("invalid_share", 0.0))
+
+
+def _probe_dists(rec: dict) -> list[np.ndarray]:
+    """The distributions measured during training (``result.probes``), oldest first."""
+    probes = rec["result"].get("probes") or []
+    return [np.asarray(p["dist"], float) for p in probes if p.get("dist") is not None and np.sum(p["dist"]) > 0]
+
+
+def drift(recs: Sequence[dict], stat: Stat) -> float:
+    """How much ``stat`` still moved at the end of training: over runs, the mean of |stat(last probe) -
+    stat(probe before)| (sampling noise of the probes included); NaN when no run has two probes."""
+    moves = []
+    for r in recs:
+        probes = _probe_dists(r)
+        if len(probes) >= 2:
+            moves.append(abs(stat(probes[-1]) - stat(probes[-2])))
+    moves = [m for m in moves if np.isfinite(m)]
+    return float(np.mean(moves)) if moves else float("nan")
+
+
+def noise(recs: Sequence[dict], stat: Stat) -> float:
+    """What a difference in ``stat`` must exceed to count: the larger of the seed-to-seed spread (half-width of the
+    t interval of the mean over seeds) and the end-of-training :func:`drift`; 0 when neither is known (one seed
+    without probes)."""
+    spread = A.half_width([stat(_dist(r)) for r in recs])
+    known = [x for x in (spread, drift(recs, stat)) if np.isfinite(x)]
+    return max(known) if known else 0.0
+
+
+def _tv(p: np.ndarray, q: np.ndarray) -> float:
+    return A.distribution_distance(p, q)["tv"] if p.sum() > 0 and q.sum() > 0 else float("nan")
+
+
+def tv_floor(recs: Sequence[dict]) -> float:
+    """The TV distance a response shows with itself: the larger of the mean TV between the last two probes of a
+    run and the mean TV between seeds' final distributions; 0 when neither is known."""
+    ends = [_tv(p[-1], p[-2]) for p in map(_probe_dists, recs) if len(p) >= 2]
+    pairs = [_tv(_dist(a), _dist(b)) for i, a in enumerate(recs) for b in recs[i + 1:]]
+    known = [float(np.nanmean(x)) for x in (ends, pairs) if x and np.isfinite(x).any()]
+    return max(known) if known else 0.0
+
+
+def beyond(diff: float, noise_: float) -> bool | None:
+    """True when ``diff`` exceeds the noise, False when it is below minus the noise, None in between (or NaN; a
+    difference of rounding size, 1e-9, never counts)."""
+    if not np.isfinite(diff) or abs(diff) <= max(noise_, 1e-9):
+        return None
+    return bool(diff > 0)
+
+
+def within(value: float, limit: float, noise_: float) -> bool | None:
+    """True when ``value`` + noise stays below ``limit``, False when ``value`` - noise reaches it, None between."""
+    return beyond(limit - value, noise_)
+
+
+def tv_within(tv: float, limit: float, floor: float) -> bool | None:
+    """For TV distances (which already hold the noise): True below ``limit``; False at or above it when also above
+    the noise ``floor`` (the TV of a response with itself); None otherwise."""
+    if not np.isfinite(tv):
+        return None
+    if tv < limit:
+        return True
+    return False if tv > floor else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training-health gates: a run is scored only if it reproduces its own training data
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Gate:
+    """Whether a run passes its training-health gate and, when it does not, why (``reasons``)."""
+
+    passed: bool
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.reasons)
+
+
+def _gate(reasons: list[str]) -> Gate:
+    return Gate(not reasons, tuple(reasons))
+
+
+def _measurable_reasons(rec: dict) -> list[str]:
+    share = measurable(rec)
+    if share < MIN_MEASURABLE:
+        return [f"only {share:.0%} of samples measurable (needs {MIN_MEASURABLE:.0%})"]
+    return [] if _dist(rec).sum() > 0 else ["no measurable sample"]
+
+
+def gate_count(rec: dict, siblings: Sequence[dict] = ()) -> Gate:
+    """numerosity, clevr_numerosity: at least :data:`MIN_MEASURABLE` of the samples can be counted, and the trained
+    count is the most frequent count among them."""
+    reasons = _measurable_reasons(rec)
+    if not reasons:
+        d = _dist(rec)
+        mode = int(round(float(_centres(rec)[int(np.argmax(d))])))
+        if mode != int(rec["value"]):
+            reasons.append(f"the most frequent count is {mode} ({d.max():.0%}), not the trained {rec['value']}")
+    return _gate(reasons)
+
+
+def _spacing(experiment: str) -> float:
+    return float(pie_render.SPACING[EXPERIMENTS[experiment].feature])
+
+
+def gate_continuous(rec: dict, siblings: Sequence[dict] = ()) -> Gate:
+    """pie_red, pie_size, pie_location: at least :data:`MIN_MEASURABLE` of the samples measurable, the mean
+    within one grid step (``render.pie.SPACING`` of the feature) of the trained value, and an sd of at least
+    :data:`MIN_SD_BINS` bins (a degenerate response, every sample measuring the same, is not a response)."""
+    reasons = _measurable_reasons(rec)
+    if not reasons:
+        exp = EXPERIMENTS[rec["experiment"]]
+        shape = A.response_shape(_dist(rec), exp.centres)
+        step, width = _spacing(exp.name), float(np.diff(exp.edges).min())
+        if abs(shape["mean"] - float(rec["value"])) > step:
+            reasons.append(f"mean {shape['mean']:.3g} is more than one grid step ({step:g}) from the trained "
+                           f"{rec['value']:g}")
+        if shape["sd"] < MIN_SD_BINS * width:
+            reasons.append(f"degenerate: sd {shape['sd']:.2g} (every sample measures about {shape['mean']:.2f})")
+    return _gate(reasons)
+
+
+def _same_run_family(rec: dict, other: dict) -> bool:
+    """Same experiment, model, seed, network width and training-set size (only the trained value differs)."""
+    keys = ("width", "pool_size")
+    return (other["experiment"] == rec["experiment"] and other["model"] == rec["model"]
+            and other.get("seed") == rec.get("seed")
+            and all((other.get("params") or {}).get(k) == (rec.get("params") or {}).get(k) for k in keys))
+
+
+def reference_run(rec: dict, siblings: Sequence[dict]) -> dict:
+    """The run the gate of ``rec`` rests on: among ``siblings`` of the same experiment, model, seed, width and
+    training-set size, the one with the fewest trained value (fewest nuisance values, fewest combinations); ``rec``
+    itself when it has the fewest."""
+    family = [r for r in siblings if _same_run_family(rec, r)] + [rec]
+    return min(family, key=lambda r: int(r["value"]))
+
+
+def _mode_mass_reasons(rec: dict) -> list[str]:
+    feature = rec["experiment"].removeprefix("indep_")
+    values = pie_render.INDEPENDENCE_VALUES["radius" if feature == "size" else feature]
+    modes = A.per_mode(_dist(rec), _centres(rec), values)
+    low = [m for m in modes if m["mass"] < MODE_MASS_MIN]
+    return [f"at {rec['value']} nuisance values only " + ", ".join(f"{m['mass']:.0%} near {m['value']:g}" for m in low)
+            + f" (needs {MODE_MASS_MIN:.0%} near each trained value)"] if low else []
+
+
+def gate_independence(rec: dict, siblings: Sequence[dict] = ()) -> Gate:
+    """indep_red, indep_size, indep_location: at least :data:`MIN_MEASURABLE` of the samples measurable, and the
+    reference run (same model and seed, fewest nuisance values) reproduces the three trained values: at least
+    :data:`MODE_MASS_MIN` of its measurable mass near each (windows halfway to the neighbouring values)."""
+    reasons = _measurable_reasons(rec)
+    ref = reference_run(rec, siblings)
+    if ref is rec:
+        return _gate(reasons or _mode_mass_reasons(rec))
+    return _gate(reasons + (_measurable_reasons(ref) or _mode_mass_reasons(ref)))
+
+
+def train_mass(rec: dict) -> float:
+    """Share of a combinations run's measurable samples that fall on its training combinations."""
+    d = _dist(rec)
+    return float(d[np.asarray(rec["result"]["train_support"], int)].sum() / d.sum()) if d.sum() > 0 else 0.0
+
+
+def gate_combinations(rec: dict, siblings: Sequence[dict] = ()) -> Gate:
+    """pie_combos, mnist_combos: at least :data:`MIN_MEASURABLE` of the samples measurable, and the reference run
+    (same model, seed, width and data size; fewest training combinations) puts at least :data:`TRAIN_MASS_MIN` of
+    its measurable samples on training combinations."""
+    reasons = _measurable_reasons(rec)
+    ref = reference_run(rec, siblings)
+    ref_reasons = [] if ref is rec else _measurable_reasons(ref)
+    if not (ref_reasons or (ref is rec and reasons)) and train_mass(ref) < TRAIN_MASS_MIN:
+        ref_reasons.append(f"at {ref['value']} training combinations only {train_mass(ref):.0%} of samples on them "
+                           f"(needs {TRAIN_MASS_MIN:.0%})")
+    return _gate(reasons + ref_reasons)
+
+
+def gate_mixture(rec: dict, siblings: Sequence[dict] = ()) -> Gate:
+    """pie_red_mix: at least :data:`MIN_MEASURABLE` of the samples measurable, and for each of its modes a
+    ``pie_red`` run of the same model at that value (among ``siblings``) passes its own gate."""
+    reasons = _measurable_reasons(rec)
+    for m in A.mixture_modes(rec["value"]):
+        uni = [r for r in siblings if r["experiment"] == "pie_red" and r["model"] == rec["model"]
+               and abs(float(r["value"]) - m) < 1e-9]
+        if not uni:
+            reasons.append(f"no single-value run at red {m:g}")
+        elif not any(gate_continuous(r).passed for r in uni):
+            reasons.append(f"the single-value runs at red {m:g} fail their gate")
+    return _gate(reasons)
+
+
+def gate_measurable(rec: dict, siblings: Sequence[dict] = ()) -> Gate:
+    """clevr_pairs_*: at least :data:`MIN_MEASURABLE` of the samples measurable (both objects' shapes and colours
+    read)."""
+    return _gate(_measurable_reasons(rec))
+
+
+#: The gate of each experiment.
+GATES: dict[str, Callable[[dict, Sequence[dict]], Gate]] = {
+    "numerosity": gate_count, "clevr_numerosity": gate_count,
+    "pie_red": gate_continuous, "pie_size": gate_continuous, "pie_location": gate_continuous,
+    "pie_red_mix": gate_mixture,
+    "indep_red": gate_independence, "indep_size": gate_independence, "indep_location": gate_independence,
+    "pie_combos": gate_combinations, "mnist_combos": gate_combinations,
+    "clevr_pairs_4x4": gate_measurable, "clevr_pairs_9x9": gate_measurable,
+}
+
+
+def gate(rec: dict, siblings: Iterable[dict] = ()) -> Gate:
+    """The training-health gate of one run; ``siblings``: the other runs it may rest on (the reference run of
+    independence and combinations, the single-value runs of a mixture)."""
+    check = GATES.get(rec["experiment"])
+    if check is None:
+        raise KeyError(f"no gate for experiment {rec['experiment']!r}; have {sorted(GATES)}")
+    return check(rec, list(siblings))
+
+
+def split_by_gate(records: Sequence[dict], siblings: Iterable[dict] | None = None
+                  ) -> tuple[list[dict], list[tuple[dict, Gate]]]:
+    """(runs that pass their gate, (run, gate) of those that fail); ``siblings`` default to ``records``."""
+    sib = list(records) if siblings is None else list(siblings)
+    passed, failed = [], []
+    for r in records:
+        g = gate(r, sib)
+        if g.passed:
+            passed.append(r)
+        else:
+            failed.append((r, g))
+    return passed, failed
+
+
+def _first_line(doc: str | None) -> str:
+    text = " ".join((doc or "").split())
+    return text.split(": ", 1)[1] if ": " in text else text
+
+
+def gates_table() -> Table:
+    """Each experiment's training-health gate, from the gates' docstrings and thresholds."""
+    by_check: dict[Callable, list[str]] = {}
+    for name, check in GATES.items():
+        by_check.setdefault(check, []).append(name)
+    values = {"MIN_MEASURABLE": f"{MIN_MEASURABLE:.0%}", "MODE_MASS_MIN": f"{MODE_MASS_MIN:.0%}",
+              "TRAIN_MASS_MIN": f"{TRAIN_MASS_MIN:.0%}", "MIN_SD_BINS": f"{MIN_SD_BINS:g}"}
+    rows = []
+    for check, names in by_check.items():
+        text = _first_line(check.__doc__)
+        text = re.sub(r":data:`(\w+)`", lambda m: values.get(m.group(1), m.group(1)), text)
+        text = text.replace("(among ``siblings``) ", "").replace("``", "`")
+        rows.append([", ".join(f"`{n}`" for n in names), text])
+    return Table(["experiments", "a run is scored only if"], rows)
+
+
+def gate_report(records: Sequence[dict], siblings: Iterable[dict] | None = None) -> Table:
+    """Every run with its measurable share and whether it passes its gate (with the reason when not)."""
+    sib = list(records) if siblings is None else list(siblings)
+    rows = []
+    for r in sorted(records, key=lambda r: (r["experiment"], r["model"], str(r["value"]), r.get("seed", 0))):
+        g = gate(r, sib)
+        rows.append({"experiment": r["experiment"], "model": r["model"], "value": r["value"], "seed": r.get("seed"),
+                     "measurable": measurable(r), "gate": "passes" if g.passed else "fails", "why": g.reason})
+    return table_from_rows(rows, {"experiment": "experiment", "model": "model", "value": "trained", "seed": "seed",
+                                  "measurable": "measurable", "gate": "gate", "why": "why not"},
+                           {"measurable": ".0%"})
+
+
+def _label(rec: dict) -> str:
+    return f"{LABELS.get(rec['model'], rec['model'])} {rec['value']}"
+
+
+def gate_reasons(failed: Sequence[tuple[dict, Gate]]) -> tuple[str, ...]:
+    """The reason a verdict gives when runs it would rest on fail their gates: how many, and for which settings
+    (each run's reason is in :func:`gate_note`)."""
+    if not failed:
+        return ()
+    settings = list(dict.fromkeys(_label(r) for r, _ in failed))
+    return (f"{len(failed)} runs fail their training-health gate ({', '.join(settings)})",)
+
+
+def gate_note(records: Sequence[dict], failed: Sequence[tuple[dict, Gate]]) -> str:
+    """A paragraph naming the runs that fail their gates, each with its reason."""
+    if not failed:
+        return f"All {len(records)} runs pass their training-health gate." if records else "No runs."
+    runs = "; ".join(f"{_label(r)}, seed {r.get('seed')}: {g.reason}" for r, g in failed)
+    return (f"**{len(failed)} of {len(records)} runs fail their training-health gate and are not scored** (they do "
+            f"not reproduce their own training data, so they cannot show how the model generalizes): {runs}.")
+
+
+def _preset_note(records: Iterable[dict]) -> list[str]:
+    presets = sorted({r["preset"] for r in records if "preset" in r})
+    notes = [f"Measured at the `{'`, `'.join(presets)}` preset."] if presets else []
+    if "ci" in presets:
+        notes.insert(0, "> These rows come from the `ci` smoke test; the verdicts below are not findings.")
+    return notes
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Helpers shared by the chapters' findings
+# ---------------------------------------------------------------------------------------------------------------
+
+def _mean_dist(recs: Sequence[dict]) -> np.ndarray:
+    return np.mean([_dist(r) / max(_dist(r).sum(), 1e-12) for r in recs], axis=0)
+
+
+def _shape_stat(key: str, centres: np.ndarray) -> Stat:
+    """A :func:`probe_utils.analysis.response_shape` statistic of a distribution (NaN for an empty one)."""
+    return lambda d: A.response_shape(d, centres)[key] if np.sum(d) > 0 else float("nan")
+
+
+def _nanmean(values: Iterable[float]) -> float:
+    v = np.asarray(list(values), float)
+    return float(v[np.isfinite(v)].mean()) if np.isfinite(v).any() else float("nan")
+
+
+def _seed_mean(recs: Sequence[dict], stat: Stat) -> float:
+    """The statistic averaged over seeds (NaN seeds ignored; NaN when every seed's is undefined)."""
+    return _nanmean([stat(_dist(r)) for r in recs])
+
+
+def _not_scored(records: Sequence[dict], passed: Sequence[dict]) -> str:
+    """' (n settings not scored: every run fails its gate)' or ''."""
+    n = len({(r["model"], str(r["value"])) for r in records} - {(r["model"], str(r["value"])) for r in passed})
+    return f" ({n} settings not scored: every run fails its gate)" if n else ""
+
+
+def _family_index(model: str) -> tuple[int, str]:
+    return (list(LABELS).index(model) if model in LABELS else len(LABELS), model)
+
+
+def _families(records: Iterable[dict]) -> list[str]:
+    """The model families of ``records``, in the book's order."""
+    return sorted({r["model"] for r in records}, key=_family_index)
+
+
+def _fmt_value(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _ok(outcome: bool | None) -> str:
+    return {True: "yes", False: "no", None: "within noise"}[outcome]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Numerosity (Sec. 4.1.1): dots and CLEVR objects
+# ---------------------------------------------------------------------------------------------------------------
+
+def _share_at(value: int) -> Stat:
+    return lambda d: float(d[value] / d.sum()) if value < d.size and d.sum() > 0 else 0.0
+
+
+def _count_mean(d: np.ndarray) -> float:
+    return float((np.arange(d.size) * d).sum() / d.sum()) if d.sum() > 0 else float("nan")
+
+
+def _count_sd(d: np.ndarray) -> float:
+    m = _count_mean(d)
+    return float(np.sqrt(((np.arange(d.size) - m) ** 2 * d).sum() / d.sum())) if d.sum() > 0 else float("nan")
+
+
+def _excess(value: int) -> Stat:
+    """Mass above the trained count minus mass below it."""
+    return lambda d: float((d[value + 1:].sum() - d[:value].sum()) / d.sum()) if d.sum() > 0 else float("nan")
+
+
+def rule_not_always_exact(recs: Sequence[dict]) -> bool | None:
+    """"Generated images do not always have the trained count": the trained count is the most frequent one (a
+    broken model, whose mode is elsewhere, never passes) and its share stays below :data:`EXACT_SHARE` by more than
+    the noise. False when the model draws the trained count (almost) always."""
+    value, d = int(recs[0]["value"]), _mean_dist(recs)
+    if int(np.argmax(d)) != value:
+        return None
+    stat = _share_at(value)
+    return within(stat(d), EXACT_SHARE, noise(recs, stat))
+
+
+def rule_centred(recs: Sequence[dict]) -> bool | None:
+    """"The distribution is centred at the trained count": the trained count is the mode and the mean is within
+    :data:`CENTRE_TOL` of it, by more than the noise; False when the mode is elsewhere or the mean is off."""
+    value, d = int(recs[0]["value"]), _mean_dist(recs)
+    if int(np.argmax(d)) != value:
+        return False
+    off: Stat = lambda x: abs(_count_mean(x) - value)  # noqa: E731
+    return within(off(d), CENTRE_TOL, noise(recs, off))
+
+
+def rule_more_than_fewer(recs: Sequence[dict]) -> bool | None:
+    """"Biased slightly towards more": more mass above the trained count than below it, by more than the noise."""
+    stat = _excess(int(recs[0]["value"]))
+    return beyond(stat(_mean_dist(recs)), noise(recs, stat))
+
+
+def rule_spread_grows(settings: Sequence[Sequence[dict]]) -> bool | None:
+    """"The spread grows with the count" (one family; one list of seeds' runs per trained count): the sd at the
+    largest trained count exceeds the sd at the smallest by more than the noise, and the sds rise with the count
+    (positive rank correlation). Needs two trained counts."""
+    if len(settings) < 2:
+        return None
+    settings = sorted(settings, key=lambda recs: int(recs[0]["value"]))
+    sds = [_count_sd(_mean_dist(recs)) for recs in settings]
+    rho = stats.spearmanr([int(s[0]["value"]) for s in settings], sds)[0] if len(sds) > 2 else np.sign(
+        sds[-1] - sds[0])
+    out = beyond(sds[-1] - sds[0], max(noise(settings[0], _count_sd), noise(settings[-1], _count_sd)))
+    if out is True and not rho > 0 or out is False and not rho < 0:
+        return None
+    return out
+
+
+def numerosity_findings(records: Sequence[dict], noun: str = "dots", key: str = "numerosity",
+                        anchor: str = "findings-numerosity") -> Findings:
+    """The paper's numerosity claims (Sec. 4.1.1), each checked on the runs that pass their gate."""
+    passed, failed = split_by_gate(records)
+    settings = A.by_setting(passed)
+    why = gate_reasons(failed)
+    skipped = _not_scored(records, passed)
+    exact = [rule_not_always_exact(recs) for _, recs in settings]
+    centred = [rule_centred(recs) for _, recs in settings]
+    more = [rule_more_than_fewer(recs) for _, recs in settings]
+    fams = {m: [recs for (mm, _), recs in settings if mm == m] for m in _families(passed)}
+    grows = [rule_spread_grows(s) for s in fams.values() if len(s) >= 2]
+    n = len(settings)
+    claims = [
+        Claim(f"{key}.not_always_exact", f"Generated images do not always have the trained number of {noun}",
+              f"the trained count is the most frequent and is generated in less than {EXACT_SHARE:.0%} of samples "
+              f"in {sum(o is True for o in exact)} of {n} settings{skipped}", judge(exact, why)),
+        Claim(f"{key}.centred", "The distribution is centred at the trained count",
+              f"the mode is the trained count and the mean within {CENTRE_TOL} of it in "
+              f"{sum(o is True for o in centred)} of {n} settings{skipped}", judge(centred, why)),
+        Claim(f"{key}.more", f"It is biased slightly towards more {noun}",
+              f"more mass above than below the trained count in {sum(o is True for o in more)} of {n} settings, "
+              f"fewer in {sum(o is False for o in more)}{skipped}", judge(more, why)),
+        Claim(f"{key}.spread_grows", "The spread grows with the count (as in human and monkey numerosity)",
+              f"the sd rises with the trained count for {sum(o is True for o in grows)} of {len(grows)} families "
+              f"with two or more scored counts", judge(grows, why or ("fewer than two trained counts scored",))),
+    ]
+    per = "; ".join(_count_detail(model, value, recs) for (model, value), recs in settings)
+    notes = [*_preset_note(records), gate_note(records, failed)] + ([f"Scored settings: {per}."] if per else [])
+    return Findings(anchor, claims, notes)
+
+
+def _count_detail(model: str, value: int, recs: Sequence[dict]) -> str:
+    d = _mean_dist(recs)
+    return (f"{LABELS.get(model, model)} on {value} ({len(recs)} seeds): mean {_count_mean(d):.2f}, mode "
+            f"{int(np.argmax(d))}, {_share_at(value)(d):.0%} exact, {_excess(value)(d):+.0%} more than fewer")
+
+
+def summary_table(records: Sequence[dict]) -> Table:
+    """Per model and trained count, over all seeds (as the figures): mean (± half-width of the 95% t interval over
+    seeds; – with one seed, which shows no seed-to-seed variation), spread, mode, where the mass goes, the share
+    of unmeasurable samples, and how many seeds pass the training-health gate."""
+    _, failed = split_by_gate(records)
+    bad = {id(r) for r, _ in failed}
+    rows = A.summary_rows(list(records))
     for row in rows:
-        row["collapsed"] = sum(collapsed(r) for r in records if r["model"] == row["model"] and r["value"] == row["value"])
-    for model, value in sorted({(r["model"], r["value"]) for r in records} - {(r["model"], r["value"]) for r in kept}):
-        rows.append({"model": model, "value": value, "seeds": 0, "collapsed": sum(
-            collapsed(r) for r in records if r["model"] == model and r["value"] == value)})
-    rows.sort(key=lambda r: (list(LABELS).index(r["model"]), r["value"]))
-    cols = {"model": "model", "value": "trained", "seeds": "seeds", "collapsed": "collapsed seeds",
-            "mean": "mean", "mean_ci": "± CI",
-            "sd": "sd", "mode": "mode", "exact": "share exact", "below": "share fewer", "above": "share more",
-            "zero": "share blank", "steps": "iterations"}
+        recs = [r for r in records if r["model"] == row["model"] and r["value"] == row["value"]]
+        row["gate"] = f"{sum(id(r) not in bad for r in recs)} of {len(recs)}"
+    rows.sort(key=lambda r: (_family_index(r["model"]), r["value"]))
+    cols = {"model": "model", "value": "trained", "seeds": "seeds", "gate": "seeds passing the gate",
+            "mean": "mean", "mean_ci": "± 95% CI", "sd": "sd", "mode": "mode", "exact": "share exact",
+            "below": "share fewer", "above": "share more", "zero": "share zero", "invalid": "unmeasurable",
+            "steps": "iterations"}
     fmt = {"mean": ".2f", "mean_ci": ".2f", "sd": ".2f", "exact": ".0%", "below": ".0%", "above": ".0%",
-           "zero": ".0%"}
-    return Markdown(_table(rows, cols, fmt))
+           "zero": ".0%", "invalid": ".0%"}
+    return table_from_rows(rows, cols, fmt)
 
 
-def provenance_table(records: list[dict]) -> Markdown:
+def provenance_table(records: Sequence[dict]) -> Table:
     """Where each record in the figures came from (a record passed twice is listed once)."""
     records = list({r.get("key", id(r)): r for r in records}.values())
     cols = {"model": "model", "value": "trained", "seed": "seed", "preset": "preset", "device": "device",
@@ -118,305 +780,374 @@ def provenance_table(records: list[dict]) -> Markdown:
             "code": "probe_utils", "commit": "commit", "created": "created (UTC)"}
     if len({r["experiment"] for r in records}) > 1:
         cols = {"experiment": "experiment", **cols}
-    return Markdown(_table(provenance_rows(records), cols))
+    return table_from_rows(A.provenance_rows(records), cols)
 
 
-def _verdict(hits: int, total: int) -> str:
-    if total == 0:
-        return "no data"
-    if hits == total:
-        return "agrees"
-    if hits == 0:
-        return "disagrees"
-    return "partly"
+# ---------------------------------------------------------------------------------------------------------------
+# Colour, size and location (Sec. 4.1.2-4.1.3)
+# ---------------------------------------------------------------------------------------------------------------
+
+def shape_table(records: Sequence[dict], centres: np.ndarray) -> Table:
+    """Per model and trained value of a continuous feature, over all seeds: mean, bias, spread, half-width,
+    asymmetry (skewness is – where the response has no spread), unmeasurable share and seeds passing the gate."""
+    _, failed = split_by_gate(records)
+    bad = {id(r) for r, _ in failed}
+    rows = A.shape_rows(list(records), centres)
+    for row in rows:
+        recs = [r for r in records if r["model"] == row["model"] and r["value"] == row["value"]]
+        row["gate"] = f"{sum(id(r) not in bad for r in recs)} of {len(recs)}"
+    cols = {"model": "model", "value": "trained", "seeds": "seeds", "gate": "seeds passing the gate", "mean": "mean",
+            "mean_ci": "± 95% CI", "bias": "bias", "sd": "sd", "hwhm": "half-width", "skewness": "skewness",
+            "mass_asymmetry": "mass right − left of mode", "invalid": "unmeasurable", "steps": "iterations"}
+    fmt = {"mean": ".3f", "mean_ci": ".3f", "bias": "+.3f", "sd": ".3f", "hwhm": ".3f", "skewness": "+.2f",
+           "mass_asymmetry": "+.2f", "invalid": ".0%"}
+    return table_from_rows(rows, cols, fmt)
 
 
-def numerosity_findings(records: list[dict], noun: str = "dots") -> Markdown:
-    """The paper's numerosity claims (Sec. 4.1.1), each checked against our records, with the numbers."""
-    gone = [r for r in records if collapsed(r)]
-    rows = summary_rows([r for r in records if not collapsed(r)])
-    preset = sorted({r["preset"] for r in records})
-    n = len(rows)
-    not_exact = sum(r["exact"] < 0.95 for r in rows)
-    centred = sum(r["mode"] == r["value"] or abs(r["mean"] - r["value"]) < 0.5 for r in rows)
-    over = sum(r["above"] > r["below"] for r in rows)
-    sds = {m: [(r["value"], r["sd"]) for r in rows if r["model"] == m] for m in {r["model"] for r in rows}}
-    grows = sum(1 for v in sds.values() if len(v) >= 2 and np.std([s for _, s in v]) > 0
-                and np.corrcoef(*zip(*v))[0, 1] > 0)
-    n_fam = sum(1 for v in sds.values() if len(v) >= 2)
-    per = "; ".join(f"{LABELS[r['model']]} on {r['value']}: mean {r['mean']:.2f}, mode {r['mode']}, "
-                    f"{r['exact']:.0%} exact, {r['below']:.0%} fewer / {r['above']:.0%} more" for r in rows)
-    lines = [
-        f"Measured on {len(records)} runs at the `{'`, `'.join(preset)}` preset: {n} (model, trained count) settings "
-        f"with at least one run that did not collapse.",
-        "",
+def rule_red_centred(recs: Sequence[dict]) -> bool | None:
+    """"The red response is centred at the trained proportion": |mean - trained| below :data:`RED_CENTRE_TOL` by
+    more than the noise; False when it is above it by more than the noise."""
+    value, c = float(recs[0]["value"]), _centres(recs[0])
+    off: Stat = lambda d: abs(_shape_stat("mean", c)(d) - value)  # noqa: E731
+    return within(off(_mean_dist(recs)), RED_CENTRE_TOL, noise(recs, off))
+
+
+def saturated(recs: Sequence[dict]) -> str:
+    """'' or why a response is saturated: at least :data:`SATURATED_SHARE` of its mass in the measurement's first
+    bin (its floor) or last bin (its ceiling), where the measurement cannot show spread."""
+    d = _mean_dist(recs)
+    ends = [("floor", d[0]), ("ceiling", d[-1])]
+    hit = [f"{share:.0%} at the {where}" for where, share in ends if share >= SATURATED_SHARE]
+    return f"{_label(recs[0])}: " + ", ".join(hit) if hit else ""
+
+
+def rule_sharper_at_extremes(settings: Sequence[Sequence[dict]]) -> bool | None:
+    """"Red is sharper at 10% and 90% than in the middle (Weber's law)" (one family; one list of runs per trained
+    value): the sd nearest 50% exceeds the sd at both extreme trained values by more than the noise. None with
+    fewer than three trained values or when any of the three responses is saturated at the measurement's floor or
+    ceiling (a response piled on the floor has a small sd whatever the model learned)."""
+    if len(settings) < 3:
+        return None
+    by = {float(s[0]["value"]): s for s in settings}
+    lo, hi = min(by), max(by)
+    mid = min((v for v in by if v not in (lo, hi)), key=lambda v: abs(v - 0.5))
+    if any(saturated(by[v]) for v in (lo, mid, hi)):
+        return None
+    sd = _shape_stat("sd", _centres(settings[0][0]))
+    sds = {v: sd(_mean_dist(by[v])) for v in (lo, mid, hi)}
+    nz = max(noise(by[v], sd) for v in (lo, mid, hi))
+    return beyond(sds[mid] - max(sds[lo], sds[hi]), nz)
+
+
+def rule_symmetric(recs: Sequence[dict]) -> bool | None:
+    """"The response is symmetric": |skewness| (mean over seeds) below :data:`SYMMETRIC_SKEW` by more than the
+    noise. None when the skewness is undefined (sd = 0: a degenerate response is not symmetric, it is not a
+    response)."""
+    skew = _shape_stat("skewness", _centres(recs[0]))
+    s = _seed_mean(recs, skew)
+    return within(abs(s), SYMMETRIC_SKEW, noise(recs, skew)) if np.isfinite(s) else None
+
+
+def rule_skewed_larger(recs: Sequence[dict]) -> bool | None:
+    """"Size is skewed towards larger objects": the skewness (mean over seeds) is positive by more than the noise;
+    None when it is undefined (sd = 0)."""
+    skew = _shape_stat("skewness", _centres(recs[0]))
+    s = _seed_mean(recs, skew)
+    return beyond(s, noise(recs, skew)) if np.isfinite(s) else None
+
+
+def _relative_sd(settings: Sequence[Sequence[dict]]) -> tuple[float, float]:
+    """Mean sd over settings divided by the span of trained values the experiment allows, and its noise."""
+    exp = EXPERIMENTS[settings[0][0]["experiment"]]
+    span = float(exp.allowed[1] - exp.allowed[0])
+    sd = _shape_stat("sd", exp.centres)
+    return (float(np.mean([sd(_mean_dist(s)) for s in settings])) / span,
+            float(np.mean([noise(s, sd) for s in settings])) / span)
+
+
+def rule_sharper_than_red(red: Sequence[Sequence[dict]], other: Sequence[Sequence[dict]]) -> bool | None:
+    """"Size and location responses are sharper than red's" (one family, one other feature): the sd relative to
+    the range of trained values is smaller than red's by more than the noise."""
+    if not red or not other:
+        return None
+    (r, r_noise), (o, o_noise) = _relative_sd(red), _relative_sd(other)
+    return beyond(r - o, max(r_noise, o_noise))
+
+
+def _settings(records: Sequence[dict]) -> list[list[dict]]:
+    return [recs for _, recs in A.by_setting(records)]
+
+
+def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -> Findings:
+    """The paper's claims on colour, size and location (Sec. 4.1.2-4.1.3), checked on the runs that pass their
+    gate."""
+    every = [r for rs in records.values() for r in rs]
+    passed, failed = split_by_gate(every)
+    why = gate_reasons(failed)
+    by_exp = {n: [r for r in passed if r["experiment"] == n] for n in ("pie_red", "pie_size", "pie_location")}
+    red, size, loc = (_settings(by_exp[n]) for n in ("pie_red", "pie_size", "pie_location"))
+    fam_red = {m: [s for s in red if s[0]["model"] == m] for m in _families(by_exp["pie_red"])}
+    centred = [rule_red_centred(s) for s in red]
+    sharp = [rule_sharper_at_extremes(s) for s in fam_red.values() if len(s) >= 3]
+    sat = [x for s in red for x in [saturated(s)] if x]
+    sym = [rule_symmetric(s) for s in red]
+    larger = [rule_skewed_larger(s) for s in size]
+    loc_sym = [rule_symmetric(s) for s in loc]
+    versus = [rule_sharper_than_red(fam_red.get(m, []), [s for s in other if s[0]["model"] == m])
+              for other in (size, loc) for m in _families(r for s in other for r in s) if fam_red.get(m)]
+    sat_txt = f"; saturated: {', '.join(sat)}" if sat else ""
+    claims = [
+        Claim("pie.red_centred", "Red: the response is centred at the trained proportion",
+              f"mean within {RED_CENTRE_TOL} of it in {sum(o is True for o in centred)} of {len(red)} settings"
+              f"{_not_scored(records.get('pie_red', []), by_exp['pie_red'])}", judge(centred, why)),
+        Claim("pie.red_weber", "Red: sharper at the extremes (10%, 90%) than in the middle (Weber's law)",
+              f"the sd at both extreme trained values is below the sd nearest 50% for {sum(o is True for o in sharp)} "
+              f"of {len(sharp)} families with three or more scored values{sat_txt}",
+              judge(sharp, why or ("fewer than three trained values scored",), undecided=(
+                  "a response is saturated at the measurement's floor or ceiling, or " + WITHIN_NOISE) if sat
+                  else WITHIN_NOISE)),
+        Claim("pie.red_symmetric", "Red: the response is symmetric",
+              f"|skewness| < {SYMMETRIC_SKEW} in {sum(o is True for o in sym)} of {len(sym)} settings "
+              f"(undefined, sd = 0, in {sum(not np.isfinite(_seed_mean(s, _shape_stat('skewness', _centres(s[0])))) for s in red)})",
+              judge(sym, why, undecided=UNDEFINED_SKEW)),
+        Claim("pie.size_larger", "Size: skewed towards larger objects",
+              f"positive skewness in {sum(o is True for o in larger)} of {len(larger)} settings, negative in "
+              f"{sum(o is False for o in larger)}{_not_scored(records.get('pie_size', []), by_exp['pie_size'])}",
+              judge(larger, why, undecided=UNDEFINED_SKEW)),
+        Claim("pie.location_symmetric", "Location: fairly symmetric",
+              f"|skewness| < {SYMMETRIC_SKEW} in {sum(o is True for o in loc_sym)} of {len(loc_sym)} settings"
+              f"{_not_scored(records.get('pie_location', []), by_exp['pie_location'])}",
+              judge(loc_sym, why, undecided=UNDEFINED_SKEW)),
+        Claim("pie.sharper_than_red", "Size and location responses are sharper than red's",
+              f"sd relative to the range of trained values below red's for {sum(o is True for o in versus)} of "
+              f"{len(versus)} (family, feature) pairs", judge(versus, why or ("needs red and size or location",))),
     ]
-    if gone:
-        names = ", ".join(f"{LABELS[r['model']]} on {r['value']}, seed {r['seed']} "
-                          f"({r['result']['distribution'][0]:.0%} blank)" for r in gone)
-        lines += [f"**{len(gone)} collapsed runs, left out of the verdicts:** {names}. Their generators draw (almost) "
-                  f"only blank images, so they have no numerosity response to compare.", ""]
-    lines += [
-        "| the paper says | what our runs show | verdict |",
-        "|---|---|---|",
-        f"| Generated images do not always have the trained number of {noun} | the trained count is generated in "
-        f"less than 95% of samples in {not_exact} of {n} settings | {_verdict(not_exact, n)} |",
-        f"| The distribution is centred at the trained count | its mode equals the trained count or its mean is "
-        f"within 0.5 of it in {centred} of {n} settings | {_verdict(centred, n)} |",
-        f"| It is biased slightly towards more {noun} | more mass above than below the trained count in {over} of "
-        f"{n} settings | {_verdict(over, n)} |",
-        f"| The spread grows with the count (as in human and monkey numerosity) | the standard deviation rises "
-        f"with the trained count for {grows} of {n_fam} families | {_verdict(grows, n_fam)} |",
-        "",
-        f"Per setting: {per}." if rows else "",
-    ]
-    if "ci" in preset:
-        lines.insert(0, "> These rows come from the `ci` smoke test; the verdicts below are not findings.\n")
-    return Markdown("\n".join(lines))
+    return Findings(anchor, claims, [*_preset_note(every), gate_note(every, failed)])
 
 
-def shape_table(records: list[dict], centres: np.ndarray) -> Markdown:
-    """Per model and trained value of a continuous feature: mean, bias, spread, half-width and asymmetry."""
-    from probe_utils.analysis import shape_rows
+# ---------------------------------------------------------------------------------------------------------------
+# Convolution and prototype enhancement (Sec. 4.2)
+# ---------------------------------------------------------------------------------------------------------------
 
-    cols = {"model": "model", "value": "trained", "seeds": "seeds", "mean": "mean", "bias": "bias", "sd": "sd",
-            "hwhm": "half-width", "skewness": "skewness", "mass_asymmetry": "mass right − left of mode",
-            "invalid": "unmeasurable", "steps": "iterations"}
-    fmt = {"mean": ".3f", "bias": "+.3f", "sd": ".3f", "hwhm": ".3f", "skewness": "+.2f", "mass_asymmetry": "+.2f",
-           "invalid": ".0%"}
-    return Markdown(_table(shape_rows(records, centres), cols, fmt))
-
-
-#: A response whose sd is below this share of its axis is degenerate: all samples measure about the same value.
-DEGENERATE_SD = 0.005
+def convolution_inputs(records: dict[str, list[dict]]) -> tuple[list[dict], list[dict], list[tuple[dict, Gate]]]:
+    """(single-value runs that pass their gate, mixture runs that pass theirs, the failed runs with their gates)."""
+    every = [r for n in ("pie_red", "pie_red_mix") for r in records.get(n, [])]
+    uni, uni_failed = split_by_gate(records.get("pie_red", []), every)
+    mix, mix_failed = split_by_gate(records.get("pie_red_mix", []), every)
+    return uni, mix, uni_failed + mix_failed
 
 
-def pie_findings(records: dict[str, list[dict]]) -> Markdown:
-    """The paper's claims on colour, size and location (Sec. 4.1.2-4.1.3), checked against our records."""
-    from probe_utils.analysis import shape_rows
-    from probe_utils.experiments import EXPERIMENTS
-
-    rows = {n: shape_rows(recs, EXPERIMENTS[n].centres) for n, recs in records.items() if recs}
-    presets = sorted({r["preset"] for recs in records.values() for r in recs})
-    lines = ["| the paper says | what our runs show | verdict |", "|---|---|---|"]
-    if "pie_red" in rows:
-        red = rows["pie_red"]
-        near = sum(abs(r["bias"]) < 0.05 for r in red)
-        lines.append(f"| Red: the response is centred at the trained proportion | mean within 0.05 of it in {near} of "
-                     f"{len(red)} settings | {_verdict(near, len(red))} |")
-        by_model: dict[str, dict[float, float]] = {}
-        for r in red:
-            by_model.setdefault(r["model"], {})[r["value"]] = r["sd"]
-        weber = [m for m, v in by_model.items() if len(v) >= 3]
-        sharper = sum(1 for m in weber if max(by_model[m][min(by_model[m])], by_model[m][max(by_model[m])])
-                      < by_model[m][min(by_model[m], key=lambda x: abs(x - 0.5))])
-        lines.append(f"| Red: sharper at the extremes (10%, 90%) than in the middle (Weber's law) | the sd at both "
-                     f"extreme trained values is below the sd nearest 50% for {sharper} of {len(weber)} families | "
-                     f"{_verdict(sharper, len(weber))} |")
-        sym = sum(abs(r["skewness"]) < 0.5 for r in red)
-        lines.append(f"| Red: the response is symmetric | |skewness| < 0.5 in {sym} of {len(red)} settings | "
-                     f"{_verdict(sym, len(red))} |")
-    if "pie_size" in rows:
-        size = rows["pie_size"]
-        larger = sum(r["skewness"] > 0 or r["bias"] > 0 for r in size)
-        lines.append(f"| Size: skewed towards larger objects | positive skewness or bias in {larger} of {len(size)} "
-                     f"settings | {_verdict(larger, len(size))} |")
-    if "pie_location" in rows:
-        loc = rows["pie_location"]
-        sym = sum(abs(r["skewness"]) < 0.5 for r in loc)
-        lines.append(f"| Location: fairly symmetric | |skewness| < 0.5 in {sym} of {len(loc)} settings | "
-                     f"{_verdict(sym, len(loc))} |")
-    if "pie_red" in rows and ("pie_size" in rows or "pie_location" in rows):
-        rel = lambda rs, span: np.mean([r["sd"] for r in rs]) / span  # noqa: E731
-        red_rel = rel(rows["pie_red"], 1.0)
-        others = {n: rel(rows[n], EXPERIMENTS[n].allowed[1] - EXPERIMENTS[n].allowed[0])
-                  for n in ("pie_size", "pie_location") if n in rows}
-        ok = sum(v < red_rel for v in others.values())
-        detail = ", ".join(f"{EXPERIMENTS[n].feature} {v:.3f}" for n, v in others.items())
-        lines.append(f"| Size and location responses are sharper than red's | sd relative to the feature's range: red "
-                     f"{red_rel:.3f}, {detail} | {_verdict(ok, len(others))} |")
-    head = f"Measured at the `{'`, `'.join(presets)}` preset.\n\n"
-    flat = [(n, r) for n, rs in rows.items() for r in rs]
-    degenerate = [(n, r) for n, r in flat if r["sd"] < DEGENERATE_SD * np.ptp(EXPERIMENTS[n].edges)]
-    if degenerate:
-        names = ", ".join(f"{LABELS[r['model']]} {EXPERIMENTS[n].feature} {r['value']:g} (all near {r['mean']:.2f})"
-                          for n, r in degenerate)
-        head += (f"**{len(degenerate)} of {len(flat)} responses are degenerate** (sd below {DEGENERATE_SD:.1%} of the "
-                 f"axis: every sample measures about the same): {names}. Check them against the samples above: a "
-                 f"blurred disc of one mixed colour is measured as all red or as no red at all, which reflects the "
-                 f"samples' sharpness rather than how the model generalizes.\n\n")
-    if "ci" in presets:
-        head = "> These rows come from the `ci` smoke test; the verdicts below are not findings.\n\n" + head
-    return Markdown(head + "\n".join(lines))
+def convolution_rows(records: dict[str, list[dict]]) -> list[dict]:
+    """:func:`probe_utils.analysis.convolution_rows` of the runs that pass their gates."""
+    uni, mix, _ = convolution_inputs(records)
+    return A.convolution_rows(uni, mix, EXPERIMENTS["pie_red"].centres) if mix else []
 
 
-def scorecard(preset: str = "auto", store=None) -> Markdown:
-    """Every claim we check, per experiment and model family, from the stored records at ``preset`` (``auto``: for
-    each chapter, the largest-scale preset with records)."""
-    from probe_utils.experiments import PRESETS, best_preset
-    from probe_utils.params import check_choice
-    from probe_utils.store import Store
-
-    check_choice("preset", preset, ["auto", *PRESETS])
-    store = store or Store()
-    requested = preset
-    parts = []
-    chapters = [
-        ("Numerosity (Sec. 4.1.1)", ["numerosity"], lambda recs: numerosity_findings(recs["numerosity"])),
-        ("Colour, size and location (Sec. 4.1.2–4.1.3)", ["pie_red", "pie_size", "pie_location"], pie_findings),
-        ("Convolution and prototype enhancement (Sec. 4.2)", ["pie_red", "pie_red_mix"],
-         lambda recs: convolution_findings(_convolution_rows(recs))),
-        ("Independence of features (Sec. 4.3)", list(INDEPENDENCE_EXPERIMENTS), independence_findings),
-        ("Combinations: pie and three-MNIST (Sec. 5)", ["pie_combos", "mnist_combos"], combination_findings),
-        ("CLEVR: numerosity and shape–colour pairs (Sec. 4.1.1, 5)", list(CLEVR_EXPERIMENTS), clevr_findings),
-    ]
-    for title, names, findings in chapters:
-        preset = best_preset(names, store) if requested == "auto" else requested
-        recs = {n: list(store.records(n, preset)) for n in names}
-        families = sorted({r["model"] for rs in recs.values() for r in rs}, key=list(LABELS).index)
-        parts.append(f"## {title}\n")
-        if families and preset == "ci":
-            parts.append("> Only `ci` smoke-test runs exist for this chapter so far: these verdicts are not findings.\n")
-        if not families:
-            parts.append(f"Not run at the `{preset}` preset yet.\n")
-            continue
-        for fam in families:
-            sub = {n: [r for r in rs if r["model"] == fam] for n, rs in recs.items()}
-            n_runs = sum(len(v) for v in sub.values())
-            parts.append(f"### {LABELS[fam]} ({n_runs} runs at the `{preset}` preset)\n")
-            parts.append(str(findings(sub)) + "\n")
-    return Markdown("\n".join(parts))
-
-
-#: Two modes at most this far apart count as "close" (the paper's close pair is 0.3 / 0.4, its far pair 0.3 / 0.9).
-CLOSE_GAP = 0.15
-#: The actual response "matches" the convolution prediction when their total-variation distance is below this.
-CONVOLUTION_TV = 0.25
-
-
-def _convolution_rows(recs: dict[str, list[dict]]) -> list[dict]:
-    from probe_utils.analysis import convolution_rows
-    from probe_utils.analysis import mixture_modes
-    from probe_utils.experiments import EXPERIMENTS
-
-    have = {(r["model"], r["value"]) for r in recs["pie_red"]}
-    mixes = [r for r in recs["pie_red_mix"] if all((r["model"], m) in have for m in mixture_modes(r["value"]))]
-    return convolution_rows(recs["pie_red"], mixes, EXPERIMENTS["pie_red"].centres)
-
-
-def convolution_table(rows: list[dict]) -> Markdown:
+def convolution_table(rows: list[dict]) -> Table:
     """Per model and training mixture: distance between actual and predicted responses, and the prototype index."""
     cols = {"model": "model", "value": "trained red", "seeds": "seeds", "tv": "TV(actual, predicted)",
             "emd": "EMD", "actual_mid": "actual mass at midpoint", "predicted_mid": "predicted mass at midpoint",
             "ratio": "prototype index", "actual_mode": "actual mode"}
     fmt = {"tv": ".3f", "emd": ".3f", "actual_mid": ".3f", "predicted_mid": ".3f", "ratio": ".2f",
            "actual_mode": ".2f"}
-    return Markdown(_table(rows, cols, fmt))
+    return table_from_rows(rows, cols, fmt)
 
 
-def convolution_findings(rows: list[dict]) -> Markdown:
-    """The paper's claims of Sec. 4.2 checked against our records: far modes combine like a linear filter, close modes
-    merge towards their mean (prototype enhancement)."""
+def _mix_runs(row: dict, mixes: Sequence[dict]) -> list[dict]:
+    return [r for r in mixes if r["model"] == row["model"] and r["value"] == row["value"]]
+
+
+def rule_far_matches(row: dict, mix_runs: Sequence[dict]) -> bool | None:
+    """"Far modes: the response is the convolution of the single-value responses with the training distribution":
+    TV(actual, predicted) below :data:`CONVOLUTION_TV`; False at or above it when also above the mixture runs' own
+    TV floor (:func:`tv_floor`)."""
+    return tv_within(row["tv"], CONVOLUTION_TV, tv_floor(mix_runs))
+
+
+def rule_prototype(row: dict, mix_runs: Sequence[dict]) -> bool | None:
+    """"Close modes: more mass at their mean than convolution predicts": the actual mass in the midpoint window
+    exceeds the predicted one by more than the noise of the actual mass."""
+    lo, hi = row["window"]
+    c = EXPERIMENTS["pie_red_mix"].centres
+    inside = (c >= lo - 1e-9) & (c <= hi + 1e-9)
+    mid: Stat = lambda d: float(d[inside].sum() / d.sum()) if d.sum() > 0 else float("nan")  # noqa: E731
+    return beyond(row["actual_mid"] - row["predicted_mid"], noise(mix_runs, mid))
+
+
+def rule_snap(row: dict) -> bool:
+    """"Close modes snap together": the actual response's most likely value lies in the midpoint window."""
+    return bool(row["mode_in_middle"])
+
+
+def convolution_findings(records: dict[str, list[dict]], anchor: str = "findings-convolution") -> Findings:
+    """The paper's claims of Sec. 4.2 on ``{"pie_red": ..., "pie_red_mix": ...}``: far modes combine like a linear
+    filter, close modes merge towards their mean (prototype enhancement); only runs that pass their gates."""
+    uni, mix, failed = convolution_inputs(records)
+    rows = A.convolution_rows(uni, mix, EXPERIMENTS["pie_red"].centres) if mix else []
+    why = gate_reasons(failed)
     far = [r for r in rows if r["gap"] > CLOSE_GAP]
     close = [r for r in rows if r["gap"] <= CLOSE_GAP]
-    fits = sum(r["tv"] < CONVOLUTION_TV for r in far)
-    proto = sum(bool(r["ratio"] > 1) for r in close)  # an undefined ratio (no mass predicted there) counts as no
-    merged = sum(r["mode_in_middle"] for r in close)
-    far_tv = ", ".join(f"{LABELS[r['model']]} {r['value']}: {r['tv']:.2f}" for r in far)
-    close_ratio = ", ".join(f"{LABELS[r['model']]} {r['value']}: {r['ratio']:.2f}" for r in close)
-    lines = [
-        "| the paper says | what our runs show | verdict |", "|---|---|---|",
-        f"| Far modes: the response is the convolution of the unimodal responses with the training distribution | "
-        f"TV distance below {CONVOLUTION_TV} in {fits} of {len(far)} settings ({far_tv}) | {_verdict(fits, len(far))} |",
-        f"| Close modes: more mass at their mean than convolution predicts (prototype enhancement) | prototype index "
-        f"above 1 in {proto} of {len(close)} settings ({close_ratio}) | {_verdict(proto, len(close))} |",
-        f"| Close modes snap together: the most likely value lies between them | the actual mode lies in the midpoint "
-        f"window in {merged} of {len(close)} settings | {_verdict(merged, len(close))} |",
+    fits = [rule_far_matches(r, _mix_runs(r, mix)) for r in far]
+    proto = [rule_prototype(r, _mix_runs(r, mix)) for r in close]
+    snap = [rule_snap(r) for r in close]
+    far_tv = ", ".join(f"{LABELS.get(r['model'], r['model'])} {r['value']}: {r['tv']:.2f}" for r in far)
+    ratios = ", ".join(f"{LABELS.get(r['model'], r['model'])} {r['value']}: {r['ratio']:.2f}" for r in close)
+    claims = [
+        Claim("convolution.far", "Far modes: the response is the convolution of the unimodal responses with the "
+              "training distribution", f"TV distance below {CONVOLUTION_TV} in {sum(o is True for o in fits)} of "
+              f"{len(far)} settings ({far_tv or 'none scored'})", judge(fits, why)),
+        Claim("convolution.prototype", "Close modes: more mass at their mean than convolution predicts (prototype "
+              "enhancement)", f"more actual than predicted mass in the midpoint window in "
+              f"{sum(o is True for o in proto)} of {len(close)} settings (prototype index: {ratios or 'none scored'})",
+              judge(proto, why)),
+        Claim("convolution.snap", "Close modes snap together: the most likely value lies between them",
+              f"the actual mode lies in the midpoint window in {sum(snap)} of {len(close)} settings",
+              judge(snap, why)),
     ]
-    return Markdown("\n".join(lines))
+    every = [r for n in ("pie_red", "pie_red_mix") for r in records.get(n, [])]
+    return Findings(anchor, claims, [*_preset_note(every), gate_note(every, failed)])
 
 
-#: A feature's response counts as unchanged by the nuisance features when its largest TV distance to the response
-#: with the fewest nuisance values stays below this (our threshold; the paper gives none).
-INDEPENDENCE_TV = 0.25
+# ---------------------------------------------------------------------------------------------------------------
+# Independence (Sec. 4.3)
+# ---------------------------------------------------------------------------------------------------------------
+
+def independence_values(experiment: str) -> tuple[float, ...]:
+    """The three trained values of an independence experiment's studied feature."""
+    feature = experiment.removeprefix("indep_")
+    return tuple(pie_render.INDEPENDENCE_VALUES["radius" if feature == "size" else feature])
 
 
-def _smoke_note(presets: list[str]) -> str:
-    return "> These rows come from the `ci` smoke test; the verdicts below are not findings.\n\n" if "ci" in presets else ""
+def _per_mode_sd(experiment: str, i: int) -> Stat:
+    c, values = EXPERIMENTS[experiment].centres, independence_values(experiment)
+    return lambda d: A.per_mode(d, c, values)[i]["sd"] if d.sum() > 0 else float("nan")
 
 
-def independence_table(records: dict[str, list[dict]]) -> Markdown:
-    """Per studied feature and model: how far the responses for different numbers of nuisance values are from the
-    one with the fewest, and how the spread changes with it (Sec. 4.3)."""
-    from probe_utils.analysis import independence_rows
-    from probe_utils.experiments import EXPERIMENTS
+def rule_variance_rises(fewest: Sequence[dict], most: Sequence[dict]) -> bool | None:
+    """"The variance rises slightly when the nuisance features are more random": the spread of each trained
+    value's mode (sd within its window, :func:`probe_utils.analysis.per_mode`), averaged over the modes that keep
+    at least :data:`MODE_MASS_MIN` of the mass in both runs, is larger with the most nuisance values than with the
+    fewest by more than the noise. A lost mode is left out, not read as a smaller spread; None when no mode is
+    kept in both."""
+    exp = fewest[0]["experiment"]
+    c, values = EXPERIMENTS[exp].centres, independence_values(exp)
+    a, b = (A.per_mode(_mean_dist(x), c, values) for x in (fewest, most))
+    kept = [i for i in range(len(values)) if min(a[i]["mass"], b[i]["mass"]) >= MODE_MASS_MIN]
+    if not kept:
+        return None
+    diff = float(np.mean([b[i]["sd"] - a[i]["sd"] for i in kept]))
+    nz = max(max(noise(fewest, _per_mode_sd(exp, i)), noise(most, _per_mode_sd(exp, i))) for i in kept)
+    return beyond(diff, nz)
 
+
+def rule_unchanged(max_tv: float, runs: Sequence[dict]) -> bool | None:
+    """"The learned distribution of a feature is fairly independent of how many values the others take": the
+    largest TV distance to the response with the fewest nuisance values is below :data:`INDEPENDENCE_TV`; False at
+    or above it when also above the runs' own TV floor (:func:`tv_floor`, the largest over the numbers of nuisance
+    values)."""
+    floor = max((tv_floor([r for r in runs if r["value"] == k]) for k in {r["value"] for r in runs}), default=0.0)
+    return tv_within(max_tv, INDEPENDENCE_TV, floor)
+
+
+def _independence_scored(records: dict[str, list[dict]]) -> tuple[list[tuple[str, str, list[dict]]],
+                                                                   list[tuple[dict, Gate]]]:
+    """Per (experiment, model): the runs that pass their gate when the fewest number of nuisance values is among
+    them and at least two numbers are; and every failed run."""
+    out, failed_all = [], []
+    for name, recs in records.items():
+        passed, failed = split_by_gate(recs)
+        failed_all += failed
+        for m in _families(recs):
+            mine = [r for r in passed if r["model"] == m]
+            fewest = min(int(r["value"]) for r in recs if r["model"] == m)
+            ks = {int(r["value"]) for r in mine}
+            if fewest in ks and len(ks) >= 2:
+                out.append((name, m, mine))
+    return out, failed_all
+
+
+def independence_table(records: dict[str, list[dict]]) -> Table:
+    """Per studied feature and model, over all runs (as the figures): how far the responses for different numbers
+    of nuisance values are from the one with the fewest, how the spread of the whole response and of each trained
+    value's mode changes, and how many runs pass the gate."""
     rows = []
     for name, recs in records.items():
-        for r in independence_rows(recs, EXPERIMENTS[name].centres):
-            first, last = r["rows"][0], r["rows"][-1]
+        _, failed = split_by_gate(recs)
+        c = EXPERIMENTS[name].centres
+        for r in A.independence_rows(recs, c):
+            mine = [x for x in recs if x["model"] == r["model"]]
+            ends = [[x for x in mine if x["value"] == k] for k in (r["ks"][0], r["ks"][-1])]
+            modes = [A.per_mode(_mean_dist(e), c, independence_values(name)) for e in ends]
             rows.append({"feature": EXPERIMENTS[name].feature, "model": r["model"], "seeds": r["seeds"],
                          "ks": ", ".join(map(str, r["ks"])), "max_tv": r["max_tv"], "max_emd": r["max_emd"],
-                         "sd_first": first["sd"], "sd_last": last["sd"], "rho": r["spearman_rho"],
-                         "p": r["p_value"], "v": r["cramers_v"]})
-    cols = {"feature": "feature", "model": "model", "seeds": "seeds", "ks": "nuisance values k", "max_tv":
-            "largest TV to fewest k", "max_emd": "largest EMD", "sd_first": "sd, fewest k", "sd_last": "sd, most k",
+                         "sd_first": r["rows"][0]["sd"], "sd_last": r["rows"][-1]["sd"],
+                         "mode_sd": " / ".join(f"{a['sd']:.3f}→{b['sd']:.3f}" if b["mass"] >= MODE_MASS_MIN else
+                                               f"{a['sd']:.3f}→lost" for a, b in zip(*modes)),
+                         "rho": r["spearman_rho"], "p": r["p_value"], "v": r["cramers_v"],
+                         "gate": f"{len(mine) - sum(f['model'] == r['model'] for f, _ in failed)} of {len(mine)}"})
+    cols = {"feature": "feature", "model": "model", "seeds": "seeds", "gate": "runs passing the gate",
+            "ks": "nuisance values k", "max_tv": "largest TV to fewest k", "max_emd": "largest EMD",
+            "sd_first": "sd, fewest k", "sd_last": "sd, most k", "mode_sd": "sd per trained value, fewest → most k",
             "rho": "Spearman ρ(k, sd)", "p": "χ² p", "v": "Cramér's V"}
     fmt = {"max_tv": ".3f", "max_emd": ".3f", "sd_first": ".3f", "sd_last": ".3f", "rho": "+.2f", "p": ".2g",
            "v": ".3f"}
-    return Markdown(_table(rows, cols, fmt))
+    return table_from_rows(rows, cols, fmt)
 
 
-def independence_findings(records: dict[str, list[dict]]) -> Markdown:
-    """The paper's claims of Sec. 4.3 checked against our records."""
-    from probe_utils.analysis import independence_rows
-    from probe_utils.experiments import EXPERIMENTS
-
-    rows = [(EXPERIMENTS[n].feature, r) for n, recs in records.items() for r in
-            independence_rows(recs, EXPERIMENTS[n].centres)]
-    presets = sorted({r["preset"] for recs in records.values() for r in recs})
-    same = sum(r["max_tv"] < INDEPENDENCE_TV for _, r in rows)
-    wider = sum(r["rows"][-1]["sd"] > r["rows"][0]["sd"] for _, r in rows)
-    detail = ", ".join(f"{f} {LABELS[r['model']]} {r['max_tv']:.2f}" for f, r in rows)
-    sds = ", ".join(f"{f} {LABELS[r['model']]} {r['rows'][0]['sd']:.3f}→{r['rows'][-1]['sd']:.3f}" for f, r in rows)
-    lines = [
-        f"Measured at the `{'`, `'.join(presets)}` preset." if presets else "No records.", "",
-        "| the paper says | what our runs show | verdict |", "|---|---|---|",
-        f"| The learned distribution of each feature is fairly independent of how many values the other features "
-        f"take (1–50) | largest TV distance to the response with the fewest nuisance values below {INDEPENDENCE_TV} "
-        f"in {same} of {len(rows)} (feature, model) settings ({detail}) | {_verdict(same, len(rows))} |",
-        f"| The variance rises slightly when the nuisance features are more random | sd with the most nuisance "
-        f"values above sd with the fewest in {wider} of {len(rows)} settings ({sds}) | {_verdict(wider, len(rows))} |",
+def independence_findings(records: dict[str, list[dict]], anchor: str = "findings-independence") -> Findings:
+    """The paper's claims of Sec. 4.3, checked on the runs that pass their gates (the run with the fewest nuisance
+    values must reproduce the three trained values)."""
+    scored, failed = _independence_scored(records)
+    why = gate_reasons(failed)
+    same, wider, detail, sds = [], [], [], []
+    for name, model, runs in scored:
+        (stat,) = A.independence_rows(runs, EXPERIMENTS[name].centres)
+        ks = stat["ks"]
+        same.append(rule_unchanged(stat["max_tv"], runs))
+        wider.append(rule_variance_rises([r for r in runs if r["value"] == ks[0]],
+                                         [r for r in runs if r["value"] == ks[-1]]))
+        label = f"{EXPERIMENTS[name].feature} {LABELS.get(model, model)}"
+        detail.append(f"{label} {stat['max_tv']:.2f}")
+        sds.append(f"{label}: {_ok(wider[-1])}")
+    every = [r for rs in records.values() for r in rs]
+    claims = [
+        Claim("independence.unchanged", "The learned distribution of each feature is fairly independent of how many "
+              "values the other features take (1–50)", f"largest TV distance to the response with the fewest "
+              f"nuisance values below {INDEPENDENCE_TV} in {sum(o is True for o in same)} of {len(scored)} (feature, "
+              f"model) settings ({', '.join(detail) or 'none scored'})", judge(same, why)),
+        Claim("independence.variance_rises", "The variance rises slightly when the nuisance features are more "
+              "random", f"the spread of each trained value's mode is larger with the most nuisance values than with "
+              f"the fewest in {sum(o is True for o in wider)} of {len(scored)} settings ({'; '.join(sds) or 'none'})",
+              judge(wider, why, undecided="no trained value keeps its mode in both runs, or " + WITHIN_NOISE)),
     ]
-    return Markdown(_smoke_note(presets) + "\n".join(lines))
+    return Findings(anchor, claims, [*_preset_note(every), gate_note(every, failed)])
 
 
-#: Our thresholds for the combinations claims (the paper gives none).
-RECALL_HIGH = 0.9       # "very high recall"
-PRECISION_MEMORISED = 0.8  # "memorises few combinations almost exactly": precision at the fewest combinations
-SIZE_INVARIANT = 0.1    # "almost identical": precision differs by less than this across network / data-set sizes
+# ---------------------------------------------------------------------------------------------------------------
+# Combinations (Sec. 5, App. A Fig. 25)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _default(r: dict, key: str) -> bool:
+    """Whether a run used its preset's own network width (``key="width"``) or training-set size (``"pool_size"``)."""
+    return (r.get("params") or {}).get(key) == getattr(PRESETS[r["preset"]], key)
 
 
 def combination_rows_by(records: dict[str, list[dict]], by: str = "model", model: str | None = None,
                         default_only: bool = True) -> dict[str, list[dict]]:
-    """:func:`probe_utils.analysis.combination_rows` per combinations experiment. ``default_only``: only runs at
-    the preset's own width and number of training images; ``model``: only that family."""
-    from probe_utils.analysis import combination_rows
-    from probe_utils.experiments import EXPERIMENTS, PRESETS
-
-    def default(r: dict, key: str) -> bool:
-        return r["params"][key] == getattr(PRESETS[r["preset"]], key)
-
+    """:func:`probe_utils.analysis.combination_rows` per combinations experiment (all runs, as the figures).
+    ``default_only``: only runs at the preset's own width and number of training images; ``model``: only that
+    family."""
     out = {}
     for name, recs in records.items():
         exp = EXPERIMENTS[name]
-        unique = {r["key"]: r for r in recs}.values()  # the same run may be passed twice
+        unique = {r.get("key", id(r)): r for r in recs}.values()  # the same run may be passed twice
         keep = [r for r in unique if (model is None or r["model"] == model) and (
-            all(default(r, k) for k in ("width", "pool_size")) if default_only else
+            all(_default(r, k) for k in ("width", "pool_size")) if default_only else
             # comparing widths: default data size only, and the other way round
-            by == "model" or default(r, "pool_size" if by == "width" else "width"))]
+            by == "model" or _default(r, "pool_size" if by == "width" else "width"))]
         if keep:
-            rows = combination_rows(keep, int(np.prod(exp.grid)), by=by)
+            rows = A.combination_rows(keep, int(np.prod(exp.grid)), by=by)
             if by != "model":
                 for row in rows:
                     row["group"] = f"{'width' if by == 'width' else 'images'} {row['group']}"
@@ -424,7 +1155,7 @@ def combination_rows_by(records: dict[str, list[dict]], by: str = "model", model
     return out
 
 
-def combination_table(rows: dict[str, list[dict]], group: str = "model") -> Markdown:
+def combination_table(rows: dict[str, list[dict]], group: str = "model") -> Table:
     """Precision, recall and novel mass per data set, group and number of training combinations."""
     flat = [{"dataset": d, **r, "group": LABELS.get(r["group"], r["group"]) if group == "model" else r["group"]}
             for d, rs in rows.items() for r in rs]
@@ -437,116 +1168,395 @@ def combination_table(rows: dict[str, list[dict]], group: str = "model") -> Mark
         cols["group"] = "network width" if group == "width" else "training images"
     fmt = {"precision": ".2f", "precision_lo": ".2f", "precision_hi": ".2f", "recall": ".2f", "novel_mass": ".2f",
            "chance_precision": ".3f", "n_parameters": ",.0f"}
-    return Markdown(_table(flat, cols, fmt))
+    return table_from_rows(flat, cols, fmt)
 
 
-def _spread_across(rows: list[dict], key: str = "precision") -> list[tuple[int, float]]:
-    """Per number of training combinations that several groups share: the range of ``key`` across them."""
-    by_n: dict[int, list[float]] = {}
-    for r in rows:
-        by_n.setdefault(r["n_train"], []).append(r[key])
-    return [(n, float(np.ptp(v))) for n, v in sorted(by_n.items()) if len(v) >= 2 and np.isfinite(v).all()]
+def _precision(dist: np.ndarray, n: int, support: Sequence[int], invalid: float = 0.0) -> float:
+    return A.support_precision_recall(A.distribution_ids(dist, n, invalid), support)["precision"]
 
 
-def combination_findings(records: dict[str, list[dict]]) -> Markdown:
-    """The paper's claims of Sec. 5 (pie and three-MNIST) and App. A (Fig. 25) checked against our records."""
-    main = combination_rows_by(records)
-    presets = sorted({r["preset"] for recs in records.values() for r in recs})
-    settings = [(d, m, sorted((r for r in rs if r["group"] == m), key=lambda r: r["n_train"]))
-                for d, rs in main.items() for m in dict.fromkeys(r["group"] for r in rs)]
-    all_rows = [r for rs in main.values() for r in rs]
-    high = sum(r["recall"] >= RECALL_HIGH for r in all_rows)
-    # precision is undefined (NaN) when a model's support is empty (nothing measurable): such settings are left out
-    defined = [(d, m, [r for r in rs if np.isfinite(r["precision"])]) for d, m, rs in settings]
-    falls = [(d, m, rs) for d, m, rs in defined if len(rs) >= 2]
-    n_falls = sum(rs[-1]["precision"] < rs[0]["precision"] for _, _, rs in falls)
-    firsts = [(d, m, rs) for d, m, rs in settings if rs and np.isfinite(rs[0]["precision"])]
-    memo = sum(rs[0]["precision"] >= PRECISION_MEMORISED for _, _, rs in firsts)
-    falls_txt = ", ".join(f"{d} {LABELS[m]} {rs[0]['precision']:.2f} at {rs[0]['n_train']} → "
-                          f"{rs[-1]['precision']:.2f} at {rs[-1]['n_train']}" for d, m, rs in falls)
-    lines = [f"Measured at the `{'`, `'.join(presets)}` preset." if presets else "No records.", "",
-             "| the paper says | what our runs show | verdict |", "|---|---|---|",
-             f"| Recall is very high: every training combination is generated | recall ≥ {RECALL_HIGH} in {high} of "
-             f"{len(all_rows)} (data set, model, number of combinations) settings | {_verdict(high, len(all_rows))} |",
-             f"| Precision falls as the training set holds more combinations (new combinations appear) | precision "
-             f"at the most combinations below precision at the fewest for {n_falls} of {len(falls)} (data set, model) "
-             f"pairs ({falls_txt}) | {_verdict(n_falls, len(falls))} |",
-             f"| A few combinations (10–20) are memorised almost exactly | precision ≥ {PRECISION_MEMORISED} at the "
-             f"fewest combinations for {memo} of {len(firsts)} pairs with a defined precision | "
-             f"{_verdict(memo, len(firsts))} |"]
-    for by, what in (("width", "network size (Fig. 25)"), ("pool_size", "data-set size")):
-        for d, rs in combination_rows_by(records, by=by, default_only=False).items():
-            for m in dict.fromkeys(r["model"] for r in rs):
-                sub = [r for r in rs if r["model"] == m]
-                if len({r["group"] for r in sub}) < 2:
-                    continue
-                spread = _spread_across(sub)
-                ok = sum(s < SIZE_INVARIANT for _, s in spread)
-                txt = ", ".join(f"{n}: {s:.3f}" for n, s in spread)
-                groups = ", ".join(str(g) for g in sorted({r["group"] for r in sub}))
-                lines.append(f"| The curves do not depend on the {what} | {d}, {LABELS[m]}, {groups}: range "
-                             f"of precision across them below {SIZE_INVARIANT} at {ok} of {len(spread)} numbers of "
-                             f"combinations ({txt}) | {_verdict(ok, len(spread))} |")
-    return Markdown(_smoke_note(presets) + "\n".join(lines))
+def _precision_drift(runs: Sequence[dict]) -> float:
+    """Mean over runs of |precision of the last probe - precision of the probe before| (NaN without probes)."""
+    moves = []
+    for r in runs:
+        probes = _probe_dists(r)
+        n = int((r.get("params") or {}).get("probe_samples") or 1000)
+        if len(probes) >= 2:
+            sup = r["result"]["train_support"]
+            moves.append(abs(_precision(probes[-1], n, sup) - _precision(probes[-2], n, sup)))
+    moves = [m for m in moves if np.isfinite(m)]
+    return float(np.mean(moves)) if moves else float("nan")
 
 
-#: Our thresholds for the CLEVR pair claims (the paper gives none).
-MARGINAL_TV = 0.1       # "the marginal is preserved"
-FEW_NOVEL = 0.25        # 4x4: "very few, if any" new colours for the rare shape: share of its mass on new cells
-EVEN_SHARE = 0.5        # 9x9: "takes on all colours almost evenly": new cells get at least half their even share
+def combination_points(records: Sequence[dict]) -> list[dict]:
+    """Per (experiment, model, width, training-set size, number of training combinations), over seeds: mean
+    ``precision`` and ``recall``, ``chance`` precision (m / all combinations: a model uniform over every
+    combination), ``lift`` = (precision - chance) / (1 - chance), and ``noise`` (the larger of the t half-width
+    over seeds and the precision's end-of-training drift; 0 when neither is known)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        p = r.get("params") or {}
+        key = (r["experiment"], r["model"], p.get("width"), p.get("pool_size"), len(r["result"]["train_support"]))
+        groups.setdefault(key, []).append(r)
+    out = []
+    for (name, model, width, pool, m), runs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0][:2]))
+                                                      + tuple(x or 0 for x in kv[0][2:])):
+        total = int(np.prod(EXPERIMENTS[name].grid))
+        prs = [A.support_precision_recall(A.record_ids(r), r["result"]["train_support"], total) for r in runs]
+        precisions = [x["precision"] for x in prs]
+        precision, chance = _nanmean(precisions), m / total
+        known = [x for x in (A.half_width(precisions), _precision_drift(runs)) if np.isfinite(x)]
+        out.append({"experiment": name, "model": model, "width": width, "pool_size": pool, "n_train": m,
+                    "runs": runs, "precision": precision, "recall": float(np.mean([x["recall"] for x in prs])),
+                    "chance": chance, "lift": (precision - chance) / (1 - chance) if chance < 1 else float("nan"),
+                    "noise": max(known) if known else 0.0,
+                    "default": all(_default(runs[0], k) for k in ("width", "pool_size"))})
+    return out
 
 
-def clevr_pair_table(rows: dict[str, list[dict]]) -> Markdown:
+def rule_recall_high(point: dict) -> bool | None:
+    """"Recall is very high: every training combination is generated": recall at least :data:`RECALL_HIGH`."""
+    return bool(point["recall"] >= RECALL_HIGH) if np.isfinite(point["recall"]) else None
+
+
+def above_chance(point: dict) -> bool:
+    """Whether the precision is above chance (m / all combinations): lift at least :data:`ABOVE_CHANCE_LIFT` and
+    precision - noise above chance."""
+    return bool(point["lift"] >= ABOVE_CHANCE_LIFT and point["precision"] - point["noise"] > point["chance"])
+
+
+def rule_precision_falls(fewest: dict, most: dict) -> bool | None:
+    """"Precision falls as the training set holds more combinations": the lift over chance, (precision - m/total)
+    / (1 - m/total), is lower at the most combinations than at the fewest by more than the noise. Raw precision
+    would mislead: chance precision m/total rises with m."""
+    scale = 1 - max(fewest["chance"], most["chance"])
+    return beyond(fewest["lift"] - most["lift"], max(fewest["noise"], most["noise"]) / max(scale, 1e-9))
+
+
+def rule_memorised(point: dict) -> bool | None:
+    """"A few combinations are memorised almost exactly": precision at the fewest combinations above
+    :data:`PRECISION_MEMORISED` by more than the noise; None when chance precision alone reaches it."""
+    if not np.isfinite(point["precision"]) or point["chance"] >= PRECISION_MEMORISED:
+        return None
+    return beyond(point["precision"] - PRECISION_MEMORISED, point["noise"])
+
+
+def rule_size_invariant(points: Sequence[dict]) -> bool | None:
+    """"The curves do not depend on the network (data-set) size" (one model, one number of combinations, two or
+    more sizes): None unless every size is above chance (two models at chance agree for no reason); True when the
+    range of precision across sizes is below :data:`SIZE_INVARIANT`; False when it is at or above it and above
+    twice the largest noise (the range two noisy estimates show alone)."""
+    if len(points) < 2 or not all(above_chance(p) for p in points):
+        return None
+    spread = float(np.ptp([p["precision"] for p in points]))
+    return tv_within(spread, SIZE_INVARIANT, 2 * max(p["noise"] for p in points))
+
+
+def _by(points: Sequence[dict], keys: tuple[str, ...]) -> dict[tuple, list[dict]]:
+    out: dict[tuple, list[dict]] = {}
+    for p in points:
+        out.setdefault(tuple(p[k] for k in keys), []).append(p)
+    return out
+
+
+def _size_outcomes(points: Sequence[dict], vary: str) -> tuple[list[bool | None], list[str]]:
+    """Size-invariance outcomes per (experiment, model, number of combinations) across values of ``vary``
+    (``width`` or ``pool_size``), the other setting at the preset's own value."""
+    fixed = "pool_size" if vary == "width" else "width"
+    keep = [p for p in points if _default(p["runs"][0], fixed)]
+    outcomes, txt = [], []
+    for (name, model, m), group in _by(keep, ("experiment", "model", "n_train")).items():
+        if len({p[vary] for p in group}) < 2:
+            continue
+        outcomes.append(rule_size_invariant(group))
+        txt.append(f"{EXPERIMENTS[name].dataset} {LABELS.get(model, model)} at {m}: "
+                   + ", ".join(f"{p[vary]}: {p['precision']:.3f} (chance {p['chance']:.3f})" for p in group))
+    return outcomes, txt
+
+
+def combination_findings(records: dict[str, list[dict]], anchor: str = "findings-combinations") -> Findings:
+    """The paper's claims of Sec. 5 (pie and three-MNIST) and App. A (Fig. 25), on the runs that pass their gate."""
+    every = list({r.get("key", id(r)): r for rs in records.values() for r in rs}.values())
+    passed, failed = split_by_gate(every)
+    why = gate_reasons(failed)
+    points = combination_points(passed)
+    main = [p for p in points if p["default"]]
+    curves = [sorted((p for p in g if np.isfinite(p["precision"])), key=lambda p: p["n_train"])
+              for g in _by(main, ("experiment", "model")).values()]
+    recall = [rule_recall_high(p) for p in main]
+    falls = [rule_precision_falls(c[0], c[-1]) for c in curves if len(c) >= 2]
+    memo = [rule_memorised(c[0]) for c in curves if c]
+    falls_txt = ", ".join(f"{EXPERIMENTS[c[0]['experiment']].dataset} {LABELS.get(c[0]['model'], c[0]['model'])} "
+                          f"{c[0]['lift']:.2f} at {c[0]['n_train']} → {c[-1]['lift']:.2f} at {c[-1]['n_train']}"
+                          for c in curves if len(c) >= 2)
+    claims = [
+        Claim("combinations.recall", "Recall is very high: every training combination is generated",
+              f"recall ≥ {RECALL_HIGH} in {sum(o is True for o in recall)} of {len(main)} (data set, model, number "
+              f"of combinations) settings", judge(recall, why)),
+        Claim("combinations.precision_falls", "Precision falls as the training set holds more combinations (new "
+              "combinations appear)", f"precision's lift over chance, (precision − m/total) / (1 − m/total), lower "
+              f"at the most combinations than at the fewest for {sum(o is True for o in falls)} of {len(falls)} "
+              f"(data set, model) pairs ({falls_txt or 'none scored'})", judge(falls, why)),
+        Claim("combinations.memorised", "A few combinations (10–20) are memorised almost exactly",
+              f"precision above {PRECISION_MEMORISED} at the fewest combinations for {sum(o is True for o in memo)} "
+              f"of {len(memo)} (data set, model) pairs",
+              judge(memo, why, undecided="chance precision alone reaches it, or " + WITHIN_NOISE)),
+    ]
+    for vary, what in (("width", "network size (Fig. 25)"), ("pool_size", "data-set size")):
+        outcomes, txt = _size_outcomes(points, vary)
+        none = (f"no scored runs at other {'network widths' if vary == 'width' else 'training-set sizes'}",)
+        claims.append(Claim(f"combinations.{vary}", f"The curves do not depend on the {what}",
+                            f"range of precision across them below {SIZE_INVARIANT}, every size above chance, at "
+                            f"{sum(o is True for o in outcomes)} of {len(outcomes)} (data set, model, number of "
+                            f"combinations) points ({'; '.join(txt) or 'none'})",
+                            judge(outcomes, why + none if not outcomes else why,
+                                  undecided="a size is at chance precision, or " + WITHIN_NOISE)))
+    return Findings(anchor, claims, [*_preset_note(every), gate_note(every, failed)])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CLEVR: numerosity and shape-colour pairs (Fig. 3 middle, Fig. 9 / 23)
+# ---------------------------------------------------------------------------------------------------------------
+
+def clevr_pair_rows(records: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """:func:`probe_utils.analysis.pair_grid_rows` per pair grid (all runs, as the figures)."""
+    return {n: A.pair_grid_rows(rs, EXPERIMENTS[n].grid) for n, rs in records.items()
+            if n.startswith("clevr_pairs") and rs}
+
+
+def clevr_pair_table(rows: dict[str, list[dict]]) -> Table:
     """Per grid, rare attribute and model: marginal distances, the rare line's mass and how much of it is new."""
     flat = [{"grid": n.rsplit("_", 1)[1], **r, "tv_shape": r["marginal_tv"][0], "tv_color": r["marginal_tv"][1]}
             for n, rs in rows.items() for r in rs]
     cols = {"grid": "grid", "rare": "rare", "model": "model", "seeds": "seeds", "tv_shape": "TV shape-pair marginal",
             "tv_color": "TV colour-pair marginal", "rare_share_train": "rare line, training share",
             "rare_share": "rare line, generated share", "rare_novel": "rare line: share on new cells",
-            "rare_even": "… if spread evenly", "novel_mass": "all new cells", "invalid": "outside the grid"}
+            "rare_even": "… if spread evenly", "novel_mass": "all new cells", "invalid": "unmeasurable"}
     fmt = {k: ".2f" for k in ("tv_shape", "tv_color", "rare_share_train", "rare_share", "rare_novel", "rare_even",
                               "novel_mass")}
     fmt["invalid"] = ".0%"
-    return Markdown(_table(flat, cols, fmt))
+    return table_from_rows(flat, cols, fmt)
 
 
-def clevr_pair_rows(records: dict[str, list[dict]]) -> dict[str, list[dict]]:
-    from probe_utils.analysis import pair_grid_rows
-    from probe_utils.experiments import EXPERIMENTS
-
-    return {n: pair_grid_rows(rs, EXPERIMENTS[n].grid) for n, rs in records.items()
-            if n.startswith("clevr_pairs") and rs}
-
-
-def clevr_findings(records: dict[str, list[dict]]) -> Markdown:
-    """The paper's CLEVR claims (Fig. 3 middle, Fig. 9 / 23) checked against our records."""
-    presets = sorted({r["preset"] for recs in records.values() for r in recs})
-    parts = []
-    if records.get("clevr_numerosity"):
-        parts.append(str(numerosity_findings(records["clevr_numerosity"], noun="objects")))
-    rows = clevr_pair_rows(records)
-    flat = [(n.rsplit("_", 1)[1], r) for n, rs in rows.items() for r in rs]
-    if flat:
-        kept = sum(max(r["marginal_tv"]) < MARGINAL_TV for _, r in flat)
-        small = [(g, r) for g, r in flat if g == "4x4" and np.isfinite(r["rare_novel"])]
-        large = [(g, r) for g, r in flat if g == "9x9" and np.isfinite(r["rare_novel"])]
-        few = sum(r["rare_novel"] < FEW_NOVEL for _, r in small)
-        even = sum(r["rare_novel"] >= EVEN_SHARE * r["rare_even"] for _, r in large)
-        txt = lambda rs: ", ".join(f"{LABELS[r['model']]} rare {r['rare']} {r['rare_novel']:.2f}" for _, r in rs)  # noqa
-        parts.append("\n".join([
-            "| the paper says (shape–colour pairs) | what our runs show | verdict |", "|---|---|---|",
-            f"| The marginals are preserved | TV of both marginals below {MARGINAL_TV} in {kept} of {len(flat)} "
-            f"settings | {_verdict(kept, len(flat))} |",
-            f"| 4×4: the rare shape pair (colour pair) gets very few new colours (shapes) | share of its generated "
-            f"mass on new cells below {FEW_NOVEL} in {few} of {len(small)} settings ({txt(small)}) | "
-            f"{_verdict(few, len(small))} |",
-            f"| 9×9: it takes all colours (shapes) almost evenly | new cells get at least {EVEN_SHARE:.0%} of their "
-            f"even share in {even} of {len(large)} settings ({txt(large)}) | {_verdict(even, len(large))} |"]))
-    note = "" if records.get("clevr_numerosity") else _smoke_note(presets)  # numerosity_findings has its own
-    return Markdown(note + "\n\n".join(parts))
+def rule_marginals(row: dict) -> bool | None:
+    """"The marginals are preserved": the TV distance of both marginals to the training ones below
+    :data:`MARGINAL_TV`."""
+    tv = max(row["marginal_tv"])
+    return bool(tv < MARGINAL_TV) if np.isfinite(tv) else None
 
 
-def measurement_accuracy(n: int = 500, seed: int = 12345) -> Markdown:
+def rule_few_novel(row: dict) -> bool | None:
+    """4x4: "the rare shape pair (colour pair) gets very few new colours (shapes)": less than :data:`FEW_NOVEL`
+    of the rare line's generated mass on new cells."""
+    return bool(row["rare_novel"] < FEW_NOVEL) if np.isfinite(row["rare_novel"]) else None
+
+
+def rule_even(row: dict) -> bool | None:
+    """9x9: "it takes all colours (shapes) almost evenly": the rare line's new cells get at least
+    :data:`EVEN_SHARE` of the share they would get if it were spread evenly."""
+    return bool(row["rare_novel"] >= EVEN_SHARE * row["rare_even"]) if np.isfinite(row["rare_novel"]) else None
+
+
+def clevr_findings(records: dict[str, list[dict]], anchor: str = "findings-clevr") -> Findings:
+    """The paper's CLEVR claims (Fig. 3 middle, Fig. 9 / 23) on the runs that pass their gates."""
+    num = numerosity_findings(records.get("clevr_numerosity", []), noun="objects", key="clevr_numerosity")
+    pairs = {n: rs for n, rs in records.items() if n.startswith("clevr_pairs")}
+    every = [r for rs in pairs.values() for r in rs]
+    passed, failed = split_by_gate(every)
+    why = gate_reasons(failed)
+    rows = [(n.rsplit("_", 1)[1], r) for n, rs in clevr_pair_rows(
+        {n: [r for r in passed if r["experiment"] == n] for n in pairs}).items() for r in rs]
+    kept = [rule_marginals(r) for _, r in rows]
+    few = [rule_few_novel(r) for g, r in rows if g == "4x4"]
+    even = [rule_even(r) for g, r in rows if g == "9x9"]
+    txt = lambda g: ", ".join(f"{LABELS.get(r['model'], r['model'])} rare {r['rare']} {r['rare_novel']:.2f}"  # noqa
+                              for gg, r in rows if gg == g) or "none scored"
+    claims = num.claims + [
+        Claim("clevr_pairs.marginals", "Shape–colour pairs: the marginals are preserved",
+              f"TV of both marginals below {MARGINAL_TV} in {sum(o is True for o in kept)} of {len(rows)} settings",
+              judge(kept, why)),
+        Claim("clevr_pairs.few_4x4", "4×4: the rare shape pair (colour pair) gets very few new colours (shapes)",
+              f"share of its generated mass on new cells below {FEW_NOVEL} in {sum(o is True for o in few)} of "
+              f"{len(few)} settings ({txt('4x4')})", judge(few, why)),
+        Claim("clevr_pairs.even_9x9", "9×9: it takes all colours (shapes) almost evenly",
+              f"new cells get at least {EVEN_SHARE:.0%} of their even share in {sum(o is True for o in even)} of "
+              f"{len(even)} settings ({txt('9x9')})", judge(even, why)),
+    ]
+    notes = num.notes + ([gate_note(every, failed)] if every else [])
+    return Findings(anchor, claims, notes)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The scorecard: claim x model family
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Section:
+    """One chapter section of the scorecard: its title, chapter notebook, experiments and findings function."""
+
+    title: str
+    stem: str
+    experiments: tuple[str, ...]
+    findings: Callable[[dict[str, list[dict]]], Findings]
+
+    def anchor(self) -> str:
+        return self.findings({n: [] for n in self.experiments}).anchor
+
+
+#: The scorecard's sections, in the book's order.
+SECTIONS: tuple[Section, ...] = (
+    Section("Numerosity (Sec. 4.1.1)", "01_numerosity", ("numerosity",),
+            lambda recs: numerosity_findings(recs["numerosity"])),
+    Section("Colour, size and location (Sec. 4.1.2–4.1.3)", "02_color_size_location",
+            tuple(CHAPTERS["02_color_size_location"] or ()), pie_findings),
+    Section("Convolution and prototype enhancement (Sec. 4.2)", "03_convolution_prototype",
+            tuple(CHAPTERS["03_convolution_prototype"] or ()), convolution_findings),
+    Section("Independence of features (Sec. 4.3)", "04_independence", tuple(INDEPENDENCE_EXPERIMENTS),
+            independence_findings),
+    Section("Combinations: pie and three-MNIST (Sec. 5)", "05_combinations",
+            tuple(CHAPTERS["05_combinations"] or ()), combination_findings),
+    Section("CLEVR: numerosity and shape–colour pairs (Sec. 4.1.1, 5)", "06_clevr", tuple(CLEVR_EXPERIMENTS),
+            clevr_findings),
+)
+
+
+@dataclass
+class ScoredSection:
+    """A section's findings per model family at one preset (``runs``: runs per family)."""
+
+    section: Section
+    preset: str
+    families: dict[str, Findings]
+    runs: dict[str, int]
+    claims: list[Claim]          # the section's claims (as with no runs), for the rows of the matrix
+
+    @property
+    def href(self) -> str:
+        return f"{self.section.stem}.html#{self.section.anchor()}"
+
+    def verdict(self, family: str, key: str) -> Verdict:
+        if family not in self.families:
+            return Verdict(NOT_TESTABLE, reasons=(f"not run at the `{self.preset}` preset",))
+        return self.families[family].verdict(key)
+
+
+class Details:
+    """The scorecard's per-section details: each family's findings, as HTML (``str()``: Markdown)."""
+
+    def __init__(self, sections: list[ScoredSection]) -> None:
+        self.sections = sections
+
+    def _parts(self, html_: bool) -> list[str]:
+        out = []
+        for s in self.sections:
+            link = f"<a href=\"{s.href}\">chapter</a>" if html_ else f"[chapter]({s.href})"
+            out.append(f"<h2>{html.escape(s.section.title)} ({link})</h2>" if html_ else
+                       f"## {s.section.title} ({link})")
+            if not s.families:
+                out.append(f"<p>Not run at the <code>{s.preset}</code> preset yet.</p>" if html_ else
+                           f"Not run at the `{s.preset}` preset yet.")
+            for fam, f in s.families.items():
+                head = f"{LABELS.get(fam, fam)} ({s.runs[fam]} runs at the `{s.preset}` preset)"
+                out.append(f"<h3>{inline_html(head)}</h3>" if html_ else f"### {head}")
+                out.append(f._repr_html_().replace(f"id=\"{f.anchor}\"", f"id=\"{f.anchor}-{fam}\"") if html_
+                           else f.markdown)
+        return out
+
+    def __str__(self) -> str:
+        return "\n\n".join(self._parts(False))
+
+    def _repr_html_(self) -> str:
+        return "\n".join(self._parts(True))
+
+
+class Scorecard:
+    """Every claim we check, per model family: a matrix of verdicts (``_repr_html_``, ``matrix()``), counts per
+    family and per claim (``counts()``) and the findings behind each cell (``details()``)."""
+
+    def __init__(self, sections: list[ScoredSection]) -> None:
+        self.sections = sections
+        self.families = _families({"model": f} for s in sections for f in s.families)
+
+    def cells(self) -> list[tuple[ScoredSection, Claim, dict[str, Verdict]]]:
+        """(section, claim, verdict per family) for every claim, in the book's order."""
+        return [(s, c, {f: s.verdict(f, c.key) for f in self.families}) for s in self.sections for c in s.claims]
+
+    def matrix(self) -> Table:
+        """Claim × model family; each cell a verdict with its counts, linked to the chapter section deciding it;
+        the last column counts the verdicts across families."""
+        rows = []
+        for s, c, verdicts in self.cells():
+            row: list[Any] = [Cell(f"{c.paper} ({s.section.title})", f"{inline_html(c.paper)}<br><span "
+                                   f"class=\"scorecard-section\">{html.escape(s.section.title)}</span>")]
+            row += [verdicts[f].cell(s.href) for f in self.families]
+            row.append(_count_text([v.verdict for v in verdicts.values()]))
+            rows.append(row)
+        return Table(["the paper says", *(LABELS.get(f, f) for f in self.families), "across families"], rows,
+                     css="probe-table scorecard")
+
+    def counts(self) -> Table:
+        """Per model family (and over all): how many claims agree, partly agree, disagree, are not testable."""
+        cells = self.cells()
+        per = {f: [v[f].verdict for _, _, v in cells] for f in self.families}
+        per["all families"] = [x for v in per.values() for x in v]
+        return Table(["family", *VERDICTS], [[LABELS.get(f, f), *(Cell(str(vs.count(k)), str(vs.count(k)),
+                                                                        f"verdict-{k.replace(' ', '-')}")
+                                                                   for k in VERDICTS)] for f, vs in per.items()],
+                     css="probe-table scorecard-counts")
+
+    def details(self) -> Details:
+        return Details(self.sections)
+
+    @property
+    def markdown(self) -> str:
+        return self.matrix().markdown + "\n" + self.counts().markdown
+
+    def __str__(self) -> str:
+        return self.markdown
+
+    def _repr_html_(self) -> str:
+        if not self.families:
+            return "<p>No records at this preset yet.</p>"
+        return self.matrix()._repr_html_() + "\n" + self.counts()._repr_html_()
+
+
+def _count_text(verdicts: Sequence[str]) -> str:
+    return ", ".join(f"{verdicts.count(k)} {k}" for k in VERDICTS if verdicts.count(k))
+
+
+def score_section(section: Section, records: dict[str, list[dict]], preset: str) -> ScoredSection:
+    """A section's findings per family from its records (one preset)."""
+    fams = _families(r for rs in records.values() for r in rs)
+    per = {f: section.findings({n: [r for r in rs if r["model"] == f] for n, rs in records.items()}) for f in fams}
+    runs = {f: sum(r["model"] == f for rs in records.values() for r in rs) for f in fams}
+    claims = {c.key: c for c in section.findings({n: [] for n in section.experiments}).claims}
+    for f in per.values():  # a claim only some records raise (none today) still gets its row
+        claims.update({c.key: c for c in f.claims if c.key not in claims})
+    return ScoredSection(section, preset, per, runs, list(claims.values()))
+
+
+def scorecard(preset: str = "auto", store: Any = None) -> Scorecard:
+    """Every claim we check, per section and model family, from the stored records at ``preset`` (``auto``: for
+    each section, the largest-scale preset with records)."""
+    from probe_utils.experiments import best_preset
+    from probe_utils.params import check_choice
+    from probe_utils.store import Store
+
+    check_choice("preset", preset, ["auto", *PRESETS])
+    store = store or Store()
+    out = []
+    for section in SECTIONS:
+        at = best_preset(list(section.experiments), store) if preset == "auto" else preset
+        recs = {n: list(store.records(n, at)) for n in section.experiments}
+        out.append(score_section(section, recs, at))
+    return Scorecard(out)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The measurements' own accuracy (data-sets page)
+# ---------------------------------------------------------------------------------------------------------------
+
+def measurement_accuracy(n: int = 500, seed: int = 12345) -> Table:
     """Every measurement's accuracy on ``n`` fresh renders per check (computed now, not typed in), next to the
     requirement it must meet."""
     from probe_utils.features import clevr as clevrf, dots as dotf, mnist3 as mnistf, pie as pief
@@ -570,6 +1580,5 @@ def measurement_accuracy(n: int = 500, seed: int = 12345) -> Markdown:
                        ("pair_color_accuracy", "two objects: colour pair")):
         if key in c:
             rows.append(("CLEVR", label, f"{c[key]:.2%}", "≥ 95%", c[key] >= 0.95))
-    head = "| data set | measurement | on fresh renders | requirement | met |\n|---|---|---|---|---|\n"
-    body = "".join(f"| {a} | {b} | {v} | {r} | {'yes' if ok else '**no**'} |\n" for a, b, v, r, ok in rows)
-    return Markdown(head + body)
+    return Table(["data set", "measurement", "on fresh renders", "requirement", "met"],
+                 [[a, b, v, r, "yes" if ok else "**no**"] for a, b, v, r, ok in rows])

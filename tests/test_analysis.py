@@ -82,15 +82,43 @@ def test_response_ci_t_normal_and_binomial():
         A.response_ci([0.5, 0.5])
 
 
-def test_impulse_responses_use_the_normal_interval():
+def test_impulse_responses_use_the_t_interval_and_flag_single_seeds():
     recs = [{"model": "m", "value": 2, "seed": s, "result": {"distribution": d, "n_samples": 50}}
             for s, d in enumerate([[0.1, 0.6, 0.3], [0.2, 0.5, 0.3]])]
     recs.append({"model": "m", "value": 3, "seed": 0, "result": {"distribution": [0.0, 0.3, 0.7], "n_samples": 50}})
     r2, r3 = A.impulse_responses(recs)
     d, n = A.stack_distributions(recs[:2])
-    for got, want in zip((r2.dist, r2.lo, r2.hi), A.response_ci(d, n, method="normal")):
+    for got, want in zip((r2.dist, r2.lo, r2.hi), A.response_ci(d, n, method="t")):
         np.testing.assert_array_equal(got, want)
+    assert r2.seed_variation and not r3.seed_variation
     np.testing.assert_allclose(r3.hi - r3.dist, 1.96 * np.sqrt(r3.dist * (1 - r3.dist) / 50))
+
+
+def test_summary_interval_is_t_based_with_the_real_number_of_seeds():
+    recs = [{"model": "m", "value": 1, "seed": s, "result": {"distribution": d, "n_samples": 100},
+             "provenance": {"steps": 10}} for s, d in enumerate([[0.0, 1.0, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 1.0]])]
+    (row,) = A.summary_rows(recs)
+    assert row["mean_ci"] == pytest.approx(4.303 * 0.5 / np.sqrt(3), rel=1e-3)  # t with 2 dof, sd of 1, 1.5, 2
+    (single,) = A.summary_rows(recs[:1])
+    assert np.isnan(single["mean_ci"])
+
+
+def test_skewness_of_a_degenerate_response_is_undefined():
+    spike = onehot(3, 7)
+    assert np.isnan(A.response_shape(spike)["skewness"]) and np.isnan(A.dist_stats(spike)["skew"])
+
+
+def test_per_mode_spread_does_not_shrink_when_a_mode_is_lost():
+    c = np.linspace(0.01, 0.99, 50)
+    three = gauss(c, 0.3, 0.03) + gauss(c, 0.4, 0.03) + gauss(c, 0.9, 0.03)
+    two = gauss(c, 0.3, 0.03) + gauss(c, 0.4, 0.03)
+    whole = [A.response_shape(d, c)["sd"] for d in (three, two)]
+    assert whole[1] < whole[0] / 2  # the mixture's sd falls a lot when the mode at 0.9 is lost ...
+    modes = [A.per_mode(d, c, [0.3, 0.4, 0.9]) for d in (three, two)]
+    assert modes[1][2]["mass"] < 1e-12 and modes[0][2]["mass"] > 0.3
+    assert modes[1][0]["sd"] == pytest.approx(modes[0][0]["sd"], rel=0.05)  # ... the spread of each mode does not
+    assert A.mode_windows([0.4, 0.3, 0.9]) == [pytest.approx((0.25, 0.35)), pytest.approx((0.35, 0.65)),
+                                               pytest.approx((0.65, 1.15))]
 
 
 # --- convolution and prototype enhancement --------------------------------------------------------------------

@@ -1,0 +1,316 @@
+"""Every training-health gate and verdict rule of probe_utils.findings on synthetic records: one record that must
+fail it and one that must pass it (and, where a rule can be fooled, the broken record that used to fool it)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from probe_utils import findings as F
+from probe_utils.experiments import EXPERIMENTS, PRESETS
+
+
+# --- synthetic records -----------------------------------------------------------------------------------------
+
+def rec(experiment: str, value, dist, *, model: str = "vae", seed: int = 0, invalid: float = 0.0, probes=None,
+        support=None, params: dict | None = None, n: int = 4000) -> dict:
+    """A store-like record whose final distribution is ``dist``; ``probes``: distributions measured during training
+    (default: two copies of ``dist``, so no drift)."""
+    d = np.asarray(dist, float)
+    d = d / d.sum() if d.sum() > 0 else d
+    pre = PRESETS["cpu"]
+    probes = [d, d] if probes is None else [np.asarray(p, float) / np.sum(p) for p in probes]
+    r = {"experiment": experiment, "model": model, "value": value, "seed": seed, "preset": "cpu",
+         "key": f"{experiment}-{model}-{value}-{seed}-{params}",
+         "params": {"width": pre.width, "pool_size": pre.pool_size, "probe_samples": 1000, **(params or {})},
+         "provenance": {"steps": 100, "n_parameters": 10},
+         "result": {"distribution": d.tolist(), "n_samples": n, "invalid_share": invalid,
+                    "probes": [{"step": 100 * (i + 1), "dist": p.tolist()} for i, p in enumerate(probes)]}}
+    if support is not None:
+        r["result"]["train_support"] = [int(i) for i in support]
+    return r
+
+
+def counts(shares: dict[int, float], bins: int = 25) -> np.ndarray:
+    d = np.zeros(bins)
+    for k, v in shares.items():
+        d[k] = v
+    return d
+
+
+def gauss(experiment: str, mu: float, sd: float, skew: float = 0.0) -> np.ndarray:
+    """A (skew-)normal bump over the experiment's bins."""
+    c = EXPERIMENTS[experiment].centres
+    z = (c - mu) / sd
+    return np.exp(-0.5 * z ** 2) * (1 + np.tanh(skew * z))
+
+
+def seeds(experiment: str, value, dists, **kw) -> list[dict]:
+    return [rec(experiment, value, d, seed=i, **kw) for i, d in enumerate(dists)]
+
+
+# --- verdicts --------------------------------------------------------------------------------------------------
+
+def test_judge_vocabulary():
+    assert F.judge([True, True]).label == "agrees 2/2"
+    assert F.judge([True, False, None]).label == "partly 1/3"
+    assert F.judge([False, None]).label == "disagrees 0/2"
+    assert F.judge([None, None]).verdict == F.NOT_TESTABLE and F.WITHIN_NOISE in F.judge([None]).reasons
+    empty = F.judge([], ("3 runs fail their training-health gate",))
+    assert empty.verdict == F.NOT_TESTABLE and empty.reasons == ("3 runs fail their training-health gate",)
+    assert {F.judge(o).verdict for o in ([True], [True, False], [False], [])} == set(F.VERDICTS)
+
+
+def test_noise_helpers():
+    assert F.beyond(0.3, 0.1) is True and F.beyond(-0.3, 0.1) is False and F.beyond(0.05, 0.1) is None
+    assert F.within(0.02, 0.05, 0.01) is True and F.within(0.08, 0.05, 0.01) is False
+    assert F.within(0.045, 0.05, 0.01) is None
+    assert F.tv_within(0.1, 0.25, 0.5) is True and F.tv_within(0.4, 0.25, 0.1) is False
+    assert F.tv_within(0.4, 0.25, 0.5) is None  # above the limit, but the run differs that much from itself
+    moving = rec("numerosity", 3, counts({3: 0.6, 4: 0.4}), probes=[counts({3: 1.0}), counts({3: 0.6, 4: 0.4})])
+    assert F.drift([moving], F._share_at(3)) == pytest.approx(0.4)
+    assert F.noise([moving], F._share_at(3)) == pytest.approx(0.4)
+
+
+# --- gates -----------------------------------------------------------------------------------------------------
+
+def test_count_gate():
+    good = rec("numerosity", 3, counts({2: 0.2, 3: 0.5, 4: 0.3}))
+    blank = rec("numerosity", 3, counts({0: 0.8, 3: 0.2}))
+    mush = rec("numerosity", 3, counts({3: 1.0}), invalid=0.6)
+    assert F.gate(good).passed
+    assert not F.gate(blank).passed and "most frequent count is 0" in F.gate(blank).reason
+    assert not F.gate(mush).passed and "40% of samples measurable" in F.gate(mush).reason
+
+
+def test_continuous_gate():
+    good = rec("pie_red", 0.5, gauss("pie_red", 0.5, 0.05))
+    off = rec("pie_red", 0.5, gauss("pie_red", 0.8, 0.05))
+    one_value = np.zeros(50)
+    one_value[-1] = 1
+    degenerate = rec("pie_red", 0.9, one_value)
+    assert F.gate(good).passed
+    assert "more than one grid step" in F.gate(off).reason
+    assert "degenerate" in F.gate(degenerate).reason
+
+
+def test_mixture_gate_rests_on_the_single_value_runs():
+    mix = rec("pie_red_mix", "0.3+0.9", gauss("pie_red", 0.3, 0.05) + gauss("pie_red", 0.9, 0.05))
+    good = [rec("pie_red", v, gauss("pie_red", v, 0.05)) for v in (0.3, 0.9)]
+    spike = np.zeros(50)
+    spike[-1] = 1
+    bad = [good[0], rec("pie_red", 0.9, spike)]
+    assert F.gate(mix, good).passed
+    assert "red 0.9 fail their gate" in F.gate(mix, bad).reason
+    assert "no single-value run at red 0.3" in F.gate(mix, good[1:]).reason
+
+
+def _three(sd: float = 0.02, keep=(0.3, 0.4, 0.9)) -> np.ndarray:
+    return sum(gauss("indep_red", v, sd) for v in keep)
+
+
+def test_independence_gate_rests_on_the_fewest_nuisance_values():
+    ok = [rec("indep_red", 1, _three()), rec("indep_red", 10, _three(0.03))]
+    lost = [rec("indep_red", 1, _three(keep=(0.4, 0.9))), rec("indep_red", 10, _three())]
+    assert all(F.gate(r, ok).passed for r in ok)
+    assert not F.gate(lost[0], lost).passed and "near 0.3" in F.gate(lost[0], lost).reason
+    assert not F.gate(lost[1], lost).passed  # its reference (1 nuisance value) lost a trained value
+
+
+def test_combinations_gate_rests_on_the_fewest_combinations():
+    support = np.arange(10)
+    memorised = rec("pie_combos", 10, np.bincount(np.repeat(support, 10), minlength=2025), support=support)
+    spread = rec("pie_combos", 10, np.ones(2025), support=support)
+    more = rec("pie_combos", 400, np.ones(2025), support=np.arange(400))
+    assert F.gate(memorised, [memorised, more]).passed and F.gate(more, [memorised, more]).passed
+    assert "only 0% of samples on them" in F.gate(spread, [spread]).reason
+    assert not F.gate(more, [spread, more]).passed
+
+
+def test_pairs_gate():
+    assert F.gate(rec("clevr_pairs_4x4", "shape", np.ones(16))).passed
+    assert not F.gate(rec("clevr_pairs_4x4", "shape", np.ones(16), invalid=0.7)).passed
+
+
+def test_gates_table_lists_every_experiment():
+    text = str(F.gates_table())
+    assert all(f"`{name}`" in text for name in EXPERIMENTS) and "50%" in text
+
+
+# --- numerosity ------------------------------------------------------------------------------------------------
+
+SPREAD = counts({2: 0.2, 3: 0.4, 4: 0.3, 5: 0.1})
+
+
+def test_not_always_exact():
+    assert F.rule_not_always_exact(seeds("numerosity", 3, [SPREAD] * 3)) is True
+    assert F.rule_not_always_exact(seeds("numerosity", 3, [counts({3: 1.0})] * 3)) is False
+    blank = seeds("numerosity", 3, [counts({0: 1.0})] * 3)
+    assert F.rule_not_always_exact(blank) is None  # a broken model never passes
+    found = F.numerosity_findings(blank)
+    assert found.verdict("numerosity.not_always_exact").verdict == F.NOT_TESTABLE
+    assert "fail their training-health gate" in found.verdict("numerosity.not_always_exact").reasons[0]
+    assert "not testable at this scale" in str(found)
+
+
+def test_centred():
+    assert F.rule_centred(seeds("numerosity", 3, [SPREAD] * 3)) is True
+    tail = counts({3: 0.3, 6: 0.25, 7: 0.25, 8: 0.2})  # mode at 3 but mean 5.6
+    assert F.rule_centred(seeds("numerosity", 3, [tail] * 3)) is False
+
+
+def test_more_than_fewer_is_compared_with_the_seed_spread():
+    more = counts({2: 0.1, 3: 0.5, 4: 0.4})
+    fewer = counts({2: 0.4, 3: 0.5, 4: 0.1})
+    assert F.rule_more_than_fewer(seeds("numerosity", 3, [more] * 3)) is True
+    assert F.rule_more_than_fewer(seeds("numerosity", 3, [fewer] * 3)) is False
+    assert F.rule_more_than_fewer(seeds("numerosity", 3, [more, fewer, more])) is None  # seeds disagree
+
+
+def test_spread_grows():
+    narrow, wide = counts({2: 0.1, 3: 0.8, 4: 0.1}), counts({5: 0.2, 6: 0.2, 7: 0.2, 8: 0.2, 9: 0.2})
+    wide3 = counts({1: 0.2, 2: 0.2, 3: 0.3, 4: 0.2, 5: 0.1})
+    narrow7 = counts({6: 0.1, 7: 0.8, 8: 0.1})
+    assert F.rule_spread_grows([seeds("numerosity", 3, [narrow]), seeds("numerosity", 7, [wide])]) is True
+    assert F.rule_spread_grows([seeds("numerosity", 3, [wide3]), seeds("numerosity", 7, [narrow7])]) is False
+
+
+# --- colour, size, location ------------------------------------------------------------------------------------
+
+def test_red_centred():
+    assert F.rule_red_centred(seeds("pie_red", 0.5, [gauss("pie_red", 0.5, 0.05)])) is True
+    assert F.rule_red_centred(seeds("pie_red", 0.5, [gauss("pie_red", 0.59, 0.05)])) is False
+
+
+def _red(v: float, sd: float, mu: float | None = None) -> list[dict]:
+    return seeds("pie_red", v, [gauss("pie_red", v if mu is None else mu, sd)])
+
+
+def test_sharper_at_extremes_and_saturation():
+    assert F.rule_sharper_at_extremes([_red(0.1, 0.03), _red(0.5, 0.08), _red(0.9, 0.03)]) is True
+    assert F.rule_sharper_at_extremes([_red(0.1, 0.08), _red(0.5, 0.03), _red(0.9, 0.08)]) is False
+    floor = np.zeros(50)
+    floor[0], floor[2] = 0.7, 0.3
+    piled = seeds("pie_red", 0.1, [floor])  # most samples read as "no red": the sd says nothing
+    assert F.saturated(piled)
+    assert F.rule_sharper_at_extremes([piled, _red(0.5, 0.08), _red(0.9, 0.03)]) is None
+    found = F.pie_findings({"pie_red": piled + _red(0.5, 0.08) + _red(0.9, 0.03)})
+    weber = found.verdict("pie.red_weber")
+    assert weber.verdict == F.NOT_TESTABLE and "saturated" in weber.reasons[0]
+
+
+def test_symmetric_and_degenerate():
+    assert F.rule_symmetric(_red(0.5, 0.05)) is True
+    assert F.rule_symmetric(seeds("pie_red", 0.5, [gauss("pie_red", 0.45, 0.08, skew=3)])) is False
+    spike = np.zeros(50)
+    spike[25] = 1
+    degenerate = seeds("pie_red", 0.5, [spike])
+    assert F.rule_symmetric(degenerate) is None  # skewness of a response without spread is undefined, not 0
+    assert F.pie_findings({"pie_red": degenerate}).verdict("pie.red_symmetric").verdict == F.NOT_TESTABLE
+
+
+def test_size_skewed_larger():
+    right = seeds("pie_size", 0.6, [gauss("pie_size", 0.58, 0.05, skew=3)])
+    left = seeds("pie_size", 0.6, [gauss("pie_size", 0.62, 0.05, skew=-3)])
+    assert F.rule_skewed_larger(right) is True and F.rule_skewed_larger(left) is False
+
+
+def test_sharper_than_red():
+    red = [_red(v, 0.08) for v in (0.3, 0.5, 0.7)]
+    sharp = [seeds("pie_size", v, [gauss("pie_size", v, 0.01)]) for v in (0.5, 0.6)]
+    blunt = [seeds("pie_size", v, [gauss("pie_size", v, 0.08)]) for v in (0.5, 0.6)]
+    assert F.rule_sharper_than_red(red, sharp) is True and F.rule_sharper_than_red(red, blunt) is False
+
+
+# --- convolution -----------------------------------------------------------------------------------------------
+
+def _row(actual, predicted, a=0.3, b=0.4) -> dict:
+    c = EXPERIMENTS["pie_red"].centres
+    proto = F.A.prototype_enhancement(actual, predicted, c, a, b)
+    return {"model": "vae", "value": f"{a:g}+{b:g}", "gap": b - a, "tv": F.A.distribution_distance(actual,
+            predicted)["tv"], "window": proto["window"], "actual_mid": proto["actual_mid"],
+            "predicted_mid": proto["predicted_mid"], "mode_in_middle": proto["actual_mode_in_window"]}
+
+
+def test_far_modes_match_the_convolution():
+    pred = gauss("pie_red", 0.3, 0.03) + gauss("pie_red", 0.9, 0.03)
+    same = _row(pred, pred, 0.3, 0.9)
+    other = _row(gauss("pie_red", 0.6, 0.03), pred, 0.3, 0.9)
+    runs = seeds("pie_red_mix", "0.3+0.9", [pred])
+    assert F.rule_far_matches(same, runs) is True and F.rule_far_matches(other, runs) is False
+
+
+def test_prototype_and_snap():
+    pred = gauss("pie_red", 0.3, 0.02) + gauss("pie_red", 0.4, 0.02)
+    merged, apart = gauss("pie_red", 0.35, 0.02), gauss("pie_red", 0.3, 0.01) + gauss("pie_red", 0.4, 0.01)
+    runs = seeds("pie_red_mix", "0.3+0.4", [merged])
+    assert F.rule_prototype(_row(merged, pred), runs) is True and F.rule_snap(_row(merged, pred)) is True
+    assert F.rule_prototype(_row(apart, pred), runs) is False and F.rule_snap(_row(apart, pred)) is False
+
+
+# --- independence ----------------------------------------------------------------------------------------------
+
+def test_unchanged():
+    same = seeds("indep_red", 1, [_three()]) + seeds("indep_red", 50, [_three()])
+    assert F.rule_unchanged(0.05, same) is True and F.rule_unchanged(0.6, same) is False
+    jumpy = [rec("indep_red", 1, _three(), probes=[_three(keep=(0.3,)), _three(keep=(0.9,))])]
+    assert F.rule_unchanged(0.6, jumpy) is None  # the run moves that much between its own last probes
+
+
+def test_variance_rises_per_mode():
+    fewest = seeds("indep_red", 1, [_three(0.02)])
+    assert F.rule_variance_rises(fewest, seeds("indep_red", 50, [_three(0.03)])) is True
+    assert F.rule_variance_rises(seeds("indep_red", 1, [_three(0.03)]), seeds("indep_red", 50, [_three(0.02)])) \
+        is False
+    lost = seeds("indep_red", 50, [_three(0.02, keep=(0.3, 0.4))])
+    whole = [F.A.response_shape(F._mean_dist(x), EXPERIMENTS["indep_red"].centres)["sd"] for x in (fewest, lost)]
+    assert whole[1] < whole[0]  # the mixture's sd falls when the mode at 0.9 is lost ...
+    assert F.rule_variance_rises(fewest, lost) is None  # ... which is not read as "the variance falls"
+
+
+# --- combinations ----------------------------------------------------------------------------------------------
+
+def _point(precision: float, m: int, total: int = 2025, noise: float = 0.0, recall: float = 1.0) -> dict:
+    chance = m / total
+    return {"precision": precision, "recall": recall, "chance": chance, "noise": noise, "n_train": m,
+            "lift": (precision - chance) / (1 - chance)}
+
+
+def test_recall_and_memorised():
+    assert F.rule_recall_high(_point(1, 10)) is True and F.rule_recall_high(_point(1, 10, recall=0.5)) is False
+    assert F.rule_memorised(_point(1.0, 10)) is True and F.rule_memorised(_point(0.5, 10)) is False
+    assert F.rule_memorised(_point(0.9, 1900)) is None  # chance precision alone is 0.94
+
+
+def test_precision_falls_counts_chance():
+    assert F.rule_precision_falls(_point(1.0, 10), _point(0.3, 400)) is True
+    assert F.rule_precision_falls(_point(0.3, 10), _point(1.0, 400)) is False
+    # raw precision rises from 0.5 to 0.6, but chance rises from 0.5% to 49%: new combinations do appear
+    assert F.rule_precision_falls(_point(0.5, 10), _point(0.6, 1000)) is True
+    # a model uniform over all combinations: precision = chance at every m, nothing to say
+    assert F.rule_precision_falls(_point(10 / 2025, 10), _point(400 / 2025, 400)) is None
+
+
+def test_size_invariance_needs_runs_above_chance():
+    assert F.rule_size_invariant([_point(1.0, 10), _point(0.97, 10)]) is True
+    assert F.rule_size_invariant([_point(1.0, 10), _point(0.5, 10)]) is False
+    at_chance = [_point(0.2, 400), _point(0.298, 400)]  # range 0.098 < 0.1, but both at chance
+    assert F.rule_size_invariant(at_chance) is None
+
+
+def test_combination_findings_for_a_broken_model_are_not_testable():
+    support = np.arange(10)
+    spread = [rec("pie_combos", 10, np.ones(2025), support=support),
+              rec("pie_combos", 400, np.ones(2025), support=np.arange(400))]
+    found = F.combination_findings({"pie_combos": spread})
+    assert all(c.verdict.verdict == F.NOT_TESTABLE for c in found.claims)
+
+
+# --- CLEVR pairs -----------------------------------------------------------------------------------------------
+
+def test_pair_rules():
+    assert F.rule_marginals({"marginal_tv": [0.02, 0.05]}) is True
+    assert F.rule_marginals({"marginal_tv": [0.02, 0.3]}) is False
+    assert F.rule_few_novel({"rare_novel": 0.1}) is True and F.rule_few_novel({"rare_novel": 0.6}) is False
+    assert F.rule_even({"rare_novel": 0.8, "rare_even": 0.9}) is True
+    assert F.rule_even({"rare_novel": 0.1, "rare_even": 0.9}) is False

@@ -1,0 +1,88 @@
+"""Findings and the scorecard as readers see them: HTML tables (no raw Markdown pipes), verdict classes, links from
+each scorecard cell to the chapter section that decides it, counts per family, and the preset banner generated from
+PRESETS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from probe_utils import findings as F
+from probe_utils.experiments import PRESETS
+from probe_utils.params import ParameterError
+from test_findings_rules import counts, rec
+
+
+class FakeStore:
+    """The two calls the scorecard makes on a store."""
+
+    def __init__(self, records: list[dict]) -> None:
+        self.recs = records
+
+    def records(self, experiment: str | None = None, preset: str | None = None):
+        return (r for r in self.recs if r["experiment"] == experiment and r["preset"] == preset)
+
+
+def _numerosity() -> list[dict]:
+    good = [rec("numerosity", k, counts({k - 1: 0.2, k: 0.5, k + 1: 0.3}), model="vae") for k in (2, 5)]
+    blank = [rec("numerosity", k, counts({0: 1.0}), model="wgan_gp") for k in (2, 5)]
+    return good + blank
+
+
+def test_findings_render_as_html_with_an_anchor():
+    found = F.numerosity_findings(_numerosity())
+    page = found._repr_html_()
+    assert page.startswith('<div class="findings" id="findings-numerosity">')
+    assert "<table" in page and "|---|" not in page and "verdict-not-testable" in page
+    assert "| the paper says |" in str(found)  # the Markdown form, for tests and text output
+    assert "2 of 4 runs fail their training-health gate" in str(found)
+
+
+def test_tables_render_as_html():
+    table = F.summary_table(_numerosity())
+    assert "<td>" in table._repr_html_() and "|---|" not in table._repr_html_()
+    assert "1 of 1" in str(table) and "0 of 1" in str(table)  # seeds passing the gate per setting
+
+
+def test_scorecard_matrix_links_each_cell_and_counts_verdicts():
+    card = F.scorecard("cpu", store=FakeStore(_numerosity()))
+    assert card.families == ["wgan_gp", "vae"]
+    html = card._repr_html_()
+    assert 'href="01_numerosity.html#findings-numerosity"' in html
+    assert "verdict-not-testable" in html and "verdict-agrees" in html
+    key = "numerosity.not_always_exact"
+    s = card.sections[0]
+    assert s.verdict("vae", key).label == "agrees 2/2" and s.verdict("wgan_gp", key).verdict == F.NOT_TESTABLE
+    assert card.sections[1].verdict("vae", "pie.red_centred").reasons == ("not run at the `cpu` preset",)
+    text = str(card.counts())
+    n_claims = len(card.cells())
+    assert "| all families |" in text
+    per_family = {row[0].text: [int(c.text) for c in row[1:]] for row in card.counts().rows}
+    assert sum(per_family["VAE"]) == n_claims and sum(per_family["all families"]) == 2 * n_claims
+    assert "verdict-agrees" in card.details()._repr_html_()
+
+
+def test_scorecard_rejects_an_unknown_preset():
+    with pytest.raises(ParameterError, match="parameter 'preset' must be one of"):
+        F.scorecard("fast", store=FakeStore([]))
+
+
+def test_preset_banner_is_generated_from_presets():
+    for name, p in PRESETS.items():
+        text = F.preset_banner(name)
+        assert f"{p.steps:,} generator iterations" in text and f"width {p.width}" in text
+    assert "64×64 images" in F.preset_banner("ci", ["clevr_numerosity"])
+    with pytest.raises(ParameterError, match="parameter 'preset'"):
+        F.preset_banner("fast")
+
+
+def test_gate_report_lists_every_run():
+    table = F.gate_report(_numerosity())
+    assert len(table) == 4 and str(table).count("| fails |") == 2
+
+
+def test_verdict_cell_classes():
+    for verdict in F.VERDICTS:
+        cell = F.Verdict(verdict, 1, 2).cell("x.html#a")
+        assert cell.css == "verdict-" + verdict.replace(" ", "-") and 'href="x.html#a"' in cell.html
+    assert np.isnan(F._nanmean([float("nan")]))
