@@ -36,6 +36,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                seeds=_literal(args.seeds), preset=args.preset, device=args.device, reuse=not args.fresh,
                store=args.store, progress=not args.quiet, width=args.width, pool_size=args.pool_size)
     exp = EXPERIMENTS[args.experiment]
+    for r in recs:  # runs whose samples the measurement refused entirely have no response to summarise
+        if r["result"]["invalid_share"] >= 1.0:
+            print(json.dumps({"model": r["model"], "value": r["value"], "seed": r["seed"], "measurable": 0.0,
+                              "note": "every sample was refused by the measurement: nothing to summarise"}))
+    recs = [r for r in recs if r["result"]["invalid_share"] < 1.0]
+    if not recs:
+        return 0
     if exp.support is not None:  # combinations: precision and recall of the learned support
         from probe_utils.analysis import record_ids, support_precision_recall
 
@@ -72,8 +79,8 @@ def cmd_book(args: argparse.Namespace) -> int:
         extra.setdefault("repository", url)
         print(f"[book] repository {url} (branch {args.branch}): Colab buttons on every chapter", flush=True)
     else:
-        print("[book] no GitHub repository known (--repository OWNER/NAME, $PROBE_BOOK_REPOSITORY or an origin "
-              "remote on GitHub): the pages get no Colab buttons", flush=True)
+        print("[book] no GitHub repository known (--repository OWNER/NAME, $PROBE_BOOK_REPOSITORY or repository.url "
+              "in _config.yml): the pages get no Colab buttons", flush=True)
     if args.execute:
         import papermill as pm
 
@@ -165,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--strict", action="store_true", help="fail on Sphinx warnings (broken references)")
     b.add_argument("--repository", default=None,
                    help="the book's GitHub repository, OWNER/NAME or its URL, for the Colab buttons and the chapters' "
-                        "Colab install cell (default: $PROBE_BOOK_REPOSITORY, $GITHUB_REPOSITORY or the origin remote)")
+                        "Colab install cell (default: $PROBE_BOOK_REPOSITORY, $GITHUB_REPOSITORY or repository.url in _config.yml)")
     b.add_argument("--branch", default="main", help="branch the Colab buttons open (default: main)")
     b.set_defaults(func=cmd_book)
 

@@ -106,6 +106,9 @@ class Experiment:
     axes: tuple[str, ...] = ()               # names of the grid's axes
     describe: Callable[[float], str] | None = None  # label of one measured value (e.g. a combination id)
     min_image_size: int = 0                  # smallest image size at which the measurement is reliable
+    #: other readings of the same samples where a rule decides the result (name -> measure), stored beside the main
+    #: one: e.g. merged blobs counted once (main) or by area ("split_merged")
+    readings: tuple[tuple[str, Callable[[torch.Tensor], np.ndarray]], ...] = ()
 
     @property
     def bins(self) -> int:
@@ -130,9 +133,21 @@ def _dots_render(value: int, n: int, seed: int, size: int, device: torch.device)
     return dots.render(count=value, n=n, seed=seed, size=size, device=device)
 
 
-def _dots_measure(x: torch.Tensor) -> np.ndarray:
+def _dots_measure(x: torch.Tensor, split_merged: bool = False) -> np.ndarray:
+    """Dot counts as floats; NaN where the counter refuses an image."""
     from probe_utils.features import dots as dotf
-    return dotf.count(x)
+    c = dotf.count(x, split_merged=split_merged).astype(float)
+    c[c < 0] = np.nan
+    return c
+
+
+def _dots_split(x: torch.Tensor) -> np.ndarray:
+    return _dots_measure(x, split_merged=True)
+
+
+def _red_majority(x: torch.Tensor) -> np.ndarray:
+    from probe_utils.features import pie as pief
+    return pief.measure(x, red_rule="majority")["red"]
 
 
 def _pie_experiment(name: str, feature: str, measured: str, allowed: tuple[float, float], edges: np.ndarray,
@@ -149,7 +164,8 @@ def _pie_experiment(name: str, feature: str, measured: str, allowed: tuple[float
 
     return Experiment(name=name, section="4.1.2" if feature == "red" else "4.1.3", dataset="pie", feature=measured,
                       value_name="values", allowed=allowed, edges=tuple(np.round(edges, 6)), render=render,
-                      measure=measure, integer=False, label=label)
+                      measure=measure, integer=False, label=label,
+                      readings=(("majority", _red_majority),) if measured == "red" else ())
 
 
 def check_mixture(name: str, value: Any) -> str:
@@ -187,7 +203,8 @@ def _pie_mixture_experiment() -> Experiment:
 
     return Experiment(name="pie_red_mix", section="4.2", dataset="pie", feature="red", value_name="mixtures",
                       allowed=(0.0, 1.0), edges=tuple(np.round(np.linspace(0, 1, 51), 6)), render=render,
-                      measure=measure, integer=False, label="proportion of red", check_value=check_mixture)
+                      measure=measure, integer=False, label="proportion of red", check_value=check_mixture,
+                      readings=(("majority", _red_majority),))
 
 
 #: Sec. 4.3: which pie feature each independence experiment fixes, and the feature it measures
@@ -373,7 +390,8 @@ def _clevr_pairs_experiment(size: int) -> Experiment:
 EXPERIMENTS: dict[str, Experiment] = {
     "numerosity": Experiment(name="numerosity", section="4.1.1", dataset="dots", feature="count", value_name="counts",
                              allowed=(1, 16), edges=tuple(np.arange(-0.5, 25)), render=_dots_render,
-                             measure=_dots_measure, label="number of dots"),
+                             measure=_dots_measure, label="number of dots",
+                             readings=(("split_merged", _dots_split),)),
     "pie_red": _pie_experiment(name="pie_red", feature="red", measured="red", allowed=(0.0, 1.0),
                                edges=np.linspace(0, 1, 51), label="proportion of red"),
     "pie_size": _pie_experiment(name="pie_size", feature="radius", measured="size", allowed=(0.4, 0.8),
@@ -494,7 +512,7 @@ def run_one(plan: Plan, model: str, value: int, seed: int, *, store: Store, runs
     cfg = TrainConfig(steps=pre.steps, batch_size=pre.batch_size, probe_every=pre.probe_every,
                       probe_samples=pre.probe_samples, checkpoint_every=pre.checkpoint_every,
                       converge_tol=pre.converge_tol, min_steps=pre.min_steps)
-    probe = lambda x: exp.distribution(exp.measure(x))[0]  # noqa: E731
+    probe = lambda x: exp.distribution(exp.measure(x))  # noqa: E731
     t_train = time.perf_counter()
     res = train(net, pool, cfg, seed=seed, probe=probe, checkpoint=runs_dir / f"{key}.pt", progress=progress,
                 desc=f"{model} {exp.feature}={value} seed={seed}")
@@ -521,6 +539,8 @@ def run_one(plan: Plan, model: str, value: int, seed: int, *, store: Store, runs
         "result": {
             "feature": exp.feature, "bins": exp.bins, "n_samples": int(len(measured)),
             "distribution": dist.tolist(), "invalid_share": invalid,
+            "readings": {name: dict(zip(("distribution", "invalid_share"), (d.tolist(), i)))
+                         for name, fn in exp.readings for d, i in [exp.distribution(fn(samples))]},
             "probes": res.probes, "losses": res.losses[:: max(1, len(res.losses) // 60)],
             "sample_grid_png": png_base64(image_grid(shown)),
             "sample_values": [exp.describe(v) if exp.describe else None if not np.isfinite(v) else

@@ -24,7 +24,10 @@ from typing import Any, Iterator
 import numpy as np
 
 #: Bump when a change to renderers, models, training or measurement changes results: old records stop matching.
-RESULTS_VERSION = 1
+#: Version of what a record means. 2: measurements refuse what they cannot measure (dots -1, pie NaN), the dots
+#: counter and the pie red rule hold on blurred and faint images, records carry alternative readings. Records of an
+#: older version are stale: never used (those of version 1 are kept under book/archive/results-v1/).
+RESULTS_VERSION = 2
 
 
 
@@ -196,8 +199,9 @@ class Store:
         path = self.path_for(experiment, model, preset, seed, value, key)
         return self.read(path) if path.exists() else None
 
-    def records(self, experiment: str | None = None, preset: str | None = None) -> Iterator[dict]:
-        """All records (optionally of one experiment and preset), validated."""
+    def records(self, experiment: str | None = None, preset: str | None = None, stale: bool = False) -> Iterator[dict]:
+        """All current records (optionally of one experiment and preset), validated; with ``stale``, only those of
+        an older :data:`RESULTS_VERSION`."""
         base = self.root
         if experiment:
             base = base / experiment
@@ -207,4 +211,6 @@ class Store:
             return
         for path in sorted(base.rglob("*.json")):
             if not path.name.startswith(".tmp-"):
-                yield self.read(path)
+                rec = self.read(path)
+                if (rec["results_version"] != RESULTS_VERSION) == stale:
+                    yield rec

@@ -3,13 +3,13 @@ import json
 import numpy as np
 import pytest
 
-from probe_utils.store import CorruptRecord, png_base64, png_decode
+from probe_utils.store import RESULTS_VERSION, CorruptRecord, png_base64, png_decode
 
 
 def make_record(**over):
     rec = {
         "experiment": "numerosity", "model": "vae", "preset": "ci", "seed": 0, "value": 3,
-        "params": {"width": 8}, "results_version": 1,
+        "params": {"width": 8}, "results_version": RESULTS_VERSION,
         "provenance": {"device": "cpu", "torch": "2", "steps": 10, "wall_s": 1.5, "created": "now",
                        "code_version": "0.1.0"},
         "result": {"distribution": [0.0, 1.0]},
@@ -63,3 +63,11 @@ def test_png_round_trip():
     back = png_decode(png_base64(img))
     assert back.shape == (10, 12, 3)
     assert np.abs(back - img).max() < 1 / 255 + 1e-6
+
+
+def test_stale_records_are_listed_apart_never_used(tmp_store):
+    tmp_store.put(make_record())
+    old = tmp_store.put(make_record(seed=1, results_version=RESULTS_VERSION - 1))
+    assert [r["seed"] for r in tmp_store.records("numerosity", "ci")] == [0]
+    assert [r["seed"] for r in tmp_store.records("numerosity", "ci", stale=True)] == [1]
+    assert tmp_store.get("numerosity", "vae", "ci", 1, 3, {"width": 8}) is None and old.exists()
