@@ -45,6 +45,8 @@ class Preset:
     converge_tol: float | None
     min_steps: int
     checkpoint_every: int
+    recipe: str = "paper"               # how the models are trained: a key of RECIPES
+    max_minutes: float | None = None    # training-time budget per run (resumed sessions included)
 
     def settings(self) -> dict:
         """Everything but the name: part of each record's identity."""
@@ -53,10 +55,43 @@ class Preset:
         return d
 
 
+#: Training recipes: per model family, model options (see the family's class), ``sample_bn`` (batch-norm statistics
+#: at sampling: "eval" or "batch") and training settings (``lr``, ``lr_halve_every``, ``cpu_bf16``). "paper": the
+#: paper's text (Adam 1e-4, betas (0.5, 0.9), PyTorch's initialisation, running statistics at sampling). "released":
+#: the authors' released code (probe_utils/data/released_recipe.json; book/differences). "cpu": chosen by the recipe
+#: search of book/recipe_search for 2 CPU cores (methods page).
+RECIPES: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {"wgan_gp": {}, "vae": {}, "wgan_gp_fc": {}, "vae_fc": {}},
+    "released": {
+        "wgan_gp": {"n_critic": 2, "reuse_batch": True, "init": "normal", "generator_bn": "released",
+                    "sample_bn": "batch", "lr": 1e-4, "lr_halve_every": 30000},
+        "vae": {"recon": "l2l1", "kl_warmup": 50000, "sigma_floor": 0.01, "decoder_bn": "released", "init": "normal",
+                "sample_bn": "batch", "lr": 1e-4},
+        "wgan_gp_fc": {"n_critic": 2, "lr_halve_every": 30000},
+        "vae_fc": {"recon": "l2l1", "kl_warmup": 50000, "sigma_floor": 0.01, "sample_bn": "batch"},
+    },
+    "cpu": {
+        "wgan_gp": {"n_critic": 2, "reuse_batch": True, "init": "normal", "generator_bn": "released",
+                    "lr": 2e-4, "cpu_bf16": True},
+        "vae": {"lr": 1e-3, "cpu_bf16": True},
+        "wgan_gp_fc": {"n_critic": 2, "cpu_bf16": True},
+        "vae_fc": {"cpu_bf16": True},
+    },
+}
+#: recipe keys that set the training loop rather than the model
+TRAIN_KEYS = ("lr", "lr_halve_every", "cpu_bf16")
+
+
+def recipe_settings(recipe: str, family: str) -> dict[str, Any]:
+    """The settings a recipe gives one model family (empty: the family's defaults)."""
+    check_choice("recipe", recipe, RECIPES)
+    return dict(RECIPES[recipe].get(family, {}))
+
+
 PRESETS: dict[str, Preset] = {
     "ci": Preset("ci", image_size=32, width=8, batch_size=32, steps=40, pool_size=512, n_critic=2,
                  probe_every=20, probe_samples=128, final_samples=256, converge_tol=None, min_steps=0,
-                 checkpoint_every=20),
+                 checkpoint_every=20, recipe="cpu"),
     "cpu": Preset("cpu", image_size=32, width=16, batch_size=32, steps=2500, pool_size=20000, n_critic=2,
                   probe_every=200, probe_samples=1000, final_samples=4000, converge_tol=0.04, min_steps=1200,
                   checkpoint_every=200),
@@ -485,6 +520,9 @@ def check_parameters(experiment: str, *, models: Any, values: Any, seeds: Any, p
 
 def _run_params(plan: Plan, model: str) -> dict:
     p = plan.preset.settings()
+    p["recipe_settings"] = recipe_settings(plan.preset.recipe, model)
+    if "n_critic" in p["recipe_settings"]:
+        p["n_critic"] = p["recipe_settings"]["n_critic"]
     p["dataset"] = plan.experiment.dataset
     p["image_size"] = max(p["image_size"], plan.experiment.min_image_size)
     if plan.width is not None:
@@ -507,11 +545,17 @@ def run_one(plan: Plan, model: str, value: int, seed: int, *, store: Store, runs
     pool = ImagePool(images, plan.device)
     del images
     torch.manual_seed(seed)
-    kwargs = {"n_critic": pre.n_critic} if model.startswith("wgan") else {}
-    net = models_mod.build(model, params["image_size"], params["width"], **kwargs)
+    opts = dict(params["recipe_settings"])
+    train_opts = {k: opts.pop(k) for k in TRAIN_KEYS if k in opts}
+    sample_bn = opts.pop("sample_bn", "eval")
+    if model.startswith("wgan"):
+        opts["n_critic"] = params["n_critic"]
+    net = models_mod.build(model, params["image_size"], params["width"], **opts)
+    net.sample_bn = sample_bn
     cfg = TrainConfig(steps=pre.steps, batch_size=pre.batch_size, probe_every=pre.probe_every,
                       probe_samples=pre.probe_samples, checkpoint_every=pre.checkpoint_every,
-                      converge_tol=pre.converge_tol, min_steps=pre.min_steps)
+                      converge_tol=pre.converge_tol, min_steps=pre.min_steps,
+                      max_wall_s=None if pre.max_minutes is None else 60.0 * pre.max_minutes, **train_opts)
     probe = lambda x: exp.distribution(exp.measure(x))  # noqa: E731
     t_train = time.perf_counter()
     res = train(net, pool, cfg, seed=seed, probe=probe, checkpoint=runs_dir / f"{key}.pt", progress=progress,
