@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -33,23 +35,13 @@ mixtures = [[0.3, 0.4], [0.3, 0.9]]  # training distributions: equally likely re
 seeds = 1  # a number of seeds (0..n-1) or a list of seeds
 device = "auto"  # auto | cpu | cuda | mps
 reuse = True  # load stored records that match these settings instead of training again
-repository = ""  # the book's GitHub URL: Colab installs probe_utils from it (the book command fills it in)
+repository = "https://github.com/probe-utils/probe-book"  # Colab installs probe_utils from this repository
 
-# %% tags=["hide-input"]
-# On Colab, and only there: install probe_utils from the book's repository; on a GPU, train at the colab preset.
-import sys
-
+# %% tags=["remove-cell"]
+import subprocess, sys  # on Colab only: install probe_utils from `repository`, then choose the preset
 if "google.colab" in sys.modules:
-    import subprocess
-
-    if not repository:
-        raise ValueError("parameter 'repository' must be the book's GitHub URL, e.g. https://github.com/OWNER/NAME")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"probe_utils @ git+{repository}"], check=True)
-    import torch
-
-    if torch.cuda.is_available() and preset in ("ci", "cpu"):
-        print(f"On a Colab GPU: preset {preset!r} -> 'colab' (set preset in the parameters cell to keep another)")
-        preset = "colab"
+from probe_utils.colab import setup; preset = setup(preset, repository)
 
 # %% [markdown]
 # ## The runs
@@ -95,7 +87,7 @@ findings.convolution_table(rows)
 # ## What we see, next to what the paper reports
 
 # %%
-findings.convolution_findings(rows)
+findings.convolution_findings({"pie_red": unimodal, "pie_red_mix": bimodal})
 
 # %% [markdown]
 # ## Provenance

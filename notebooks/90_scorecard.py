@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -14,30 +16,22 @@
 # %% [markdown]
 # # Scorecard: the paper's claims against our runs
 #
-# Each table below is generated from the records in the results store at the chosen preset, one per model family,
-# with the numbers behind each verdict: **agrees** (every setting we ran supports the claim), **partly** (some do),
-# **disagrees** (none do). Nothing here is typed in; a claim whose experiment has not been run at this preset says
-# so. Verdicts at the `ci` preset are smoke tests, not findings.
+# One row per claim of the paper, one column per model family, generated from the records in the results store at
+# the chosen preset. Each cell is a verdict with its counts (settings that support the claim / settings scored):
+# **agrees** (every scored setting supports it), **partly** (some do), **disagrees** (none does), or **not testable
+# at this scale** (no run passed its training-health gate, or every difference is within the noise). Each cell links
+# to the chapter section that decides it; hover over a "not testable" cell for the reason. Nothing here is typed in.
+# Verdicts at the `ci` preset are smoke tests, not findings.
 
 # %% tags=["parameters"]
 preset = "auto"  # the preset whose stored records are scored; auto: per chapter, the largest-scale one with records
-repository = ""  # the book's GitHub URL: Colab installs probe_utils from it (the book command fills it in)
+repository = "https://github.com/probe-utils/probe-book"  # Colab installs probe_utils from this repository
 
-# %% tags=["hide-input"]
-# On Colab, and only there: install probe_utils from the book's repository; on a GPU, train at the colab preset.
-import sys
-
+# %% tags=["remove-cell"]
+import subprocess, sys  # on Colab only: install probe_utils from `repository`, then choose the preset
 if "google.colab" in sys.modules:
-    import subprocess
-
-    if not repository:
-        raise ValueError("parameter 'repository' must be the book's GitHub URL, e.g. https://github.com/OWNER/NAME")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"probe_utils @ git+{repository}"], check=True)
-    import torch
-
-    if torch.cuda.is_available() and preset in ("ci", "cpu"):
-        print(f"On a Colab GPU: preset {preset!r} -> 'colab' (set preset in the parameters cell to keep another)")
-        preset = "colab"
+from probe_utils.colab import setup; preset = setup(preset, repository)
 
 # %%
 from probe_utils import findings
@@ -45,4 +39,23 @@ from probe_utils import findings
 findings.preset_banner(preset)
 
 # %%
-findings.scorecard(preset)
+card = findings.scorecard(preset)
+card
+
+# %% [markdown]
+# ## Training-health gates
+#
+# A run is scored only if it reproduces its own training data; a model that cannot even do that says nothing about
+# how it generalizes. Each experiment's gate:
+
+# %%
+findings.gates_table()
+
+# %% [markdown]
+# ## Details per chapter and family
+#
+# The numbers behind every cell above: for each chapter section and model family, the runs that fail their gate
+# (with the reason) and each claim with what our runs show.
+
+# %%
+card.details()

@@ -734,12 +734,19 @@ def bootstrap_ci(stat_fn: Callable[[np.ndarray], float], samples: Any, n_boot: i
     return est, float(lo), float(hi)
 
 
+def _shape_or_nan(dist: np.ndarray, centres: np.ndarray) -> dict[str, float]:
+    """:func:`response_shape`, or NaN for every statistic when no sample could be measured (all-zero shares)."""
+    if dist.sum() > 0:
+        return response_shape(dist, centres)
+    return {k: float("nan") for k in ("mean", "sd", "hwhm", "skewness", "mass_asymmetry", "hwhm_ratio")}
+
+
 def shape_rows(records: list[dict], centres: np.ndarray) -> list[dict]:
     """One row per (model, trained value) of a continuous feature: :func:`response_shape` of each seed's response,
     averaged over seeds (``mean_ci``: half-width of the mean's 95% t interval over seeds; NaN with one seed)."""
     rows = []
     for (model, value), recs in by_setting(records):
-        shapes = [response_shape(np.asarray(r["result"]["distribution"], float), centres) for r in recs]
+        shapes = [_shape_or_nan(np.asarray(r["result"]["distribution"], float), centres) for r in recs]
         means = np.array([s["mean"] for s in shapes])
         row = {"model": model, "value": value, "seeds": len(recs),
                "mean_ci": half_width(means),
@@ -753,10 +760,19 @@ def shape_rows(records: list[dict], centres: np.ndarray) -> list[dict]:
     return rows
 
 
+def _no_convolution(a: float, b: float) -> tuple[dict[str, float], dict[str, Any]]:
+    """The distances and prototype index of :func:`convolution_rows` when one side has no measurable sample."""
+    nan = float("nan")
+    hw = (b - a) / 4
+    return ({"tv": nan, "emd": nan}, {"actual_mid": nan, "predicted_mid": nan, "ratio": nan, "actual_mode": nan,
+                                      "actual_mode_in_window": False, "window": ((a + b) / 2 - hw, (a + b) / 2 + hw)})
+
+
 def convolution_rows(unimodal: list[dict], mixtures: list[dict], centres: np.ndarray) -> list[dict]:
     """Per model and multi-modal training distribution (Sec. 4.2): the actual response (mean over seeds), the
     convolution prediction from the unimodal responses at its modes (mean over seeds), their distances and the
-    prototype-enhancement index for the outermost modes."""
+    prototype-enhancement index for the outermost modes. A response without any measurable sample gets NaN
+    distances and index."""
     rows = []
     for model in sorted({r["model"] for r in mixtures}):
         uni = {r.value: r.dist for r in impulse_responses([u for u in unimodal if u["model"] == model])}
@@ -767,8 +783,11 @@ def convolution_rows(unimodal: list[dict], mixtures: list[dict], centres: np.nda
                 raise ValueError(f"{model}: no unimodal response for red = {missing} (run pie_red at these values)")
             responses = {m: next(d for v, d in uni.items() if abs(m - v) < 1e-9) for m in modes}
             predicted = convolution_prediction(responses, {m: 1.0 for m in modes})
-            dist = distribution_distance(resp.dist, predicted, centres=centres)
-            proto = prototype_enhancement(resp.dist, predicted, centres, min(modes), max(modes))
+            if resp.dist.sum() > 0 and predicted.sum() > 0:
+                dist = distribution_distance(resp.dist, predicted, centres=centres)
+                proto = prototype_enhancement(resp.dist, predicted, centres, min(modes), max(modes))
+            else:  # no measurable sample (the actual response or a unimodal one is empty): nothing to compare
+                dist, proto = _no_convolution(min(modes), max(modes))
             rows.append({"model": model, "value": resp.value, "gap": max(modes) - min(modes), "seeds": len(resp.seeds),
                          "actual": resp.dist, "predicted": predicted, "tv": dist["tv"], "emd": dist["emd"],
                          "actual_mid": proto["actual_mid"], "predicted_mid": proto["predicted_mid"],
@@ -787,7 +806,8 @@ def independence_rows(records: list[dict], centres: np.ndarray) -> list[dict]:
     ``ks``, ``seeds`` and the statistic's summary and per-k ``rows``."""
     out = []
     for model in sorted({r["model"] for r in records}):
-        resp = {r.value: r for r in impulse_responses([x for x in records if x["model"] == model])}
+        resp = {r.value: r for r in impulse_responses([x for x in records if x["model"] == model])
+                if r.dist.sum() > 0}  # a response without any measurable sample has no shape to compare
         if len(resp) < 2:
             continue
         stat = independence_statistic({k: r.dist for k, r in resp.items()},

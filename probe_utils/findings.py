@@ -446,6 +446,11 @@ def reference_run(rec: dict, siblings: Sequence[dict]) -> dict:
     return min(family, key=lambda r: int(r["value"]))
 
 
+def _at(ref: dict, reasons: list[str]) -> list[str]:
+    """Reasons of a reference run, saying which run they are about."""
+    return [f"its reference run (trained value {ref['value']}): {r}" for r in reasons]
+
+
 def _mode_mass_reasons(rec: dict) -> list[str]:
     feature = rec["experiment"].removeprefix("indep_")
     values = pie_render.INDEPENDENCE_VALUES["radius" if feature == "size" else feature]
@@ -463,7 +468,7 @@ def gate_independence(rec: dict, siblings: Sequence[dict] = ()) -> Gate:
     ref = reference_run(rec, siblings)
     if ref is rec:
         return _gate(reasons or _mode_mass_reasons(rec))
-    return _gate(reasons + (_measurable_reasons(ref) or _mode_mass_reasons(ref)))
+    return _gate(reasons + (_at(ref, _measurable_reasons(ref)) or _mode_mass_reasons(ref)))
 
 
 def train_mass(rec: dict) -> float:
@@ -478,7 +483,7 @@ def gate_combinations(rec: dict, siblings: Sequence[dict] = ()) -> Gate:
     its measurable samples on training combinations."""
     reasons = _measurable_reasons(rec)
     ref = reference_run(rec, siblings)
-    ref_reasons = [] if ref is rec else _measurable_reasons(ref)
+    ref_reasons = [] if ref is rec else _at(ref, _measurable_reasons(ref))
     if not (ref_reasons or (ref is rec and reasons)) and train_mass(ref) < TRAIN_MASS_MIN:
         ref_reasons.append(f"at {ref['value']} training combinations only {train_mass(ref):.0%} of samples on them "
                            f"(needs {TRAIN_MASS_MIN:.0%})")
@@ -574,7 +579,10 @@ def gate_report(records: Sequence[dict], siblings: Iterable[dict] | None = None)
 
 
 def _label(rec: dict) -> str:
-    return f"{LABELS.get(rec['model'], rec['model'])} {rec['value']}"
+    """'VAE 3', with the network width or training-set size when not the preset's own."""
+    extra = [f"{what} {rec['params'][k]}" for k, what in (("width", "width"), ("pool_size", "training images"))
+             if "preset" in rec and rec.get("params", {}).get(k) is not None and not _default(rec, k)]
+    return f"{LABELS.get(rec['model'], rec['model'])} {rec['value']}" + (f" ({', '.join(extra)})" if extra else "")
 
 
 def gate_reasons(failed: Sequence[tuple[dict, Gate]]) -> tuple[str, ...]:
@@ -1077,12 +1085,13 @@ def independence_table(records: dict[str, list[dict]]) -> Table:
         for r in A.independence_rows(recs, c):
             mine = [x for x in recs if x["model"] == r["model"]]
             ends = [[x for x in mine if x["value"] == k] for k in (r["ks"][0], r["ks"][-1])]
-            modes = [A.per_mode(_mean_dist(e), c, independence_values(name)) for e in ends]
+            modes = [A.per_mode(d, c, independence_values(name)) for d in map(_mean_dist, ends) if d.sum() > 0]
             rows.append({"feature": EXPERIMENTS[name].feature, "model": r["model"], "seeds": r["seeds"],
                          "ks": ", ".join(map(str, r["ks"])), "max_tv": r["max_tv"], "max_emd": r["max_emd"],
                          "sd_first": r["rows"][0]["sd"], "sd_last": r["rows"][-1]["sd"],
                          "mode_sd": " / ".join(f"{a['sd']:.3f}→{b['sd']:.3f}" if b["mass"] >= MODE_MASS_MIN else
-                                               f"{a['sd']:.3f}→lost" for a, b in zip(*modes)),
+                                               f"{a['sd']:.3f}→lost" for a, b in zip(*modes)) if len(modes) == 2
+                         else "–",
                          "rho": r["spearman_rho"], "p": r["p_value"], "v": r["cramers_v"],
                          "gate": f"{len(mine) - sum(f['model'] == r['model'] for f, _ in failed)} of {len(mine)}"})
     cols = {"feature": "feature", "model": "model", "seeds": "seeds", "gate": "runs passing the gate",
@@ -1486,8 +1495,9 @@ class Scorecard:
         the last column counts the verdicts across families."""
         rows = []
         for s, c, verdicts in self.cells():
-            row: list[Any] = [Cell(f"{c.paper} ({s.section.title})", f"{inline_html(c.paper)}<br><span "
-                                   f"class=\"scorecard-section\">{html.escape(s.section.title)}</span>")]
+            where = f"{s.section.title}, `{s.preset}` preset"
+            row: list[Any] = [Cell(f"{c.paper} ({where})", f"{inline_html(c.paper)}<br><span "
+                                   f"class=\"scorecard-section\">{inline_html(where)}</span>")]
             row += [verdicts[f].cell(s.href) for f in self.families]
             row.append(_count_text([v.verdict for v in verdicts.values()]))
             rows.append(row)
@@ -1582,3 +1592,92 @@ def measurement_accuracy(n: int = 500, seed: int = 12345) -> Table:
             rows.append(("CLEVR", label, f"{c[key]:.2%}", "≥ 95%", c[key] >= 0.95))
     return Table(["data set", "measurement", "on fresh renders", "requirement", "met"],
                  [[a, b, v, r, "yes" if ok else "**no**"] for a, b, v, r, ok in rows])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Measurements on generated-like images, and samples for checking them by eye
+# ---------------------------------------------------------------------------------------------------------------
+
+#: conditions a measurement must hold under (issue targets): dots exact on >= 95% with <= 1 px blur or >= 35% ink,
+#: pie red mean error <= 0.05 under 1 px blur; images of no data set always refused
+HOLD_CONDITIONS = ("clean", "blur_0.5", "blur_1", "faint_0.6", "faint_0.35", "blur_1_faint_0.5")
+COUNT_TARGET = 0.95
+RED_TARGET = 0.05
+
+
+def robustness_table(size: int = 32, n: int = 40, seed: int = 12345) -> Table:
+    """Each measurement's accuracy on generated-like versions of fresh renders at ``size`` px (computed now), next
+    to the share it refuses and its target: blur, faint ink, noise, averaged colours, objects cut by the border,
+    and images of no data set (grey mush, noise), which must be refused."""
+    from probe_utils.features import clevr as clevrf, dots as dotf, mnist3 as mnistf, pie as pief
+
+    def target(cond: str, value: float, need: float, higher: bool = True) -> str:
+        if cond in ("grey_mush", "noise_images"):
+            return "yes" if value == 1.0 else "**no**"
+        if cond not in HOLD_CONDITIONS:
+            return "–"
+        return "yes" if (value >= need if higher else value <= need) else "**no**"
+
+    rows = []
+    for r in dotf.robustness_report(n=n, size=size, seed=seed):
+        nodata = r["condition"] in ("grey_mush", "noise_images")
+        rows.append(["dots", "count", r["description"], r["images"], "–" if nodata else f"{r['exact']:.1%} exact",
+                     f"{r['refused']:.1%}", target(r["condition"], r["refused"] if nodata else r["exact"],
+                                                   COUNT_TARGET)])
+    for r in pief.robustness_report(n=max(5 * n, 100), size=size, seed=seed):
+        nodata = r["condition"] in ("grey_mush", "noise_images")
+        acc = "–" if nodata else (f"red ±{r['red_mean_abs_err']:.3f}, size ±{r['size_mean_abs_err']:.3f}, "
+                                  f"x ±{r['x_mean_abs_err']:.3f} (mean abs. error)")
+        rows.append(["pie", "red, size, location", r["description"], r["images"], acc, f"{r['refused']:.1%}",
+                     target(r["condition"], r["refused"] if nodata else r["red_mean_abs_err"], RED_TARGET,
+                            higher=nodata)])
+    for name, mod in (("three-MNIST", mnistf), ("CLEVR", clevrf)):
+        report = getattr(mod, "robustness_report", None)
+        if report is None:
+            continue
+        for r in report():
+            acc = r.get("accuracy_accepted", r.get("exact"))
+            rows.append([name, r.get("measurement", "reading"), r.get("description", r.get("condition")),
+                         r.get("images", "–"), "–" if acc is None else f"{acc:.1%} of accepted right",
+                         f"{r.get('refused', float('nan')):.1%}", "–"])
+    return Table(["data set", "measurement", "images", "n", "accuracy", "refused", "target met"], rows)
+
+
+def instrument_records(preset: str = "auto", per_family: int = 3, store=None) -> dict[str, list[dict]]:
+    """Per experiment of the chapters, up to ``per_family`` stored runs of each model family (spread over the
+    trained values), at ``preset`` (``auto``: the largest-scale preset with records for that experiment)."""
+    from probe_utils.build import CHAPTERS
+    from probe_utils.experiments import PRESETS, best_preset
+    from probe_utils.params import check_choice, check_int
+    from probe_utils.store import Store
+
+    check_choice("preset", preset, ["auto", *PRESETS])
+    per_family = check_int("records_per_family", per_family, 1, 100)
+    store = store or Store()
+    names = list(dict.fromkeys(e for exps in CHAPTERS.values() if exps for e in exps))
+    out: dict[str, list[dict]] = {}
+    for name in names:
+        pre = best_preset([name], store) if preset == "auto" else preset
+        recs = sorted(store.records(name, pre), key=lambda r: (_family_index(r["model"]), str(r["value"]), r["seed"]))
+        chosen = []
+        for fam in _families(recs):
+            mine = [r for r in recs if r["model"] == fam]
+            step = max(1, len(mine) // per_family)
+            chosen += mine[::step][:per_family]
+        if chosen:
+            out[name] = chosen
+    return out
+
+
+def instrument_summary(checks: dict[str, list[dict]]) -> Table:
+    """Per experiment and family shown on the instrument page: runs, and the share of samples refused."""
+    rows = []
+    for name, recs in checks.items():
+        for fam in _families(recs):
+            mine = [r for r in recs if r["model"] == fam]
+            refused = [float(r["result"].get("invalid_share", 0.0)) for r in mine]
+            rows.append([name, LABELS.get(fam, fam), ", ".join(sorted({r["preset"] for r in mine})), len(mine),
+                         f"{np.mean(refused):.1%}", f"{max(refused):.1%}"])
+    if not rows:
+        return Table(["note"], [["No stored runs yet: run a chapter (or the book command) first."]])
+    return Table(["experiment", "family", "preset", "runs shown", "refused (mean)", "refused (worst run)"], rows)

@@ -300,3 +300,13 @@ def test_convolution_rows_predict_the_mixture_of_unimodal_responses():
     assert rows["0.3+0.4"]["ratio"] > 1.5 and rows["0.3+0.4"]["mode_in_middle"]
     with pytest.raises(ValueError, match="no unimodal response"):
         convolution_rows(uni[:1], [far], centres)
+
+
+def test_convolution_rows_of_an_unmeasurable_response_are_nan():
+    from probe_utils.analysis import convolution_rows
+
+    centres = np.linspace(0.01, 0.99, 50)
+    uni = [_record("pie_red", "vae", v, gauss(centres, v, 0.03)) for v in (0.3, 0.9)]
+    empty = _record("pie_red_mix", "vae", "0.3+0.9", np.zeros(50))
+    (row,) = convolution_rows(uni, [empty], centres)
+    assert np.isnan(row["tv"]) and np.isnan(row["ratio"]) and not row["mode_in_middle"]
