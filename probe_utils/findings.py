@@ -211,17 +211,17 @@ class Verdict:
         return "verdict-" + self.verdict.replace(" ", "-")
 
     def cell(self, href: str | None = None) -> Cell:
-        """The verdict as a table cell (CSS class ``verdict-agrees`` etc.), linked to ``href`` when given."""
-        text = "**not testable at this scale**" if self.verdict == NOT_TESTABLE else self.label
-        if self.reasons:
-            text += " (" + "; ".join(self.reasons) + ")"
-        label = html.escape(self.label if href else ("not testable at this scale" if self.verdict == NOT_TESTABLE
-                                                     else self.label))
-        inner = f"<a href=\"{html.escape(href)}\">{label}</a>" if href else label
-        why = ("<br><span class=\"verdict-reason\">" + html.escape("; ".join(self.reasons)) + "</span>"
-               if self.reasons and not href else "")
-        title = f" title=\"{html.escape('; '.join(self.reasons))}\"" if self.reasons and href else ""
-        return Cell(text, f"<span class=\"verdict {self.css}\"{title}>{inner}</span>{why}", self.css)
+        """The verdict as a table cell (CSS class ``verdict-agrees`` etc.). With ``href`` (a scorecard cell): the
+        short label linked to it, the reasons on hover; without: the label with the reasons below it."""
+        shown = "not testable at this scale" if self.verdict == NOT_TESTABLE else self.label
+        why = "; ".join(self.reasons)
+        text = (f"**{shown}**" if self.verdict == NOT_TESTABLE else shown) + (f" ({why})" if why else "")
+        if href:
+            title = f" title=\"{html.escape(why)}\"" if why else ""
+            inner = f"<a href=\"{html.escape(href)}\">{html.escape(self.label)}</a>"
+            return Cell(text, f"<span class=\"verdict {self.css}\"{title}>{inner}</span>", self.css)
+        reason = f"<br><span class=\"verdict-reason\">{html.escape(why)}</span>" if why else ""
+        return Cell(text, f"<span class=\"verdict {self.css}\">{html.escape(shown)}</span>{reason}", self.css)
 
 
 def judge(outcomes: Sequence[bool | None], reasons: Sequence[str] = (), undecided: str = WITHIN_NOISE) -> Verdict:
