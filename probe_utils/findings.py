@@ -1681,3 +1681,46 @@ def instrument_summary(checks: dict[str, list[dict]]) -> Table:
     if not rows:
         return Table(["note"], [["No stored runs yet: run a chapter (or the book command) first."]])
     return Table(["experiment", "family", "preset", "runs shown", "refused (mean)", "refused (worst run)"], rows)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The CPU recipe search (book/recipe_search)
+# ---------------------------------------------------------------------------------------------------------------
+
+def recipe_search_results(folder=None) -> list[dict]:
+    """The finished entries of the recipe search (``book/recipe_search/<name>.json``), in plan order."""
+    import json
+    from pathlib import Path
+
+    from probe_utils.store import default_root
+
+    folder = Path(folder) if folder is not None else default_root().parent / "recipe_search"
+    plan_file = folder / "plan.json"
+    if not plan_file.exists():
+        return []
+    out = []
+    for entry in json.loads(plan_file.read_text()):
+        path = folder / f"{entry['name']}.json"
+        if path.exists():
+            out.append(json.loads(path.read_text()))
+    return out
+
+
+def _knobs_text(knobs: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in knobs.items()) or "family defaults"
+
+
+def recipe_search_table(results: Sequence[dict], target: float = 0.9) -> Table:
+    """One row per finished entry: family, trained count, seed, recipe knobs, iterations in its budget, and the
+    final 2,000 samples' exactly-k share (merged blobs once / by area), blank and refused shares, mean count."""
+    rows = []
+    for r in results:
+        f = r["final"]
+        ok = f["exact"] >= target
+        rows.append([r["name"], LABELS.get(r["model"], r["model"]), r["count"], r["seed"], _knobs_text(r["knobs"]),
+                     f"{r['minutes']:g} min, {r['steps']:,} it ({r['iterations_per_s']:.1f}/s)",
+                     Cell(f"{f['exact']:.1%}", f"<strong>{f['exact']:.1%}</strong>" if ok else f"{f['exact']:.1%}"),
+                     f"{f['exact_split']:.1%}", f"{f['blank']:.1%}", f"{f['refused']:.1%}",
+                     "–" if f["mean"] is None else f"{f['mean']:.2f}"])
+    return Table(["entry", "family", "trained on", "seed", "recipe", "budget", "exactly k", "… merged by area",
+                  "blank", "refused", "mean count"], rows)
