@@ -55,6 +55,7 @@ class TrainConfig:
     lr_halve_every: int | None = None   # halve the learning rate every this many iterations (released code: 30k)
     cpu_bf16: bool = False              # bfloat16 autocast on CPU too (CUDA always uses it)
     max_wall_s: float | None = None     # stop after this much training time (resumed sessions included)
+    budget_clock: str = "wall"          # what max_wall_s counts: "wall" time or this process's "cpu" time
 
 
 @dataclass
@@ -66,6 +67,7 @@ class TrainResult:
     device: str
     converged_at: int | None
     resumed_from: int | None
+    cpu_s: float = 0.0              # CPU time of this process spent training (resumed sessions included)
     losses: list[dict] = field(default_factory=list)   # {"step": s, group: mean loss, ...}
     probes: list[dict] = field(default_factory=list)   # {"step": s, "dist": [...], "tv": float | None}
 
@@ -201,6 +203,7 @@ def train(
     sums = {g: torch.zeros((), device=device) for g in groups}
     counts = {g: 0 for g in groups}
     start = time.perf_counter() - result.wall_s
+    cpu_start = time.process_time() - result.cpu_s
     bar = tqdm(total=config.steps, initial=result.steps, desc=desc or model.family, disable=not progress,
                dynamic_ncols=True, leave=False)
     model.train()
@@ -244,9 +247,11 @@ def train(
             converged = run_probe(step)
         result.steps = step
         result.wall_s = time.perf_counter() - start
+        result.cpu_s = time.process_time() - cpu_start
         if converged:
             result.converged_at = step
-        out_of_time = config.max_wall_s is not None and result.wall_s >= config.max_wall_s
+        spent = result.cpu_s if config.budget_clock == "cpu" else result.wall_s
+        out_of_time = config.max_wall_s is not None and spent >= config.max_wall_s
         if out_of_time and probe is not None and step % config.probe_every != 0:
             run_probe(step)  # the history ends with the state the run stops in
         if step % config.checkpoint_every == 0 or converged or step == config.steps or out_of_time:
