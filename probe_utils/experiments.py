@@ -7,14 +7,17 @@ Interrupted training resumes from its checkpoint under ``runs/``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import platform
+import socket
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -601,13 +604,76 @@ def run_one(plan: Plan, model: str, value: int, seed: int, *, store: Store, runs
     return store.get(exp.name, model, pre.name, seed, value, params)  # read back: what is stored is what we show
 
 
+@contextlib.contextmanager
+def run_lock(path: Path) -> Iterator[None]:
+    """Hold the lock of one run (``<runs_dir>/<key>.lock``) so that two processes never train the same run at once.
+
+    An advisory ``flock`` on the lock file: the kernel releases it when its holder dies (kill -9 included), so a
+    dead holder never blocks anyone; the file holds the holder's pid and host for the waiting message. A process
+    that finds the lock held says who holds it and waits. The file is removed on release."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    told = False
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not told:
+                try:
+                    owner = Path(path).read_text().strip() or "another process"
+                except OSError:
+                    owner = "another process"
+                print(f"[run] waiting for {owner}, which is making the same run (lock {path})", file=sys.stderr,
+                      flush=True)
+                told = True
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:  # the holder may have removed the file on release: then lock the one that is there now
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        yield
+    finally:
+        Path(path).unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _run_locked(plan: Plan, model: str, value: Any, seed: int, *, store: Store, runs_dir: Path, progress: bool,
+                fresh: bool, since: float) -> dict:
+    """:func:`run_one` under the run's lock. A record another process stored meanwhile is returned instead (with
+    ``fresh``, only one stored after ``since``); ``fresh`` removes the run's checkpoint so it trains from scratch."""
+    exp, pre = plan.experiment, plan.preset
+    params = _run_params(plan, model)
+    key = record_key(exp.name, model, pre.name, seed, value, params)
+    ckpt = runs_dir / f"{key}.pt"
+    with run_lock(runs_dir / f"{key}.lock"):
+        path = store.path_for(exp.name, model, pre.name, seed, value, key)
+        if path.exists() and (not fresh or path.stat().st_mtime >= since):
+            rec = store.get(exp.name, model, pre.name, seed, value, params)
+            if rec is not None:
+                return rec
+        ckpt.with_suffix(".pt.tmp").unlink(missing_ok=True)  # left by a holder that died while saving
+        if fresh:
+            ckpt.unlink(missing_ok=True)
+        return run_one(plan, model, value, seed, store=store, runs_dir=runs_dir, progress=progress)
+
+
 def run(experiment: str, *, models: Any, values: Any, seeds: Any = 1, preset: str = "ci", device: Any = "auto",
         reuse: bool = True, store: Store | str | Path | None = None, runs_dir: str | Path | None = None,
         progress: bool | None = None, width: Any = None, pool_size: Any = None) -> list[dict]:
     """Run (or load) every (model, value, seed) of ``experiment`` at ``preset``; return their records.
 
     ``models``: family names (see :data:`probe_utils.models.FAMILIES`); ``values``: trained values (e.g. dot counts);
-    ``seeds``: a number of seeds (0..n-1) or a list of seeds; ``reuse``: load a stored record when one matches.
+    ``seeds``: a number of seeds (0..n-1) or a list of seeds; ``reuse``: load a stored record when one matches
+    (False: train from scratch, the run's checkpoint removed). Each missing run is made under a lock
+    (:func:`run_lock`), so an identical run in another process is waited for and its record reused.
     ``width``, ``pool_size``: replace the preset's network width / number of training images (part of each
     record's identity). ``progress``: show progress bars (default: yes, unless ``PROBE_UTILS_PROGRESS=0``, which the book build sets so
     that executed pages do not embed progress-bar widgets).
@@ -637,10 +703,12 @@ def run(experiment: str, *, models: Any, values: Any, seeds: Any = 1, preset: st
             f"this build may not train (PROBE_UTILS_STORED_ONLY=1): make them first ({cmds}"
             f"{'; ...' if len(missing) > 4 else ''}), or change the chapter's parameters to the stored runs")
     out = []
+    since = time.time()
     for m, v, s in todo:
         rec = found[(m, v, s)]
-        if rec is None:
-            rec = run_one(plan, m, v, s, store=store, runs_dir=runs_dir, progress=progress)
+        if rec is None:  # under the run's lock: a concurrent identical run is waited for and its record reused
+            rec = _run_locked(plan, m, v, s, store=store, runs_dir=runs_dir, progress=progress, fresh=not reuse,
+                              since=since)
         out.append(rec)
     return out
 
