@@ -18,14 +18,39 @@ CHAPTERS: dict[str, list[str] | None] = {
     "05_combinations": ["pie_combos", "mnist_combos"],
     "06_clevr": ["clevr_numerosity", "clevr_pairs_4x4", "clevr_pairs_9x9"],
     "90_scorecard": None,
+    "91_instrument_check": None,
+    "92_recipe_search": [],
 }
 INDEPENDENCE_EXPERIMENTS: list[str] = CHAPTERS["04_independence"] or []
 CLEVR_EXPERIMENTS: list[str] = CHAPTERS["06_clevr"] or []
 
+#: The runs each chapter makes, as data: one entry per ``experiments.run`` call of the chapter's run cell (keep the
+#: two in step; ``python -m probe_utils sweep`` plans from this). ``experiment``: the experiment; ``values``,
+#: ``models``, ``seeds``: the name of the chapter parameter that gives them (default "models" and "seeds");
+#: ``derive``: "mixture_modes" runs each single proportion of the mixtures that ``values`` names; ``scale``: the
+#: chapter parameters of width and data-size factors, a call per ``experiments.scaled_settings`` keyword set
+#: (``width`` / ``pool_size``, the preset's own size first).
+RUN_PLAN: dict[str, list[dict]] = {
+    "01_numerosity": [{"experiment": "numerosity", "values": "counts"}],
+    "02_color_size_location": [{"experiment": "pie_red", "values": "red_values"},
+                               {"experiment": "pie_size", "values": "size_values"},
+                               {"experiment": "pie_location", "values": "location_values"}],
+    "03_convolution_prototype": [{"experiment": "pie_red", "values": "mixtures", "derive": "mixture_modes"},
+                                 {"experiment": "pie_red_mix", "values": "mixtures"}],
+    "04_independence": [{"experiment": name, "values": "nuisance_values"} for name in INDEPENDENCE_EXPERIMENTS],
+    "05_combinations": [{"experiment": "pie_combos", "values": "pie_combinations"},
+                        {"experiment": "mnist_combos", "values": "mnist_combinations"},
+                        {"experiment": "pie_combos", "models": "invariance_model", "values": "invariance_combinations",
+                         "scale": ("width_factors", "data_factors")}],
+    "06_clevr": [{"experiment": "clevr_numerosity", "values": "counts"}] +
+                [{"experiment": name, "values": "rare"} for name in CLEVR_EXPERIMENTS[1:]],
+}
+
 
 #: Figures a built chapter page must show (default 1); the scorecard is tables only.
 MIN_FIGURES = {"00_datasets": 4, "01_numerosity": 4, "02_color_size_location": 2, "03_convolution_prototype": 2,
-               "04_independence": 2, "05_combinations": 3, "06_clevr": 4, "90_scorecard": 0}
+               "04_independence": 2, "05_combinations": 3, "06_clevr": 4, "90_scorecard": 0,
+               "91_instrument_check": 0, "92_recipe_search": 1}
 
 
 def chapter_preset(stem: str) -> str:
