@@ -49,7 +49,7 @@ class Preset:
     min_steps: int
     checkpoint_every: int
     recipe: str = "paper"               # how the models are trained: a key of RECIPES
-    max_minutes: float | None = None    # training-time budget per run (resumed sessions included)
+    max_minutes: float | None = None    # training budget per run in CPU minutes of the process (resumed sessions included)
 
     def settings(self) -> dict:
         """Everything but the name: part of each record's identity."""
@@ -558,7 +558,8 @@ def run_one(plan: Plan, model: str, value: int, seed: int, *, store: Store, runs
     cfg = TrainConfig(steps=pre.steps, batch_size=pre.batch_size, probe_every=pre.probe_every,
                       probe_samples=pre.probe_samples, checkpoint_every=pre.checkpoint_every,
                       converge_tol=pre.converge_tol, min_steps=pre.min_steps,
-                      max_wall_s=None if pre.max_minutes is None else 60.0 * pre.max_minutes, **train_opts)
+                      max_wall_s=None if pre.max_minutes is None else 60.0 * pre.max_minutes, budget_clock="cpu",
+                      **train_opts)
     probe = lambda x: exp.distribution(exp.measure(x))  # noqa: E731
     t_train = time.perf_counter()
     res = train(net, pool, cfg, seed=seed, probe=probe, checkpoint=runs_dir / f"{key}.pt", progress=progress,
@@ -578,7 +579,7 @@ def run_one(plan: Plan, model: str, value: int, seed: int, *, store: Store, runs
             "torch": torch.__version__, "steps": res.steps,
             # training time summed over interrupted and resumed sessions, plus rendering and measuring now
             "wall_s": round(res.wall_s + (time.perf_counter() - t_measure) + (t_train - t0), 1),
-            "train_wall_s": round(res.wall_s, 1), "converged_at": res.converged_at,
+            "train_wall_s": round(res.wall_s, 1), "train_cpu_s": round(res.cpu_s, 1), "converged_at": res.converged_at,
             "resumed_from": res.resumed_from, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "code_version": __version__, "git_commit": git_commit(), "python": platform.python_version(),
             "n_parameters": net.n_parameters(),
