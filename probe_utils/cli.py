@@ -1,4 +1,4 @@
-"""Command line: ``python -m probe_utils run|book|bench`` (see ``--help`` of each)."""
+"""Command line: ``python -m probe_utils run|sweep|book|bench`` (see ``--help`` of each)."""
 
 from __future__ import annotations
 
@@ -175,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
                         "Colab install cell (default: $PROBE_BOOK_REPOSITORY, $GITHUB_REPOSITORY or repository.url in _config.yml)")
     b.add_argument("--branch", default="main", help="branch the Colab buttons open (default: main)")
     b.set_defaults(func=cmd_book)
+
+    from probe_utils.sweep import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub)
 
     be = sub.add_parser("bench", help="throughput of renderers, measurements and training (one model vs a fleet)")
     be.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")

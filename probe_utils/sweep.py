@@ -1,0 +1,668 @@
+"""Sweeps: every run a chapter needs, planned from the chapter's own parameters, spread over worker processes, Ray
+tasks or SLURM jobs (submitit), written into the same results store as :func:`probe_utils.experiments.run`.
+
+A plan is the list of (experiment, model, value, seed[, width, pool size]) runs that the chapter's run cell would
+make (:data:`probe_utils.build.RUN_PLAN` says which, from which parameters), less those already stored. Each run is
+one ``experiments.run`` call in a worker, so everything ``run`` guarantees holds: parameters checked, a per-run lock
+(two identical runs never train at once), checkpoints under ``runs/`` that make an interrupted run resume. A sweep
+that is interrupted is resumed by running the same command again: it re-plans, skips what is stored and resumes
+what was checkpointed.
+
+Cost estimates (printed before any work): per run, the preset's ``max_minutes`` budget when it has one, else its
+iterations times the seconds per iteration measured on stored records of the same preset and model family (the
+store's current and stale records, and ``book/archive``), else times a stated rate (:data:`ASSUMED_ITERS_PER_S`).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from probe_utils.params import ParameterError, check_choice, check_int
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO / "notebooks"
+EXECUTORS = ("local", "ray", "slurm")
+#: Stated training rates (iterations per second of one run) used when neither a budget nor a measurement exists:
+#: "cpu" is one one-thread worker at the cpu preset's sizes (records of book/archive measured 4 to 30 it/s at 32 px,
+#: width 16; a WGAN-GP is the slow end), "cuda" is an assumption for 64 px, width 64 on one GPU, never measured here.
+ASSUMED_ITERS_PER_S = {"cpu": 4.0, "cuda": 20.0}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One run of a sweep: the arguments of one ``experiments.run`` call with a single (model, value, seed)."""
+
+    experiment: str
+    model: str
+    value: Any
+    seed: int
+    preset: str
+    width: int | None = None
+    pool_size: int | None = None
+    key: str = ""                   # the record key the run will have
+    chapter: str = ""               # the first chapter that needs it
+    est_s: float = 0.0              # estimated seconds of one worker
+    est_source: str = ""            # where the estimate comes from
+
+    def label(self) -> str:
+        extra = "".join(f" {k}={v}" for k, v in (("width", self.width), ("pool_size", self.pool_size)) if v)
+        return f"{self.experiment} {self.model} value={self.value} seed={self.seed}{extra}"
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SweepPlan:
+    """The runs of a sweep: those still to do and those already stored (with their records' training seconds)."""
+
+    chapters: list[str]
+    preset: str
+    todo: list[Task] = field(default_factory=list)
+    done: list[Task] = field(default_factory=list)
+    done_train_s: float = 0.0
+
+    @property
+    def est_s(self) -> float:
+        return sum(t.est_s for t in self.todo)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# chapters and their parameters
+
+
+def chapter_names() -> list[str]:
+    """The chapters that make runs, in book order."""
+    from probe_utils.build import RUN_PLAN
+
+    return list(RUN_PLAN)
+
+
+def resolve_chapters(name: str) -> list[str]:
+    """``all``, a chapter's file stem (``01_numerosity``), its number (``01``) or its name (``numerosity``)."""
+    names = chapter_names()
+    if not isinstance(name, str) or not name.strip():
+        raise ParameterError(f"parameter 'chapter' must be 'all' or one of {', '.join(map(repr, names))}; "
+                             f"got {name!r}")
+    name = name.strip()
+    if name == "all":
+        return names
+    hits = [n for n in names if name in (n, n[:2], n[3:])]
+    if len(hits) != 1:
+        raise ParameterError(f"parameter 'chapter' must be 'all' or one of {', '.join(map(repr, names))} (or its "
+                             f"number or name); got {name!r}")
+    return hits
+
+
+def chapter_parameters(stem: str, notebooks: Path | None = None) -> dict[str, Any]:
+    """The defaults of a chapter's ``parameters`` cell, read from its jupytext source (literals only)."""
+    src = Path(notebooks or NOTEBOOKS) / f"{stem}.py"
+    if not src.exists():
+        raise ParameterError(f"parameter 'chapter' is {stem!r}, whose source {src} does not exist (the sweep reads "
+                             f"a chapter's defaults from a checkout's notebooks/)")
+    lines = src.read_text().splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.startswith("# %%") and '"parameters"' in line)
+    except StopIteration:
+        raise ParameterError(f"chapter {stem!r} has no parameters cell in {src}") from None
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("# %%")), len(lines))
+    out: dict[str, Any] = {}
+    for node in ast.parse("\n".join(lines[start + 1:end])).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    return out
+
+
+def parse_value(text: Any) -> Any:
+    """A ``-p`` value as papermill's command line takes it: a Python literal, else the text itself."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# planning
+
+
+def _chapter_tasks(stem: str, params: dict[str, Any]) -> list[Task]:
+    """Every run chapter ``stem`` makes with these parameters (not yet keyed against the store)."""
+    from probe_utils import experiments as ex
+    from probe_utils.build import RUN_PLAN
+    from probe_utils.store import record_key
+
+    tasks = []
+    for entry in RUN_PLAN[stem]:
+        names = {"models": entry.get("models", "models"), "values": entry["values"], "seeds": entry.get("seeds", "seeds")}
+        args = {k: params[v] for k, v in names.items()}
+        where = f"chapter {stem}, parameters " + ", ".join(repr(v) for v in names.values())
+        try:
+            if entry.get("derive") == "mixture_modes":
+                mixtures = [ex.check_mixture(f"{names['values']}[{i}]", v)
+                            for i, v in enumerate(ex._as_list(names["values"], args["values"]))]
+                args["values"] = sorted({m for v in mixtures for m in ex.mixture_modes(v)})
+            sizes: list[dict] = [{}]
+            if "scale" in entry:
+                wf, df = entry["scale"]
+                sizes = ex.scaled_settings(params["preset"], width_factors=params[wf], data_factors=params[df])
+            for extra in sizes:
+                plan = ex.check_parameters(entry["experiment"], models=args["models"], values=args["values"],
+                                           seeds=args["seeds"], preset=params["preset"], device="cpu", **extra)
+                for m in plan.models:
+                    run_params = ex._run_params(plan, m)
+                    for v in plan.values:
+                        for s in plan.seeds:
+                            key = record_key(plan.experiment.name, m, plan.preset.name, s, v, run_params)
+                            tasks.append(Task(plan.experiment.name, m, v, s, plan.preset.name,
+                                              extra.get("width"), extra.get("pool_size"), key, stem))
+        except ParameterError as e:
+            raise ParameterError(f"{where}: {e}") from None
+    return tasks
+
+
+def plan_runs(chapters: Iterable[str], *, preset: str | None = None, overrides: dict[str, Any] | None = None,
+              store: Any = None, device: str = "auto", its_per_s: float | None = None,
+              notebooks: Path | None = None) -> SweepPlan:
+    """The sweep of ``chapters`` (see :func:`resolve_chapters`) at ``preset`` (default: each chapter's own), with papermill-style
+    ``overrides`` of their parameters: each run once (runs shared by chapters are planned once), stored runs
+    apart, every run to do with its estimated cost."""
+    from probe_utils.experiments import PRESETS
+    from probe_utils.store import Store
+
+    chapters = list(dict.fromkeys(c for name in chapters for c in resolve_chapters(name)))
+    store = store if isinstance(store, Store) else Store(store)
+    overrides = dict(overrides or {})
+    if preset is not None:
+        check_choice("preset", preset, PRESETS)
+        overrides["preset"] = preset
+    defaults = {stem: chapter_parameters(stem, notebooks) for stem in chapters}
+    unknown = [k for k in overrides if not any(k in d for d in defaults.values())]
+    if unknown:
+        allowed = sorted({k for d in defaults.values() for k in d})
+        raise ParameterError(f"parameter {unknown[0]!r} is not a parameter of {', '.join(chapters)}; allowed: "
+                             f"{', '.join(allowed)}")
+    seen: dict[str, Task] = {}
+    for stem in chapters:
+        params = {**defaults[stem], **{k: v for k, v in overrides.items() if k in defaults[stem]}}
+        check_choice(f"preset (chapter {stem})", params.get("preset"), PRESETS)
+        for t in _chapter_tasks(stem, params):
+            seen.setdefault(t.key, t)
+    presets = sorted({t.preset for t in seen.values()})
+    out = SweepPlan(chapters, presets[0] if len(presets) == 1 else "+".join(presets))
+    rates = _measured_rates(store)
+    for t in seen.values():
+        rec = _stored(store, t)
+        if rec is not None:
+            out.done.append(t)
+            out.done_train_s += float(rec["provenance"].get("train_wall_s") or 0.0)
+        else:
+            est, source = estimate(t, rates, device=device, its_per_s=its_per_s)
+            out.todo.append(Task(**{**asdict(t), "est_s": round(est, 1), "est_source": source}))
+    return out
+
+
+def _stored(store: Any, t: Task) -> dict | None:
+    from probe_utils import experiments as ex
+
+    plan = ex.check_parameters(t.experiment, models=[t.model], values=[t.value], seeds=[t.seed], preset=t.preset,
+                               device="cpu", width=t.width, pool_size=t.pool_size)
+    return store.get(t.experiment, t.model, t.preset, t.seed, plan.values[0], ex._run_params(plan, t.model))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# cost
+
+
+def _measured_rates(store: Any) -> dict[tuple, list[float]]:
+    """Seconds per training iteration of stored runs, by (preset, model, image size, width) and by (preset, model):
+    the store's current and stale records, and those archived beside it (``<store>/../archive/*``)."""
+    from probe_utils.store import Store
+
+    roots = [store.root]
+    archive = store.root.parent / "archive"
+    if archive.is_dir():
+        roots += sorted(p for p in archive.iterdir() if p.is_dir())
+    rates: dict[tuple, list[float]] = defaultdict(list)
+    for root in roots:
+        s = Store(root)
+        for stale in (False, True):
+            try:
+                recs = list(s.records(stale=stale))
+            except Exception:  # an unreadable record spoils no estimate; the sweep's own reads report it
+                continue
+            for r in recs:
+                prov, p = r["provenance"], r["params"]
+                if prov.get("train_wall_s") and prov.get("steps") and "cuda" not in str(prov.get("device", "cpu")):
+                    rate = float(prov["train_wall_s"]) / int(prov["steps"])
+                    rates[(r["preset"], r["model"], p.get("image_size"), p.get("width"))].append(rate)
+                    rates[(r["preset"], r["model"])].append(rate)
+    return rates
+
+
+def estimate(t: Task, rates: dict[tuple, list[float]], *, device: str = "auto",
+             its_per_s: float | None = None) -> tuple[float, str]:
+    """(estimated seconds of one worker, where the estimate comes from) for task ``t``."""
+    from probe_utils import experiments as ex
+
+    pre = ex.PRESETS[t.preset]
+    if pre.max_minutes is not None:
+        return 60.0 * pre.max_minutes, f"the preset's budget ({pre.max_minutes:g} min)"
+    if its_per_s is not None:
+        return pre.steps / its_per_s, f"{its_per_s:g} it/s (given)"
+    kind = "cuda" if _device_kind(device) == "cuda" else "cpu"
+    if kind == "cpu":
+        plan = ex.check_parameters(t.experiment, models=[t.model], values=[t.value], seeds=[t.seed], preset=t.preset,
+                                   device="cpu", width=t.width, pool_size=t.pool_size)
+        p = ex._run_params(plan, t.model)
+        for k, of in (((t.preset, t.model, p["image_size"], p["width"]), ""), ((t.preset, t.model), " of other sizes")):
+            if rates.get(k):
+                s_per_it = statistics.median(rates[k])
+                return pre.steps * s_per_it, f"measured: {len(rates[k])} stored {t.preset} {t.model} runs{of}"
+    rate = ASSUMED_ITERS_PER_S[kind]
+    return pre.steps / rate, f"stated rate {rate:g} it/s on {kind} (not measured)"
+
+
+def _device_kind(device: str) -> str:
+    if device in (None, "auto"):
+        try:
+            import torch
+
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        except ImportError:  # pragma: no cover
+            return "cpu"
+    return str(device).split(":")[0]
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 360 else f"{seconds / 60:.1f} min"
+
+
+def format_plan(plan: SweepPlan, workers: int, device: str = "auto") -> str:
+    """The plan as text: per (chapter, experiment, model, size) the runs to do and their estimate, then totals."""
+    unit = "GPU-hours" if _device_kind(device) == "cuda" else "core-hours"
+    groups: dict[tuple, list[Task]] = defaultdict(list)
+    for t in plan.todo:
+        groups[(t.chapter, t.experiment, t.model, t.width, t.pool_size)].append(t)
+    lines = [f"sweep of {', '.join(plan.chapters)} at the {plan.preset!r} preset: {len(plan.todo)} run(s) to do, "
+             f"{len(plan.done)} stored"]
+    if groups:
+        lines.append(f"  {'chapter':<26}{'experiment':<17}{'model':<11}{'size':<13}{'runs':>5}  {'estimate':>9}  "
+                     f"values / seeds")
+    for (chapter, exp, model, width, pool), ts in groups.items():
+        size = "".join(f"{k}{v} " for k, v in (("w", width), ("n", pool)) if v).strip() or "preset"
+        values = [str(v) for v in sorted({t.value for t in ts}, key=lambda v: (isinstance(v, str), v))]
+        seeds = sorted({t.seed for t in ts})
+        lines.append(f"  {chapter:<26}{exp:<17}{model:<11}{size:<13}{len(ts):>5}  {_hours(sum(t.est_s for t in ts)):>9}"
+                     f"  {','.join(values)} / {','.join(map(str, seeds))}")
+    sources = sorted({t.est_source for t in plan.todo})
+    if plan.todo:
+        lines.append(f"estimate: {plan.est_s / 3600:.2f} {unit}, about {_hours(plan.est_s / max(workers, 1))} with "
+                     f"{workers} worker(s) (from {'; '.join(sources)})")
+    if plan.done:
+        lines.append(f"stored: {len(plan.done)} run(s), {plan.done_train_s / 3600:.2f} {unit} of training spent")
+    return "\n".join(lines)
+
+
+def plan_json(plan: SweepPlan, command: str) -> dict:
+    """The plan as a file: the runs still to do with their estimated cost, and the command that resumes them."""
+    return {
+        "about": "runs still to do; resume with the command below (stored runs are skipped, checkpoints resume)",
+        "command": command, "chapters": plan.chapters, "preset": plan.preset,
+        "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "done": len(plan.done), "done_train_hours": round(plan.done_train_s / 3600, 3),
+        "todo": [t.to_json() for t in plan.todo], "estimate_hours": round(plan.est_s / 3600, 3),
+    }
+
+
+def write_plan(path: str | Path, plan: SweepPlan, command: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(plan_json(plan, command), indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_plan(path: str | Path, store: Any = None, device: str = "auto", its_per_s: float | None = None) -> SweepPlan:
+    """A plan written by :func:`write_plan`, re-checked against the store (runs stored since are done)."""
+    from probe_utils.store import Store
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+        tasks = [Task(**{k: t[k] for k in Task.__dataclass_fields__ if k in t}) for t in data["todo"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ParameterError(f"parameter 'from_plan' must be a plan written by --write-plan; {path}: {e}") from None
+    store = store if isinstance(store, Store) else Store(store)
+    out = SweepPlan(list(data.get("chapters", [])), str(data.get("preset", "?")))
+    rates = _measured_rates(store)
+    for t in tasks:
+        rec = _stored(store, t)
+        if rec is not None:
+            out.done.append(t)
+            out.done_train_s += float(rec["provenance"].get("train_wall_s") or 0.0)
+        else:
+            est, source = estimate(t, rates, device=device, its_per_s=its_per_s)
+            out.todo.append(Task(**{**asdict(t), "est_s": round(est, 1), "est_source": source}))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# workers
+
+
+def one_thread() -> None:
+    """Make this process a one-thread worker (called first in every worker)."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
+    os.environ["PROBE_UTILS_STORED_ONLY"] = "0"  # a sweep is asked to train
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def run_task(task: dict, store: str | None, runs_dir: str | None, device: str = "auto") -> dict:
+    """One run in a worker: ``experiments.run`` with a single (model, value, seed); returns its record."""
+    one_thread()
+    from probe_utils.experiments import run
+
+    (rec,) = run(task["experiment"], models=[task["model"]], values=[task["value"]], seeds=[task["seed"]],
+                 preset=task["preset"], device=device, store=store, runs_dir=runs_dir, progress=False,
+                 width=task.get("width"), pool_size=task.get("pool_size"))
+    return rec
+
+
+Done = Callable[[Task, dict | None, BaseException | None], None]
+
+
+def _run_local(tasks: list[Task], done: Done, *, workers: int, store: str | None, runs_dir: str | None,
+               device: str, **_: Any) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=one_thread)
+    try:
+        futures = {pool.submit(run_task, t.to_json(), store, runs_dir, device): t for t in tasks}
+        for f in as_completed(futures):
+            err = f.exception()
+            if isinstance(err, BrokenProcessPool):
+                err = RuntimeError("not finished: a worker process died (killed, or out of memory)")
+            done(futures[f], None if err else f.result(), err)
+    except KeyboardInterrupt:  # stop the workers now: their runs resume from their checkpoints next time
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_ray(tasks: list[Task], done: Done, *, workers: int, store: str | None, runs_dir: str | None, device: str,
+             address: str | None = None, **_: Any) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ParameterError("parameter 'executor' is 'ray' but Ray is not installed: pip install 'probe_utils[ray]'"
+                             ) from None
+    started = not ray.is_initialized()
+    if started:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:  # a local instance: one CPU per worker
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                     object_store_memory=200 * 1024 ** 2)
+    try:
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(run_task)
+        refs = {remote.remote(t.to_json(), store, runs_dir, device): t for t in tasks}
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            for ref in ready:
+                try:
+                    rec, err = ray.get(ref), None
+                except Exception as e:  # the task's error, or its worker died
+                    rec, err = None, e
+                done(refs[ref], rec, err)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _run_slurm(tasks: list[Task], done: Done, *, workers: int, store: str | None, runs_dir: str | None,
+               device: str, cluster: str = "auto", log_dir: str | None = None, timeout_min: int | None = None,
+               slurm: dict | None = None, **_: Any) -> None:
+    try:
+        import submitit
+    except ImportError:
+        raise ParameterError("parameter 'executor' is 'slurm' but submitit is not installed: "
+                             "pip install 'probe_utils[slurm]'") from None
+    ex = submitit.AutoExecutor(folder=log_dir, cluster=None if cluster == "auto" else cluster)
+    longest = max((t.est_s for t in tasks), default=60.0)
+    params: dict[str, Any] = {"timeout_min": timeout_min or max(10, math.ceil(2 * longest / 60) + 5),
+                              "name": "probe-sweep", "cpus_per_task": 1, "tasks_per_node": 1, "nodes": 1}
+    if _device_kind(device) == "cuda":
+        params["gpus_per_node"] = 1
+    if ex.cluster == "slurm":
+        params["slurm_array_parallelism"] = workers
+        params.update({f"slurm_{k}": v for k, v in (slurm or {}).items()})
+    ex.update_parameters(**params)
+    print(f"[sweep] submitit executor: {ex.cluster} (logs under {log_dir})", file=sys.stderr, flush=True)
+    queue = list(tasks)
+    running: dict[Any, Task] = {}
+    if ex.cluster == "slurm":  # one job array; SLURM keeps at most `workers` running
+        jobs = ex.map_array(run_task, [t.to_json() for t in queue], [store] * len(queue), [runs_dir] * len(queue),
+                            [device] * len(queue))
+        running = dict(zip(jobs, queue))
+        queue = []
+    while queue or running:
+        while queue and len(running) < workers:  # the local stand-in starts every job at once: keep `workers` going
+            t = queue.pop(0)
+            running[ex.submit(run_task, t.to_json(), store, runs_dir, device)] = t
+        for job in [j for j in running if j.done()]:
+            t = running.pop(job)
+            try:
+                rec, err = job.result(), None
+            except Exception as e:
+                rec, err = None, e
+            done(t, rec, err)
+        time.sleep(0.5)
+
+
+RUNNERS = {"local": _run_local, "ray": _run_ray, "slurm": _run_slurm}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the sweep
+
+
+@dataclass
+class SweepResult:
+    made: list[Task] = field(default_factory=list)
+    failed: list[tuple[Task, str]] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def execute(plan: SweepPlan, *, executor: str = "local", workers: int = 2, store: str | Path | None = None,
+            runs_dir: str | Path | None = None, device: str = "auto", progress: bool = True, **options: Any
+            ) -> SweepResult:
+    """Run the plan's runs with ``executor``; records land in ``store``. A record a worker could not write where
+    this process reads (a cluster without a shared store) is written here. Failed runs are reported, not retried."""
+    from tqdm.auto import tqdm
+
+    from probe_utils.store import Store
+
+    check_choice("executor", executor, EXECUTORS)
+    workers = check_int("workers", workers, 1, 4096)
+    st = Store(store)
+    out = SweepResult()
+    bar = tqdm(total=len(plan.todo), unit="run", desc="sweep", disable=not progress, dynamic_ncols=True,
+               file=sys.stderr)
+
+    def done(t: Task, rec: dict | None, err: BaseException | None) -> None:
+        if err is None and rec is not None:
+            if rec.get("key") != t.key:
+                err = RuntimeError(f"the record made has key {rec.get('key')} where the plan expected {t.key}")
+            elif _stored(st, t) is None:
+                st.put(rec)
+        if err is None:
+            out.made.append(t)
+        else:
+            out.failed.append((t, f"{type(err).__name__}: {err}"))
+            bar.write(f"[sweep] FAILED {t.label()}: {type(err).__name__}: {err}", file=sys.stderr)
+        bar.set_postfix_str(t.label()[:60])
+        bar.update(1)
+
+    root = str(st.root)
+    try:
+        if plan.todo:
+            RUNNERS[executor](plan.todo, done, workers=workers, store=root,
+                              runs_dir=None if runs_dir is None else str(runs_dir), device=device, **options)
+    except KeyboardInterrupt:
+        out.interrupted = True
+    finally:
+        bar.close()
+    return out
+
+
+def status_lines(plan: SweepPlan, device: str = "auto") -> list[str]:
+    """done / to do / hours spent, per chapter and in all."""
+    unit = "GPU-hours" if _device_kind(device) == "cuda" else "core-hours"
+    lines = []
+    for stem in plan.chapters:
+        done = [t for t in plan.done if t.chapter == stem]
+        todo = [t for t in plan.todo if t.chapter == stem]
+        lines.append(f"{stem:<26} done {len(done):>4}  to do {len(todo):>4}  (estimate {_hours(sum(t.est_s for t in todo))})")
+    lines.append(f"{'all':<26} done {len(plan.done):>4}  to do {len(plan.todo):>4}  spent "
+                 f"{plan.done_train_s / 3600:.3f} {unit} (records' train_wall_s); to do about "
+                 f"{plan.est_s / 3600:.3f} {unit}")
+    return lines
+
+
+def default_runs_dir(store_root: Path) -> Path:
+    """Where ``experiments.run`` keeps checkpoints for a store: ``runs/`` beside the book's ``book/``, else
+    ``<store>-runs``."""
+    root = Path(store_root)
+    return root.parent.parent / "runs" if root.parent.name == "book" else root.with_name(root.name + "-runs")
+
+
+def _resume_command(args: Any, from_plan: str | None = None) -> str:
+    import shlex
+
+    parts = ["python", "-m", "probe_utils", "sweep"]
+    if from_plan:
+        parts += ["--from-plan", from_plan]
+    else:
+        parts.append(args.chapter)
+        if args.preset:
+            parts += ["--preset", args.preset]
+        for k, v in args.param or []:
+            parts += ["-p", k, v]
+    parts += ["--executor", args.executor, "--workers", str(args.workers)]
+    if args.store:
+        parts += ["--store", args.store]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def cmd_sweep(args: Any) -> int:
+    """``python -m probe_utils sweep``: plan, print the plan and its cost, then run what is not stored."""
+    from probe_utils.experiments import PRESETS
+    from probe_utils.store import CorruptRecord, Store
+
+    check_choice("executor", args.executor, EXECUTORS)
+    workers = check_int("workers", args.workers, 1, 4096)
+    if args.its_per_s is not None and not args.its_per_s > 0:
+        raise ParameterError(f"parameter 'its_per_s' must be a number > 0; got {args.its_per_s!r}")
+    if args.preset is not None:
+        check_choice("preset", args.preset, PRESETS)
+    store = Store(Path(args.store).resolve() if args.store else None)
+    try:
+        if args.from_plan:
+            if args.chapter or args.param or args.preset:
+                raise ParameterError("parameter 'from_plan' replaces the chapter, --preset and -p: give one or the "
+                                     "other")
+            plan = read_plan(args.from_plan, store, args.device, args.its_per_s)
+        else:
+            if not args.chapter:
+                raise ParameterError(f"parameter 'chapter' is required (all or one of "
+                                     f"{', '.join(chapter_names())}), or --from-plan FILE")
+            overrides = {k: parse_value(v) for k, v in (args.param or [])}
+            plan = plan_runs(resolve_chapters(args.chapter), preset=args.preset, overrides=overrides, store=store,
+                             device=args.device, its_per_s=args.its_per_s)
+    except CorruptRecord as e:
+        raise ParameterError(f"the store {store.root} holds a record that does not check out ({e}); move it away "
+                             f"or delete it, then re-run") from None
+    if args.status:
+        print("\n".join(status_lines(plan, args.device)))
+        return 0
+    print(format_plan(plan, workers, args.device), flush=True)
+    if args.write_plan:
+        path = write_plan(args.write_plan, plan, _resume_command(args, from_plan=args.write_plan))
+        print(f"[sweep] wrote the plan ({len(plan.todo)} run(s) to do) to {path}", flush=True)
+    if args.dry_run or not plan.todo:
+        return 0
+    runs_dir = Path(args.runs_dir).resolve() if args.runs_dir else default_runs_dir(store.root)
+    options: dict[str, Any] = {}
+    if args.executor == "ray":
+        options["address"] = args.address
+    if args.executor == "slurm":
+        options.update(cluster=args.cluster, log_dir=str(runs_dir / "submitit"), timeout_min=args.timeout_min,
+                       slurm=dict(kv.split("=", 1) for kv in (args.slurm or [])))
+    res = execute(plan, executor=args.executor, workers=workers, store=store.root, runs_dir=runs_dir,
+                  device=args.device, progress=not args.quiet, **options)
+    left = len(plan.todo) - len(res.made)
+    print(f"[sweep] made {len(res.made)} run(s), {len(res.failed)} failed"
+          + (", interrupted" if res.interrupted else "") + f"; {left} still to do", flush=True)
+    for t, err in res.failed[:10]:
+        print(f"[sweep]   failed: {t.label()}: {err}", file=sys.stderr)
+    if left:
+        print(f"[sweep] resume with: {_resume_command(args, args.from_plan)} (stored runs are skipped, interrupted "
+              f"ones resume from their checkpoints under {runs_dir})", flush=True)
+    return 130 if res.interrupted else (1 if left else 0)
+
+
+def add_parser(sub: Any) -> None:
+    """The ``sweep`` subcommand of ``python -m probe_utils``."""
+    sw = sub.add_parser("sweep", help="plan and run every run a chapter needs (local processes, Ray or SLURM)",
+                        description="Plan every run that a chapter (or all) makes with its parameters, skip stored "
+                                    "ones, print the plan with its cost, then run the rest. Re-run to resume.")
+    sw.add_argument("chapter", nargs="?", help="all, or a chapter: 01_numerosity, 01 or numerosity")
+    sw.add_argument("--preset", default=None, help="ci | cpu | colab | paper (default: the chapter's own)")
+    sw.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                    help="a chapter parameter, as papermill takes it, e.g. -p seeds 3 -p counts '[1, 3]'")
+    sw.add_argument("--executor", default="local", help="local (worker processes) | ray | slurm (submitit)")
+    sw.add_argument("--workers", type=int, default=2, help="runs at once (default 2)")
+    sw.add_argument("--dry-run", action="store_true", help="print the plan and its cost; run nothing")
+    sw.add_argument("--status", action="store_true", help="print done / to do / hours spent; run nothing")
+    sw.add_argument("--write-plan", default=None, metavar="FILE", help="write the runs still to do to FILE (JSON)")
+    sw.add_argument("--from-plan", default=None, metavar="FILE", help="run the runs of a plan written by --write-plan")
+    sw.add_argument("--store", default=None, help="results folder (default: the checkout's book/results)")
+    sw.add_argument("--runs-dir", default=None, help="checkpoints folder (default: runs/ beside book/, else "
+                                                       "<store>-runs)")
+    sw.add_argument("--device", default="auto", help="auto | cpu | cuda | mps, in each worker")
+    sw.add_argument("--its-per-s", type=float, default=None, help="training iterations per second for the estimate")
+    sw.add_argument("--address", default=None, help="ray: the address of an existing cluster (default: a local one)")
+    sw.add_argument("--cluster", default="auto", choices=("auto", "slurm", "local", "debug"),
+                    help="slurm: submitit's cluster (auto: SLURM where sbatch exists, else local processes)")
+    sw.add_argument("--timeout-min", type=int, default=None, help="slurm: a job's time limit in minutes "
+                                                                   "(default: twice the longest estimate)")
+    sw.add_argument("--slurm", action="append", metavar="KEY=VALUE",
+                    help="slurm: a submitit SLURM parameter, e.g. --slurm partition=gpu --slurm account=lab")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    sw.set_defaults(func=cmd_sweep)

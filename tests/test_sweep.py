@@ -1,0 +1,308 @@
+"""The sweep (planning from the chapters' parameters, executors, resumption), the per-run lock and ``--fresh``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing as mp
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from probe_utils import experiments, sweep
+from probe_utils.build import CHAPTERS, RUN_PLAN
+from probe_utils.cli import main
+from probe_utils.params import ParameterError
+from probe_utils.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+#: a tiny chapter-01 plan: two runs of the fastest family at the ci preset
+TINY = ["-p", "models", '["vae"]', "-p", "counts", "[1, 2]", "-p", "seeds", "1"]
+
+
+def _records(root: Path) -> dict[str, tuple[float, str]]:
+    """record file -> (mtime, sha256) of every record under ``root``."""
+    return {str(p): (p.stat().st_mtime, json.loads(p.read_text())["sha256"]) for p in sorted(root.rglob("seed*.json"))}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the run-plan table and planning (no training)
+
+
+@pytest.mark.parametrize("stem", list(RUN_PLAN))
+def test_run_plan_matches_the_chapter(stem):
+    """The table names the chapter's experiments and only parameters its parameters cell has; the chapter's source
+    calls run for exactly these experiments."""
+    params = sweep.chapter_parameters(stem)
+    assert {e["experiment"] for e in RUN_PLAN[stem]} == set(CHAPTERS[stem])
+    for entry in RUN_PLAN[stem]:
+        for name in (entry["values"], entry.get("models", "models"), entry.get("seeds", "seeds"),
+                     *entry.get("scale", ())):
+            assert name in params, f"{stem}: {name!r} is not a parameter of the chapter"
+    src = (REPO / "notebooks" / f"{stem}.py").read_text()
+    called = set(re.findall(r'experiments\.run\("(\w+)"', src))
+    assert called <= set(CHAPTERS[stem]) and (called or "experiments.run(name" in src)
+
+
+def test_chapters_without_runs_are_not_in_the_plan():
+    assert set(RUN_PLAN) == {stem for stem, names in CHAPTERS.items() if names}
+
+
+def test_plan_from_chapter_defaults(tmp_store):
+    params = sweep.chapter_parameters("01_numerosity")
+    plan = sweep.plan_runs(["01_numerosity"], preset="ci", store=tmp_store)
+    n_seeds = params["seeds"] if isinstance(params["seeds"], int) else len(params["seeds"])
+    assert len(plan.todo) == len(params["models"]) * len(params["counts"]) * n_seeds and not plan.done
+    assert {t.value for t in plan.todo} == set(params["counts"]) and {t.preset for t in plan.todo} == {"ci"}
+    assert all(t.est_s > 0 and t.est_source for t in plan.todo)
+
+
+def test_plan_shares_runs_between_chapters(tmp_store):
+    """Chapter 03's single-mode runs are chapter 02's red runs when their values match: planned once."""
+    both = sweep.plan_runs(["02_color_size_location", "03_convolution_prototype"], preset="ci", store=tmp_store)
+    keys = [t.key for t in both.todo]
+    assert len(keys) == len(set(keys))
+    alone = sweep.plan_runs(["03_convolution_prototype"], preset="ci", store=tmp_store)
+    modes = {m for v in sweep.chapter_parameters("03_convolution_prototype")["mixtures"] for m in v}
+    assert {t.value for t in alone.todo if t.experiment == "pie_red"} == modes
+    assert len(both.todo) < len(alone.todo) + len(sweep.plan_runs(["02"], preset="ci", store=tmp_store).todo)
+
+
+def test_plan_scaled_runs_of_chapter_05(tmp_store):
+    plan = sweep.plan_runs(["05_combinations"], preset="ci", store=tmp_store,
+                           overrides={"width_factors": [0.5], "data_factors": [2]})
+    pre = experiments.PRESETS["ci"]
+    assert {t.width for t in plan.todo} == {None, pre.width // 2}
+    assert {t.pool_size for t in plan.todo} == {None, 2 * pre.pool_size}
+
+
+@pytest.mark.parametrize("chapter,overrides,preset,match", [
+    ("07", {}, "ci", "'chapter'"),
+    ("01", {"countz": [3]}, "ci", "'countz'"),
+    ("01", {"counts": [0]}, "ci", "'counts'"),
+    ("03", {"mixtures": [[0.3]]}, "ci", "'mixtures"),
+    ("01", {}, "huge", "'preset'"),
+    ("01", {"models": ["gpt"]}, "ci", "'models'"),
+])
+def test_plan_errors_name_the_parameter(tmp_store, chapter, overrides, preset, match):
+    with pytest.raises(ParameterError, match=match):
+        sweep.plan_runs(sweep.resolve_chapters(chapter), preset=preset, overrides=overrides, store=tmp_store)
+
+
+def test_resolve_chapters():
+    assert sweep.resolve_chapters("all") == list(RUN_PLAN)
+    assert sweep.resolve_chapters("01") == sweep.resolve_chapters("numerosity") == ["01_numerosity"]
+    assert sweep.resolve_chapters("01_numerosity") == ["01_numerosity"]
+
+
+def test_estimate_sources(tmp_store, monkeypatch):
+    """Budget first, then a given rate, then measured records, then the stated rate."""
+    t = sweep.Task("numerosity", "vae", 1, 0, "ci")
+    steps = experiments.PRESETS["ci"].steps
+    est, src = sweep.estimate(t, {}, device="cpu")
+    assert est == pytest.approx(steps / sweep.ASSUMED_ITERS_PER_S["cpu"]) and "stated" in src
+    est, src = sweep.estimate(t, {("ci", "vae"): [0.5, 0.7, 0.1]}, device="cpu")
+    assert est == pytest.approx(steps * 0.5) and "measured" in src
+    assert sweep.estimate(t, {}, device="cpu", its_per_s=10)[0] == pytest.approx(steps / 10)
+    monkeypatch.setitem(experiments.PRESETS, "ci", dataclasses.replace(experiments.PRESETS["ci"], max_minutes=2.0))
+    est, src = sweep.estimate(t, {("ci", "vae"): [0.5]}, device="cpu")
+    assert est == 120.0 and "budget" in src
+
+
+def test_cli_dry_run_writes_a_plan_and_trains_nothing(tmp_path, capsys):
+    store = tmp_path / "s"
+    plan_file = tmp_path / "run_plan.json"
+    rc = main(["sweep", "01", "--preset", "ci", *TINY, "--store", str(store), "--dry-run",
+               "--write-plan", str(plan_file)])
+    out = capsys.readouterr().out
+    assert rc == 0 and "2 run(s) to do, 0 stored" in out and "estimate:" in out
+    data = json.loads(plan_file.read_text())
+    assert len(data["todo"]) == 2 and "--from-plan" in data["command"] and data["preset"] == "ci"
+    assert all(t["est_s"] > 0 for t in data["todo"])
+    assert not store.exists() or not list(store.rglob("*.json"))
+    assert main(["sweep", "--from-plan", str(plan_file), "--store", str(store), "--status"]) == 0
+    assert "to do    2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["sweep", "01", "--executor", "dask"], "'executor'"),
+    (["sweep", "01", "--workers", "0"], "'workers'"),
+    (["sweep"], "'chapter'"),
+    (["sweep", "01", "-p", "countz", "3"], "'countz'"),
+])
+def test_cli_sweep_bad_input(argv, match, capsys):
+    assert main(argv + ["--dry-run"]) == 2
+    assert re.search(match, capsys.readouterr().err)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# --fresh and the per-run lock (issue 13, items 3 and 4)
+
+
+def test_fresh_retrains_from_scratch(tmp_path):
+    kw = dict(models="vae", values=[2], seeds=[0], preset="ci", device="cpu", store=tmp_path / "s",
+              runs_dir=tmp_path / "r", progress=False)
+    (first,) = experiments.run("numerosity", **kw)
+    assert (tmp_path / "r" / f"{first['key']}.pt").exists()  # the final checkpoint stays
+    (fresh,) = experiments.run("numerosity", **kw, reuse=False)
+    assert fresh["provenance"]["resumed_from"] is None  # the old behaviour reloaded it: resumed_from == steps
+    assert fresh["provenance"]["steps"] == experiments.PRESETS["ci"].steps
+    assert fresh["provenance"]["created"] >= first["provenance"]["created"]
+    assert not list((tmp_path / "r").glob("*.lock")) and not list((tmp_path / "r").glob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_cli_run_fresh(tmp_path, capsys):
+    args = ["run", "numerosity", "--models", "vae", "--values", "3", "--seeds", "[0]", "--preset", "ci",
+            "--device", "cpu", "--store", str(tmp_path / "s"), "--quiet"]
+    assert main(args) == 0
+    assert main(args + ["--fresh"]) == 0
+    (rec,) = Store(tmp_path / "s").records()
+    assert rec["provenance"]["resumed_from"] is None
+
+
+def test_lock_of_a_dead_holder_is_taken(tmp_path):
+    """A lock file left by a process that died (its flock went with it) does not block."""
+    lock = tmp_path / "abc.lock"
+    lock.write_text("pid 999999 on elsewhere\n")
+    t0 = time.time()
+    with experiments.run_lock(lock):
+        assert f"pid {os.getpid()}" in lock.read_text()
+    assert time.time() - t0 < 5 and not lock.exists()
+
+
+def _same_run(store: str, runs: str, log: str, go) -> None:
+    """Child of the two-process test: count every training this process starts, then make the run."""
+    import torch
+
+    from probe_utils import experiments as ex
+
+    torch.set_num_threads(1)
+    real = ex.run_one
+
+    def counted(*a, **k):
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return real(*a, **k)
+
+    ex.run_one = counted
+    go.wait()
+    (rec,) = ex.run("numerosity", models="vae", values=[4], seeds=[0], preset="ci", device="cpu", store=store,
+                    runs_dir=runs, progress=False)
+    with open(log + ".keys", "a") as f:
+        f.write(f"{rec['sha256']}\n")
+
+
+@pytest.mark.slow
+def test_two_processes_make_one_run(tmp_path):
+    """Two identical runs at once: one trains, the other waits for it and returns the same record."""
+    ctx = mp.get_context("spawn")
+    go = ctx.Event()
+    log = str(tmp_path / "trainings")
+    procs = [ctx.Process(target=_same_run, args=(str(tmp_path / "s"), str(tmp_path / "r"), log, go))
+             for _ in range(2)]
+    for p in procs:
+        p.start()
+    time.sleep(0.5)
+    go.set()
+    for p in procs:
+        p.join(300)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert len(Path(log).read_text().split()) == 1  # trained once
+    shas = Path(log + ".keys").read_text().split()
+    assert len(shas) == 2 and shas[0] == shas[1]
+    assert len(list((tmp_path / "s").rglob("seed*.json"))) == 1
+    assert not list((tmp_path / "r").glob("*.lock")) and not list((tmp_path / "r").glob("*.tmp"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# executors: local processes, interrupt and resume, Ray, submitit
+
+
+def _sweep_cmd(store: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "probe_utils", "sweep", "01", "--preset", "ci", "--store", str(store), "--quiet",
+            *extra]
+
+
+def _env() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+
+
+@pytest.mark.slow
+def test_sweep_local_ci_then_nothing_to_do(tmp_path):
+    store = tmp_path / "s"
+    res = subprocess.run(_sweep_cmd(store, *TINY, "--workers", "2"), capture_output=True, text=True, env=_env(),
+                         cwd=REPO, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "2 run(s) to do, 0 stored" in res.stdout and "made 2 run(s), 0 failed" in res.stdout
+    recs = list(Store(store).records())
+    assert sorted(r["value"] for r in recs) == [1, 2] and {r["preset"] for r in recs} == {"ci"}
+    assert all(r["provenance"]["device"].endswith("1 threads)") for r in recs)  # one-thread workers
+    before = _records(store)
+    res = subprocess.run(_sweep_cmd(store, *TINY, "--status"), capture_output=True, text=True, env=_env(), cwd=REPO,
+                         timeout=300)
+    assert res.returncode == 0 and re.search(r"done\s+2\s+to do\s+0", res.stdout)
+    res = subprocess.run(_sweep_cmd(store, *TINY), capture_output=True, text=True, env=_env(), cwd=REPO, timeout=300)
+    assert res.returncode == 0 and "0 run(s) to do, 2 stored" in res.stdout
+    assert _records(store) == before
+
+
+@pytest.mark.slow
+def test_sweep_resumes_after_a_worker_is_killed(tmp_path):
+    """Kill a worker in the middle of a plan: the sweep stops and says how to resume; the same command then makes
+    the rest, and nothing stored before is made again."""
+    store, runs = tmp_path / "s", tmp_path / "s-runs"
+    args = ["-p", "models", '["wgan_gp"]', "-p", "counts", "[1, 2, 3, 4]", "-p", "seeds", "1", "--workers", "2"]
+    proc = subprocess.Popen(_sweep_cmd(store, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env(), cwd=REPO)
+    killed = None
+    deadline = time.time() + 400
+    while killed is None and time.time() < deadline and proc.poll() is None:
+        if list(store.rglob("seed*.json")):  # one run stored: kill a worker that holds a run's lock
+            for lock in runs.glob("*.lock"):
+                m = re.match(r"pid (\d+)", lock.read_text() if lock.exists() else "")
+                if m:
+                    os.kill(int(m[1]), signal.SIGKILL)
+                    killed = lock.stem
+                    break
+        time.sleep(0.05)
+    out, err = proc.communicate(timeout=300)
+    assert killed, f"no worker was caught holding a run: {out}\n{err[-2000:]}"
+    assert proc.returncode == 1, err[-2000:]
+    assert "resume with:" in out
+    before = _records(store)
+    assert 1 <= len(before) < 4 and killed[:8] not in {Path(p).stem.split("-")[1] for p in before}
+    res = subprocess.run(_sweep_cmd(store, *args), capture_output=True, text=True, env=_env(), cwd=REPO, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert f"{4 - len(before)} run(s) to do, {len(before)} stored" in res.stdout
+    after = _records(store)
+    assert len(after) == 4 and all(after[p] == before[p] for p in before)  # nothing stored was made again
+    assert not list(runs.glob("*.lock")) and not list(runs.glob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_sweep_with_ray(tmp_path):
+    pytest.importorskip("ray")
+    store = tmp_path / "s"
+    res = subprocess.run(_sweep_cmd(store, *TINY, "--executor", "ray", "--workers", "2"), capture_output=True,
+                         text=True, env=_env(), cwd=REPO, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "made 2 run(s), 0 failed" in res.stdout
+    assert sorted(r["value"] for r in Store(store).records()) == [1, 2]
+
+
+@pytest.mark.slow
+def test_sweep_with_submitit_local(tmp_path):
+    pytest.importorskip("submitit")
+    store = tmp_path / "s"
+    res = subprocess.run(_sweep_cmd(store, *TINY, "--executor", "slurm", "--cluster", "local", "--workers", "2"),
+                         capture_output=True, text=True, env=_env(), cwd=REPO, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "made 2 run(s), 0 failed" in res.stdout
+    assert sorted(r["value"] for r in Store(store).records()) == [1, 2]
