@@ -27,6 +27,7 @@ from probe_utils import models as models_mod
 from probe_utils.analysis import mixture_modes
 from probe_utils.params import ParameterError, check_choice, check_float, check_int, check_seed
 from probe_utils.store import RESULTS_VERSION, Store, git_commit, image_grid, png_base64, record_key
+from probe_utils import store as store_module
 from probe_utils.train import ImagePool, TrainConfig, pick_device, train
 
 
@@ -703,6 +704,9 @@ def run(experiment: str, *, models: Any, values: Any, seeds: Any = 1, preset: st
             f"{len(missing)} run(s) of {plan.experiment.name!r} at the {plan.preset.name!r} preset are not stored and "
             f"this build may not train (PROBE_UTILS_STORED_ONLY=1): make them first ({cmds}"
             f"{'; ...' if len(missing) > 4 else ''}), or change the chapter's parameters to the stored runs")
+    if missing:  # before any training: a run that cannot store its record or checkpoints fails now, writing nothing
+        store.require_writable("store")
+        store_module.require_writable_dir(runs_dir, "runs_dir")
     out = []
     since = time.time()
     for m, v, s in todo:
