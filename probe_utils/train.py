@@ -14,6 +14,8 @@ experiment's own ``healthy`` test fails: e.g. all blank) is never converged: it 
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -36,6 +38,14 @@ MAX_INVALID = 0.5
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite."""
+
+
+class CorruptCheckpoint(RuntimeError):
+    """A checkpoint cannot be read, does not match its checksum, or belongs to another run."""
+
+
+#: the format of :func:`save_checkpoint`'s files: a checksummed payload (torch itself checks no checksum on load)
+CHECKPOINT_FORMAT = "probe_utils-checkpoint/1"
 
 
 @dataclass(frozen=True)
@@ -110,10 +120,53 @@ def tv_distance(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
+    """``torch.save`` to ``<path>.tmp``, then rename: ``path`` is always a whole checkpoint. On a failure (a full
+    disk) the temporary file is removed and the error names the checkpoint."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise OSError(e.errno, f"could not write checkpoint {path} ({e.strerror or e}); the previous checkpoint "
+                                   f"is kept: free space, then run again to resume from it") from e
+        if isinstance(e, RuntimeError) and "write" in str(e).lower():  # torch's zip writer wraps a full disk
+            raise OSError(28, f"could not write checkpoint {path} ({e}); the previous checkpoint is kept: free "
+                              f"space, then run again to resume from it") from e
+        raise
+
+
+def save_checkpoint(state: dict, path: Path) -> None:
+    """Write ``state`` atomically as a checksummed checkpoint (:func:`load_checkpoint` verifies it)."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    payload = buf.getvalue()
+    _save_atomic({"format": CHECKPOINT_FORMAT, "sha256": hashlib.sha256(payload).hexdigest(), "payload": payload},
+                 path)
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
+    """The state saved by :func:`save_checkpoint` (or an older, unchecksummed checkpoint); CorruptCheckpoint naming
+    the file when it is unreadable, truncated or altered."""
+    hint = "delete it to train this run from the start"
+    try:
+        outer = torch.load(path, map_location=device, weights_only=False)
+    except Exception as e:  # truncated: EOFError, RuntimeError from the zip reader, UnpicklingError, ...
+        raise CorruptCheckpoint(f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); {hint}") from None
+    if isinstance(outer, dict) and outer.get("format") == CHECKPOINT_FORMAT:
+        payload = outer.get("payload")
+        if not isinstance(payload, bytes) or hashlib.sha256(payload).hexdigest() != outer.get("sha256"):
+            raise CorruptCheckpoint(f"checkpoint {path} does not match its checksum (altered or damaged); {hint}")
+        try:
+            outer = torch.load(io.BytesIO(payload), map_location=device, weights_only=False)
+        except Exception as e:
+            raise CorruptCheckpoint(f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); {hint}") from None
+    missing = [k for k in ("model", "opts", "gen", "rng", "result") if not isinstance(outer, dict) or k not in outer]
+    if missing:
+        raise CorruptCheckpoint(f"checkpoint {path} lacks {', '.join(missing)}; {hint}")
+    return outer
 
 
 def train(
@@ -150,26 +203,42 @@ def train(
 
     result = TrainResult(steps=0, wall_s=0.0, device=str(device), converged_at=None, resumed_from=None)
     ckpt = Path(checkpoint) if checkpoint else None
+    identity = {"file": ckpt.name if ckpt else None, "seed": seed, "family": model.family,
+                "batch_size": config.batch_size}
+    log_carry = None
     if ckpt and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        for g, o in opts.items():
-            o.load_state_dict(state["opts"][g])
-        gen.set_state(state["gen"])
-        torch.set_rng_state(state["rng"])
+        state = load_checkpoint(ckpt, device)
+        other = {k: v for k, v in state.get("identity", {}).items() if identity.get(k) != v}
+        if other:
+            raise CorruptCheckpoint(f"checkpoint {ckpt} belongs to another run (" + ", ".join(
+                f"{k} {v!r}, not {identity.get(k)!r}" for k, v in other.items()) + "); delete it or move it back")
+        try:
+            model.load_state_dict(state["model"])
+            for g, o in opts.items():
+                o.load_state_dict(state["opts"][g])
+            gen.set_state(state["gen"].cpu())  # generator states are CPU tensors
+            torch.set_rng_state(state["rng"].cpu())
+            if "sample_gen" in state:  # older checkpoints lack it: their resumed probes differ from a straight run
+                sample_gen.set_state(state["sample_gen"].cpu())
+            result = TrainResult(**state["result"])
+        except (RuntimeError, KeyError, TypeError, ValueError) as e:
+            raise CorruptCheckpoint(f"checkpoint {ckpt} does not fit this run ({type(e).__name__}: "
+                                    f"{str(e)[:200]}); delete it to train this run from the start") from None
         if cuda and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"])
-        result = TrainResult(**state["result"])
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu())
+        log_carry = state.get("log_carry")  # loss sums of the iterations since the last loss record
         result.resumed_from = result.steps
         if result.converged_at is not None:
             return result
 
     def save() -> None:
         if ckpt:
-            _save_atomic({
+            save_checkpoint({
                 "model": model.state_dict(), "opts": {g: o.state_dict() for g, o in opts.items()},
-                "gen": gen.get_state(), "rng": torch.get_rng_state(),
+                "gen": gen.get_state(), "rng": torch.get_rng_state(), "sample_gen": sample_gen.get_state(),
                 "cuda_rng": torch.cuda.get_rng_state() if cuda else None, "result": asdict(result),
+                "log_carry": {"sums": {g: v.detach().cpu() for g, v in sums.items()}, "counts": dict(counts)},
+                "identity": identity,
             }, ckpt)
 
     def measure(images: torch.Tensor) -> tuple[np.ndarray, float]:
@@ -202,6 +271,9 @@ def train(
     reuse = bool(getattr(model, "reuse_batch", False))
     sums = {g: torch.zeros((), device=device) for g in groups}
     counts = {g: 0 for g in groups}
+    if log_carry is not None:  # a resumed run's next loss record averages the same iterations as a straight run's
+        sums.update({g: v.to(device) for g, v in log_carry["sums"].items() if g in sums})
+        counts.update({g: int(v) for g, v in log_carry["counts"].items() if g in counts})
     start = time.perf_counter() - result.wall_s
     cpu_start = time.process_time() - result.cpu_s
     bar = tqdm(total=config.steps, initial=result.steps, desc=desc or model.family, disable=not progress,
