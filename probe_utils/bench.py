@@ -269,6 +269,8 @@ def bench(device: Any = "auto", family: str = "wgan_gp", size: int = 64, width: 
     if n_critic is not None:
         check_int("n_critic", n_critic, 1, 100)
     parts = [parts] if isinstance(parts, str) else list(parts)
+    if not parts:
+        raise ParameterError(f"parameter 'parts' must name one or more of {', '.join(PARTS)}; got none")
     for i, p in enumerate(parts):
         check_choice(f"parts[{i}]", p, PARTS)
     dev = pick_device(device)

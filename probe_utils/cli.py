@@ -9,10 +9,11 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from probe_utils.params import ParameterError
+from probe_utils.params import ParameterError, notebook_parameters
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,7 +31,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from probe_utils.analysis import shape_rows, summary_rows
     from probe_utils.experiments import EXPERIMENTS, run
 
-    if args.threads:
+    from probe_utils.params import check_int
+
+    if check_int("threads", args.threads, 0, 1024):
         torch.set_num_threads(args.threads)
     recs = run(args.experiment, models=_literal(args.models), values=_literal(args.values),
                seeds=_literal(args.seeds), preset=args.preset, device=args.device, reuse=not args.fresh,
@@ -60,7 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             for row in rows:
                 row.pop("bias", None)
     for row in rows:
-        print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}))
+        print(_json_line(row))
     return 0
 
 
@@ -69,43 +72,105 @@ def chapters() -> list[Path]:
     return sorted((REPO / "notebooks").glob("[0-9][0-9]_*.py"))
 
 
+def _book_chapters(args: argparse.Namespace, extra: dict) -> list[tuple[Path, dict]]:
+    """The chapters to execute with the parameters each gets, every parameter checked before any work: a ``-p``
+    name that no chosen chapter has, or a value a chapter refuses, raises ParameterError naming it."""
+    from probe_utils.build import chapter_preset
+    from probe_utils.experiments import PRESETS
+    from probe_utils.params import check_chapter, check_unknown, notebook_parameters
+
+    if args.preset is not None and args.preset not in PRESETS:
+        raise ParameterError(f"parameter 'preset' must be one of {', '.join(map(repr, PRESETS))}; "
+                             f"got {args.preset!r}")
+    every = chapters()
+    chosen = [src for src in every if not args.only or any(o in src.stem for o in args.only)]
+    if not chosen:
+        raise ParameterError(f"parameter 'only' must match a chapter ({', '.join(s.stem for s in every)}); "
+                             f"got {args.only!r}")
+    declared = {src.stem: notebook_parameters(src) for src in chosen}
+    check_unknown([k for k, _ in (args.param or [])], {k for d in declared.values() for k in d},
+                  "chapter " + ", ".join(declared) if len(declared) == 1 else "the chapters " + ", ".join(declared))
+    out = []
+    for src in chosen:
+        params = {"preset": args.preset or chapter_preset(src.stem),
+                  **{k: v for k, v in extra.items() if k in declared[src.stem]}}
+        try:
+            check_chapter(src.stem, {**declared[src.stem], **params})
+        except ParameterError as e:
+            raise ParameterError(f"chapter {src.stem}: {e}", e.parameter) from None
+        out.append((src, params))
+    return out
+
+
+def _execute_chapter(src: Path, params: dict) -> None:
+    """Execute chapter ``src`` with papermill into a temporary notebook (under ``_build/``, git-ignored); the chapter's
+    notebook is replaced only when every cell ran (a failed execution leaves it as it was)."""
+    import nbformat
+    import papermill as pm
+
+    nb = src.with_suffix(".ipynb")
+    work = REPO / "_build" / "executing"
+    work.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=work, prefix=f"{nb.stem}-", suffix=".ipynb")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        cmd = [sys.executable, "-m", "jupytext", "--quiet", "--to", "ipynb", "--output", str(tmp), str(src)]
+        if nb.exists():  # keep the committed outputs (and cell ids) where the source did not change
+            shutil.copyfile(nb, tmp)
+            cmd.insert(-3, "--update")
+        else:
+            tmp.unlink()
+        subprocess.run(cmd, check=True)
+        pm.execute_notebook(str(tmp), str(tmp), parameters=params, cwd=str(nb.parent), kernel_name="python3",
+                            progress_bar=False, request_save_on_cell_execute=False)
+        done = nbformat.read(tmp, as_version=4)
+        meta = done.metadata.get("papermill", {})
+        meta.update(input_path=str(nb), output_path=str(nb))  # the paths it would have had if run in place
+        nbformat.write(done, tmp)
+        os.replace(tmp, nb)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _chapter_failure(nb: Path, err: Exception) -> str:
+    """One line on why a chapter's execution failed (papermill's error, without its traceback)."""
+    ename, evalue = getattr(err, "ename", type(err).__name__), getattr(err, "evalue", str(err))
+    return (f"{nb.name} failed: {ename}: {evalue}. The notebook was left as it was; the failed execution is not "
+            f"kept (run the chapter in Jupyter to see the cell)")
+
+
 def cmd_book(args: argparse.Namespace) -> int:
     from probe_utils.build import launch_config, repository_url
 
     extra = {key: _literal(value) for key, value in (args.param or [])}
+    todo = _book_chapters(args, extra) if args.execute else []
     url = repository_url(args.repository, REPO)
     if url:
-        # chapters learn where to install probe_utils from on Colab; the pages get Colab buttons
-        extra.setdefault("repository", url)
+        # chapters learn where to install probe_utils from on Colab (their `repository`); the pages get Colab buttons
         print(f"[book] repository {url} (branch {args.branch}): Colab buttons on every chapter", flush=True)
     else:
         print("[book] no GitHub repository known (--repository OWNER/NAME, $PROBE_BOOK_REPOSITORY or repository.url "
               "in _config.yml): the pages get no Colab buttons", flush=True)
     if args.execute:
-        import papermill as pm
-
-        from probe_utils.build import chapter_preset
-        from probe_utils.experiments import PRESETS
+        from papermill.exceptions import PapermillExecutionError
 
         os.environ["PROBE_UTILS_PROGRESS"] = "0"  # executed pages should not embed progress-bar widgets
-        if args.preset is not None and args.preset not in PRESETS:
-            raise ParameterError(f"parameter 'preset' must be one of {', '.join(map(repr, PRESETS))}; "
-                                 f"got {args.preset!r}")
-        for src in chapters():
-            if args.only and not any(o in src.stem for o in args.only):
-                continue
-            params = {"preset": args.preset or chapter_preset(src.stem), **extra}
+        for src, params in todo:
+            if url and "repository" in notebook_parameters(src):
+                params.setdefault("repository", url)
             # building from stored records (no --preset): a chapter that asks for a run missing at its preset fails
             # instead of training; ci runs are quick and never committed, so they are made when missing
             stored_only = args.preset is None and params["preset"] not in ("ci", "auto")
             os.environ["PROBE_UTILS_STORED_ONLY"] = "1" if stored_only else "0"
             nb = src.with_suffix(".ipynb")
-            subprocess.run([sys.executable, "-m", "jupytext", "--quiet", "--to", "ipynb", "--update", str(src)],
-                           check=True)
             print(f"[book] executing {nb.relative_to(REPO)} with {params}", flush=True)
             t0 = time.time()
-            pm.execute_notebook(str(nb), str(nb), parameters=params, cwd=str(nb.parent), kernel_name="python3",
-                                progress_bar=False, request_save_on_cell_execute=False)
+            try:
+                _execute_chapter(src, params)
+            except PapermillExecutionError as e:
+                print(f"error: {_chapter_failure(nb, e)}", file=sys.stderr)
+                return 1
             print(f"[book] {nb.name} done in {time.time() - t0:.0f} s", flush=True)
     # the jupyter-book script of this interpreter's environment, so an un-activated venv works too
     beside = Path(sys.executable).parent / "jupyter-book"
@@ -126,20 +191,59 @@ def cmd_book(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _json_line(row: dict) -> str:
+    """One JSON line; numbers rounded to 3 decimals, NaN and infinities as null (JSON has no NaN)."""
+    import math
+
+    def clean(v):
+        if isinstance(v, float):
+            return round(v, 3) if math.isfinite(v) else None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(row), allow_nan=False)
+
+
+def _check_output_file(name: str, path: str | None) -> Path | None:
+    """A file the command will write at the end, checked before any work (its folder writable, not a folder)."""
+    if path is None:
+        return None
+    from probe_utils.store import require_writable_dir
+
+    if not str(path).strip():
+        raise ParameterError(f"parameter {name!r} must be a file path; got {path!r}")
+    out = Path(path)
+    if out.is_dir():
+        raise ParameterError(f"parameter {name!r} must be a file path; {out} is a folder")
+    require_writable_dir(out.parent, name)
+    return out
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
+    from probe_utils.params import check_int
+
+    threads = check_int("threads", args.threads, 0, 1024)
+    out = _check_output_file("json", args.json)
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    if not parts:
+        raise ParameterError(f"parameter 'parts' must name one or more of render, measure, train (comma-separated); "
+                             f"got {args.parts!r}")
     import torch
 
     from probe_utils.bench import bench, format_table
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if threads:
+        torch.set_num_threads(threads)
     res = bench(args.device, args.family, args.size, args.width, args.fleet, args.iters, args.warmup,
-                args.batch_size, args.images, args.n_critic, [p.strip() for p in args.parts.split(",") if p.strip()])
+                args.batch_size, args.images, args.n_critic, parts)
     print(format_table(res))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(res, indent=1) + "\n")
-        print(f"[bench] wrote {args.json}")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, indent=1) + "\n")
+        print(f"[bench] wrote {out}")
     return 0
 
 
@@ -197,11 +301,24 @@ def main(argv: list[str] | None = None) -> int:
     be.set_defaults(func=cmd_bench)
 
     args = ap.parse_args(argv)
+    from probe_utils.store import CorruptRecord
+    from probe_utils.train import CorruptCheckpoint
+
     try:
         return args.func(args)
     except ParameterError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except (CorruptRecord, CorruptCheckpoint) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a full disk, a read-only folder: the message names the file
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: nothing half-written was kept. Run the same command again to resume: stored records "
+              f"are reused and training continues from its last checkpoint.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

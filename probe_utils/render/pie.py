@@ -47,7 +47,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from probe_utils.params import ParameterError, check_float, check_int, check_seed
+from probe_utils.params import ParameterError, check_batch, check_float, check_int, check_seed
 
 RADIUS_MIN, RADIUS_MAX = 0.4, 0.8
 LOC_MIN, LOC_MAX = -0.2, 0.2
@@ -271,6 +271,7 @@ def render(n: int = 256, seed: int = 0, device: Any = None, size: int = 64, *, r
     n = check_int("n", n, 1)
     seed = check_seed("seed", seed)
     size = check_int("size", size, 16, 2048)
+    n = check_batch("n", n, size)
     dev = _check_device(device)
     specs = {f: _spec(f, v) for f, v in (("radius", radius), ("x", x), ("y", y), ("red", red))}
     combos_arr = _check_combos(combos)

@@ -63,7 +63,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from probe_utils.params import ParameterError, check_choice, check_float, check_int, check_seed
+from probe_utils.params import ParameterError, check_batch, check_choice, check_float, check_int, check_seed
 
 from . import _raster, _scene
 from ._scene import COLOR_NAMES, COLORS, MATERIALS, MAX_OBJECTS, SHAPES, SIZE_NAMES, SIZES
@@ -153,6 +153,7 @@ def render(n: int = 64, seed: int = 0, device: Any = None, size: int = 64, *, co
     n = check_int("n", n, 1)
     seed = check_seed("seed", seed)
     size = check_choice("size", size, IMAGE_SIZES)
+    n = check_batch("n", n, 2 * size)  # rendered at twice the size, then averaged down
     counts = _counts(count, n)
     shape_codes = _names("shapes", shapes, SHAPES)
     color_codes = _names("colors", colors, COLOR_NAMES)
