@@ -50,10 +50,11 @@ if "google.colab" in sys.modules:
 # %%
 import numpy as np
 
-from probe_utils import findings, plots
+from probe_utils import findings, params, plots
 from probe_utils.features import clevr as clevrf, dots as dotf, mnist3 as mnistf, pie as pief
 from probe_utils.render import clevr, dots, mnist3, pie
 
+params.check_chapter("00_datasets", globals())  # every parameter, by its own name, before any work
 n_check = n_check or (100 if preset == "ci" else 1000)
 
 # %% [markdown]

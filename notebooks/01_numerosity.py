@@ -55,8 +55,9 @@ if "google.colab" in sys.modules:
 # settings. Parameters are checked before anything runs.
 
 # %%
-from probe_utils import experiments, findings, plots, widgets
+from probe_utils import experiments, findings, params, plots, widgets
 
+params.check_chapter("01_numerosity", globals())  # every parameter, by its own name, before any work
 records = experiments.run("numerosity", models=models, values=counts, seeds=seeds, preset=preset,
                           device=device, reuse=reuse)
 findings.preset_banner(preset)

@@ -58,9 +58,10 @@ if "google.colab" in sys.modules:
 # One call per feature; stored records with exactly these settings are reused.
 
 # %%
-from probe_utils import experiments, findings, plots
+from probe_utils import experiments, findings, params, plots
 from probe_utils.experiments import EXPERIMENTS
 
+params.check_chapter("02_color_size_location", globals())  # every parameter, by its own name, before any work
 common = dict(models=models, seeds=seeds, preset=preset, device=device, reuse=reuse)
 experiments.check_parameters("pie_red", values=red_values, **common)  # fail fast on any bad parameter
 experiments.check_parameters("pie_size", values=size_values, **common)

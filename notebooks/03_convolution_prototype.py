@@ -57,9 +57,10 @@ if "google.colab" in sys.modules:
 # The single-value runs are the same records as in the colour chapter when their settings match.
 
 # %%
-from probe_utils import analysis, experiments, findings, plots, widgets
+from probe_utils import analysis, experiments, findings, params, plots, widgets
 from probe_utils.experiments import EXPERIMENTS
 
+params.check_chapter("03_convolution_prototype", globals())  # every parameter, by its own name, before any work
 common = dict(models=models, seeds=seeds, preset=preset, device=device, reuse=reuse)
 plan = experiments.check_parameters("pie_red_mix", values=mixtures, **common)  # fail fast on any bad parameter
 modes = sorted({m for v in plan.values for m in experiments.mixture_modes(v)})

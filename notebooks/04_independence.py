@@ -58,8 +58,9 @@ if "google.colab" in sys.modules:
 # One call per studied feature; stored records with exactly these settings are reused.
 
 # %%
-from probe_utils import build, experiments, findings, plots, widgets
+from probe_utils import build, experiments, findings, params, plots, widgets
 
+params.check_chapter("04_independence", globals())  # every parameter, by its own name, before any work
 common = dict(models=models, values=nuisance_values, seeds=seeds, preset=preset, device=device, reuse=reuse)
 for name in build.INDEPENDENCE_EXPERIMENTS:
     experiments.check_parameters(name, **common)  # fail fast on any bad parameter

@@ -63,8 +63,9 @@ if "google.colab" in sys.modules:
 # ## The runs
 
 # %%
-from probe_utils import experiments, findings, plots, widgets
+from probe_utils import experiments, findings, params, plots, widgets
 
+params.check_chapter("05_combinations", globals())  # every parameter, by its own name, before any work
 common = dict(seeds=seeds, preset=preset, device=device, reuse=reuse)
 experiments.check_parameters("pie_combos", models=models, values=pie_combinations, **common)  # fail fast
 experiments.check_parameters("mnist_combos", models=models, values=mnist_combinations, **common)

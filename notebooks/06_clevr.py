@@ -59,8 +59,9 @@ if "google.colab" in sys.modules:
 # ## The runs
 
 # %%
-from probe_utils import build, experiments, findings, plots, widgets
+from probe_utils import build, experiments, findings, params, plots, widgets
 
+params.check_chapter("06_clevr", globals())  # every parameter, by its own name, before any work
 common = dict(models=models, seeds=seeds, preset=preset, device=device, reuse=reuse)
 experiments.check_parameters("clevr_numerosity", values=counts, **common)  # fail fast on any bad parameter
 for name in build.CLEVR_EXPERIMENTS[1:]:

@@ -42,8 +42,9 @@ if "google.colab" in sys.modules:
         preset = "colab"
 
 # %%
-from probe_utils import findings
+from probe_utils import findings, params
 
+params.check_chapter("90_scorecard", globals())  # every parameter, by its own name, before any work
 findings.preset_banner(preset)
 
 # %%

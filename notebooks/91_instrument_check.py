@@ -38,8 +38,9 @@ if "google.colab" in sys.modules:
 from probe_utils.colab import setup; preset = setup(preset, repository)
 
 # %%
-from probe_utils import findings, plots
+from probe_utils import findings, params, plots
 
+params.check_chapter("91_instrument_check", globals())  # every parameter, by its own name, before any work
 checks = findings.instrument_records(preset, records_per_family)
 findings.instrument_summary(checks)
 

@@ -41,8 +41,9 @@ if "google.colab" in sys.modules:
 from probe_utils.colab import setup; preset = setup(preset, repository)
 
 # %%
-from probe_utils import findings, plots
+from probe_utils import findings, params, plots
 
+params.check_chapter("92_recipe_search", globals())  # every parameter, by its own name, before any work
 results = findings.recipe_search_results()
 findings.recipe_search_table(results, target=target)
 
