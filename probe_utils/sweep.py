@@ -440,6 +440,10 @@ def _run_ray(tasks: list[Task], done: Done, *, workers: int, store: str | None, 
                 except Exception as e:  # the task's error, or its worker died
                     rec, err = None, e
                 done(refs[ref], rec, err)
+    except KeyboardInterrupt:  # on a cluster the tasks would go on: cancel them (checkpoints make them resume)
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
     finally:
         if started:
             ray.shutdown()
@@ -471,18 +475,23 @@ def _run_slurm(tasks: list[Task], done: Done, *, workers: int, store: str | None
                             [device] * len(queue))
         running = dict(zip(jobs, queue))
         queue = []
-    while queue or running:
-        while queue and len(running) < workers:  # the local stand-in starts every job at once: keep `workers` going
-            t = queue.pop(0)
-            running[ex.submit(run_task, t.to_json(), store, runs_dir, device)] = t
-        for job in [j for j in running if j.done()]:
-            t = running.pop(job)
-            try:
-                rec, err = job.result(), None
-            except Exception as e:
-                rec, err = None, e
-            done(t, rec, err)
-        time.sleep(0.5)
+    try:
+        while queue or running:
+            while queue and len(running) < workers:  # the local stand-in starts every job at once: keep `workers`
+                t = queue.pop(0)
+                running[ex.submit(run_task, t.to_json(), store, runs_dir, device)] = t
+            for job in [j for j in running if j.done()]:
+                t = running.pop(job)
+                try:
+                    rec, err = job.result(), None
+                except Exception as e:
+                    rec, err = None, e
+                done(t, rec, err)
+            time.sleep(0.5)
+    except KeyboardInterrupt:  # cancel the jobs still queued or running (checkpoints make them resume)
+        for job in running:
+            job.cancel(check=False)
+        raise
 
 
 RUNNERS = {"local": _run_local, "ray": _run_ray, "slurm": _run_slurm}
@@ -517,10 +526,13 @@ def execute(plan: SweepPlan, *, executor: str = "local", workers: int = 2, store
 
     def done(t: Task, rec: dict | None, err: BaseException | None) -> None:
         if err is None and rec is not None:
-            if rec.get("key") != t.key:
-                err = RuntimeError(f"the record made has key {rec.get('key')} where the plan expected {t.key}")
-            elif _stored(st, t) is None:
-                st.put(rec)
+            try:
+                if rec.get("key") != t.key:
+                    raise RuntimeError(f"the record made has key {rec.get('key')} where the plan expected {t.key}")
+                if _stored(st, t) is None:
+                    st.put(rec)
+            except Exception as e:  # noqa: BLE001 - reported with the run, the sweep goes on
+                err = e
         if err is None:
             out.made.append(t)
         else:
@@ -591,6 +603,11 @@ def cmd_sweep(args: Any) -> int:
         raise ParameterError(f"parameter 'its_per_s' must be a number > 0; got {args.its_per_s!r}")
     if args.preset is not None:
         check_choice("preset", args.preset, PRESETS)
+    bad = [kv for kv in (args.slurm or []) if "=" not in kv or not kv.split("=", 1)[0]]
+    if bad:
+        raise ParameterError(f"parameter 'slurm' must be KEY=VALUE, e.g. partition=gpu; got {bad[0]!r}")
+    if args.timeout_min is not None:
+        check_int("timeout_min", args.timeout_min, 1, 60 * 24 * 30)
     store = Store(Path(args.store).resolve() if args.store else None)
     try:
         if args.from_plan:

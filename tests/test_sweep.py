@@ -135,6 +135,11 @@ def test_cli_dry_run_writes_a_plan_and_trains_nothing(tmp_path, capsys):
     (["sweep", "01", "--workers", "0"], "'workers'"),
     (["sweep"], "'chapter'"),
     (["sweep", "01", "-p", "countz", "3"], "'countz'"),
+    (["sweep", "01", "--executor", "slurm", "--slurm", "partition"], "'slurm'"),
+    (["sweep", "01", "--timeout-min", "0"], "'timeout_min'"),
+    (["sweep", "01", "--its-per-s", "-1"], "'its_per_s'"),
+    (["sweep", "01", "--preset", "huge"], "'preset'"),
+    (["sweep", "--from-plan", "/nonexistent/plan.json"], "'from_plan'"),
 ])
 def test_cli_sweep_bad_input(argv, match, capsys):
     assert main(argv + ["--dry-run"]) == 2
