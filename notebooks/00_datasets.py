@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -16,7 +18,8 @@
 #
 # Every experiment in the paper trains a model on images whose features we know exactly, then measures the same
 # features on what the model generates. This page shows samples of each data set with their labels, and checks each
-# measurement on fresh renders, whose true features are known, before we trust it on generated images.
+# measurement on fresh renders, whose true features are known, before we trust it on generated images. How each
+# data set is drawn and each feature measured is on the {ref}`methods page <methods-datasets>`.
 #
 # | data set | features | paper |
 # |---|---|---|
@@ -29,23 +32,13 @@
 preset = "cpu"  # accepted for uniformity with the chapters; the ci preset checks fewer renders
 n_check = None  # fresh renders per accuracy check (default: 100 at ci, 1000 otherwise)
 seed = 12345  # seed of the fresh renders
-repository = ""  # the book's GitHub URL: Colab installs probe_utils from it (the book command fills it in)
+repository = "https://github.com/probe-utils/probe-book"  # the book's GitHub repository: on Colab, probe_utils is installed from it
 
-# %% tags=["hide-input"]
-# On Colab, and only there: install probe_utils from the book's repository; on a GPU, train at the colab preset.
-import sys
-
+# %% tags=["remove-cell"]
+import subprocess, sys  # on Colab only: install probe_utils from `repository`, then choose the preset
 if "google.colab" in sys.modules:
-    import subprocess
-
-    if not repository:
-        raise ValueError("parameter 'repository' must be the book's GitHub URL, e.g. https://github.com/OWNER/NAME")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"probe_utils @ git+{repository}"], check=True)
-    import torch
-
-    if torch.cuda.is_available() and preset in ("ci", "cpu"):
-        print(f"On a Colab GPU: preset {preset!r} -> 'colab' (set preset in the parameters cell to keep another)")
-        preset = "colab"
+from probe_utils.colab import setup; preset = setup(preset, repository)
 
 # %%
 import numpy as np
@@ -61,9 +54,9 @@ n_check = n_check or (100 if preset == "ci" else 1000)
 # ## Dots
 #
 # One image for each count from 1 to 16, at 64×64. The number on each image is what the dot counter measured; the
-# renderer's label is the same count.
+# renderer's label is the same count ({numref}`fig-data-dots`).
 
-# %%
+# %% mystnb={"figure": {"caption": "The dots data set: one render for each count from 1 to 16, each labelled with the count our dot counter measures (the true count in brackets where they differ). Cf. the paper's Fig. 2, top.", "name": "fig-data-dots"}}
 x, lab = dots.render(count=np.arange(1, 17), n=16, seed=0)
 measured = dotf.count(x)
 plots.labelled_samples(x, [f"{m}" if m == c else f"{m} (true {c})" for m, c in zip(measured, lab["count"])],
@@ -73,9 +66,9 @@ plots.labelled_samples(x, [f"{m}" if m == c else f"{m} (true {c})" for m, c in z
 # ## Pie
 #
 # One disc on white; the features are the red share, the radius, and the centre's offset from the image centre (in
-# half-widths). Each image shows the measured red share and radius.
+# half-widths). Each image shows the measured red share and radius ({numref}`fig-data-pie`).
 
-# %%
+# %% mystnb={"figure": {"caption": "The pie data set: sixteen random pies, each labelled with its measured red share and radius. Cf. the paper's Fig. 4, left.", "name": "fig-data-pie"}}
 x, lab = pie.render(n=16, seed=0)
 m = pief.measure(x)
 plots.labelled_samples(x, [f"red {r:.2f} r {s:.2f}" for r, s in zip(m["red"], m["size"])],
@@ -85,9 +78,9 @@ plots.labelled_samples(x, [f"red {r:.2f} r {s:.2f}" for r, s in zip(m["red"], m[
 # ## Three-MNIST
 #
 # Three real MNIST digits side by side (the digits ship with the package). The label is the triple the classifier
-# read from the image.
+# read from the image ({numref}`fig-data-mnist3`).
 
-# %%
+# %% mystnb={"figure": {"caption": "The three-MNIST data set, built from MNIST digits {cite:p}`lecun1998mnist`: sixteen random numbers, each labelled with the triple our digit classifier reads. Cf. the paper's Fig. 24.", "name": "fig-data-mnist3"}}
 x, lab = mnist3.render(n=16, seed=0)
 read = mnistf.classify(x)
 plots.labelled_samples(x, [f"{t:03d}" for t in read["triple"]], "three-MNIST: triple read by the classifier");
@@ -96,9 +89,10 @@ plots.labelled_samples(x, [f"{t:03d}" for t in read["triple"]], "three-MNIST: tr
 # ## CLEVR-like scenes
 #
 # Scenes from our batched ray-caster (sphere, cube, cylinder, cone, torus; CLEVR's eight colours; rubber and metal),
-# with one to ten objects. The label is the number of objects the trained classifier counted.
+# with one to ten objects. The label is the number of objects the trained classifier counted
+# ({numref}`fig-data-clevr`).
 
-# %%
+# %% mystnb={"figure": {"caption": "Our CLEVR-like scenes (after {cite:t}`johnson2017clevr`) with one to ten objects, each labelled with the number of objects our classifier counts. Cf. the paper's Fig. 2, bottom.", "name": "fig-data-clevr"}}
 x, lab = clevr.render(n=16, seed=0, count=np.arange(1, 17) % 10 + 1)
 plots.labelled_samples(x, [f"{c}" for c in clevrf.count(x)], "CLEVR: counted objects");
 

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -14,14 +16,16 @@
 # %% [markdown]
 # # Numerosity: how many dots does a model draw?
 #
-# **The claim (Sec. 4.1.1 of the paper).** Train a GAN or a VAE on images that all contain exactly *k* dots. The
+# **The claim (Sec. 4.1.1 of the paper, {cite:t}`zhao2018bias`).** Train a GAN or a VAE on images that all contain exactly *k* dots. The
 # models do not learn to draw exactly *k* dots. The number of dots they generate is spread around *k*, with a slight
-# bias towards more dots, and the spread grows with *k*. This looks like numerosity perception in people and monkeys.
+# bias towards more dots, and the spread grows with *k*. This looks like numerosity perception in people and monkeys
+# {cite:p}`nieder2003coding,piazza2004tuning`.
 #
 # **How we probe it.** Each training set has one count *k* of non-overlapping coloured dots on white. We train each
 # model family on it, draw thousands of samples, and count the dots in every sample with the same counter we check on
 # the training images. The distribution of generated counts for a trained count is the model's *impulse response* on
-# numerosity (the paper's Fig. 3, left).
+# numerosity (the paper's Fig. 3, left). The data set, the counter and its accuracy are described on the
+# {ref}`methods page <methods-datasets>` and shown on the {doc}`data-sets page <00_datasets>`.
 
 # %% tags=["parameters"]
 preset = "cpu"  # ci | cpu | colab | paper: scale of the runs (see the methods page)
@@ -30,29 +34,20 @@ counts = [1, 3, 5, 8]  # trained numbers of dots, 1..16
 seeds = 3  # a number of seeds (0..n-1) or a list of seeds
 device = "auto"  # auto | cpu | cuda | mps
 reuse = True  # load stored records that match these settings instead of training again
-repository = ""  # the book's GitHub URL: Colab installs probe_utils from it (the book command fills it in)
+repository = "https://github.com/probe-utils/probe-book"  # the book's GitHub repository: on Colab, probe_utils is installed from it
 
-# %% tags=["hide-input"]
-# On Colab, and only there: install probe_utils from the book's repository; on a GPU, train at the colab preset.
-import sys
-
+# %% tags=["remove-cell"]
+import subprocess, sys  # on Colab only: install probe_utils from `repository`, then choose the preset
 if "google.colab" in sys.modules:
-    import subprocess
-
-    if not repository:
-        raise ValueError("parameter 'repository' must be the book's GitHub URL, e.g. https://github.com/OWNER/NAME")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"probe_utils @ git+{repository}"], check=True)
-    import torch
-
-    if torch.cuda.is_available() and preset in ("ci", "cpu"):
-        print(f"On a Colab GPU: preset {preset!r} -> 'colab' (set preset in the parameters cell to keep another)")
-        preset = "colab"
+from probe_utils.colab import setup; preset = setup(preset, repository)
 
 # %% [markdown]
 # ## The run
 #
 # One call trains and measures every (model, count, seed), or loads the stored record of a run with exactly these
-# settings. Parameters are checked before anything runs.
+# settings. Parameters are checked before anything runs; the preset sets the scale of the runs (see the
+# {ref}`presets <methods-presets>`).
 
 # %%
 from probe_utils import experiments, findings, params, plots, widgets
@@ -66,9 +61,10 @@ findings.preset_banner(preset)
 # ## Training images and generated images
 #
 # Each row is one training count. On the left, training images; to the right, images each model generated after
-# training on that count. The number on every image is what the dot counter measured on it.
+# training on that count. The number on every image is what the dot counter measured on it
+# ({numref}`fig-numerosity-samples`).
 
-# %%
+# %% mystnb={"figure": {"caption": "Training images (left; each has the trained number of dots) and the images each model family generated after training on that count, each labelled with the number of dots our counter measures. Cf. the paper's Fig. 2, top.", "name": "fig-numerosity-samples"}}
 plots.training_vs_generated(records, experiments.training_samples("numerosity", preset));
 
 # %% [markdown]
@@ -83,15 +79,18 @@ widgets.image_slider(plots.response_frames(records, experiments.training_samples
 # ## The impulse response
 #
 # For each trained count (arrow), the share of generated images with each number of dots; the band is a 95%
-# interval (over seeds when there are several, otherwise the sampling interval of each share).
+# interval (over seeds when there are several, otherwise the sampling interval of each share)
+# ({numref}`fig-numerosity-response`).
 
-# %%
+# %% mystnb={"figure": {"caption": "The numerosity impulse response: for each trained count (arrow), the share of generated images with each number of dots, per model family; bands are 95% intervals. Cf. the paper's Fig. 3, left (WGAN-GP), and Fig. 11 (VAE).", "name": "fig-numerosity-response"}}
 plots.impulse_response(records);
 
 # %% [markdown]
 # ## Mean and spread against the trained count
+#
+# {numref}`fig-numerosity-mean-spread` and the table below it.
 
-# %%
+# %% mystnb={"figure": {"caption": "Mean (left, with a 95% interval over seeds) and standard deviation (right) of the generated number of dots against the trained number: a summary of {numref}`fig-numerosity-response` (not a figure of the paper).", "name": "fig-numerosity-mean-spread"}}
 plots.mean_spread(records);
 
 # %%
@@ -102,9 +101,10 @@ findings.summary_table(records)
 #
 # During training we counted the dots in samples at regular intervals. A run stops early once the distribution of
 # counts stops changing (total-variation distance between consecutive probes below a preset threshold three times in
-# a row); otherwise it runs to the preset's iteration budget.
+# a row); otherwise it runs to the preset's iteration budget ({numref}`fig-numerosity-convergence`; see
+# {ref}`training <methods-training>` on the methods page).
 
-# %%
+# %% mystnb={"figure": {"caption": "Training curves: the mean number of dots in samples drawn during training (left) and the total-variation distance between consecutive probes (right), one line per run (not a figure of the paper).", "name": "fig-numerosity-convergence"}}
 plots.convergence(records);
 
 # %% [markdown]

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -14,16 +16,18 @@
 # %% [markdown]
 # # Colour, size and location: the response to one trained value
 #
-# **The claim (Sec. 4.1.2–4.1.3 of the paper).** Train on pies whose proportion of red is always the same (and whose
+# **The claim (Sec. 4.1.2–4.1.3 of the paper, {cite:t}`zhao2018bias`).** Train on pies whose proportion of red is always the same (and whose
 # size and location vary at random). The generated proportions of red spread around the trained value like a
-# Gaussian, sharper near 10% and 90% than near 50%, as Weber's law would have it, and symmetric. Fixing the size or
+# Gaussian, sharper near 10% and 90% than near 50%, as Weber's law would have it {cite:p}`stevens1975psychophysics`,
+# and symmetric. Fixing the size or
 # the location instead gives much sharper responses; the size response is skewed towards larger discs, the location
 # response is symmetric.
 #
 # **How we probe it.** Three experiments on the pie data set, each fixing one feature at a trained value and drawing
 # the others uniformly: the red proportion, the radius, and the x position of the centre (with y uniform). We measure
 # the same feature on every generated image: red as the share of disc pixels whose R exceeds G and B, the radius from
-# the disc's area, the position from its centroid (see the data-set page for their accuracy).
+# the disc's area, the position from its centroid (see the {ref}`methods <methods-datasets>` and the
+# {doc}`data-sets page <00_datasets>` for their accuracy).
 
 # %% tags=["parameters"]
 preset = "cpu"  # ci | cpu | colab | paper
@@ -34,23 +38,13 @@ location_values = [-0.1, 0.0, 0.1]  # trained x of the centre, in half-widths, i
 seeds = 1  # a number of seeds (0..n-1) or a list of seeds
 device = "auto"  # auto | cpu | cuda | mps
 reuse = True  # load stored records that match these settings instead of training again
-repository = ""  # the book's GitHub URL: Colab installs probe_utils from it (the book command fills it in)
+repository = "https://github.com/probe-utils/probe-book"  # the book's GitHub repository: on Colab, probe_utils is installed from it
 
-# %% tags=["hide-input"]
-# On Colab, and only there: install probe_utils from the book's repository; on a GPU, train at the colab preset.
-import sys
-
+# %% tags=["remove-cell"]
+import subprocess, sys  # on Colab only: install probe_utils from `repository`, then choose the preset
 if "google.colab" in sys.modules:
-    import subprocess
-
-    if not repository:
-        raise ValueError("parameter 'repository' must be the book's GitHub URL, e.g. https://github.com/OWNER/NAME")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"probe_utils @ git+{repository}"], check=True)
-    import torch
-
-    if torch.cuda.is_available() and preset in ("ci", "cpu"):
-        print(f"On a Colab GPU: preset {preset!r} -> 'colab' (set preset in the parameters cell to keep another)")
-        preset = "colab"
+from probe_utils.colab import setup; preset = setup(preset, repository)
 
 # %% [markdown]
 # ## The runs
@@ -76,17 +70,19 @@ findings.preset_banner(preset)
 # %% [markdown]
 # ## Training images and generated images
 #
-# For the red experiment: training pies (each annotated with its measured red share) next to each model's samples.
+# For the red experiment: training pies (each annotated with its measured red share) next to each model's samples
+# ({numref}`fig-pie-samples`).
 
-# %%
+# %% mystnb={"figure": {"caption": "Training pies with one fixed red proportion per row (left, each labelled with its measured red share) and each model family's samples after training on it. Cf. the paper's Fig. 4.", "name": "fig-pie-samples"}}
 plots.training_vs_generated(records["pie_red"], experiments.training_samples("pie_red", preset));
 
 # %% [markdown]
 # ## The responses (the paper's Fig. 5)
 #
-# For each trained value (arrow), the density of the generated feature; bands are 95% intervals.
+# For each trained value (arrow), the density of the generated feature; bands are 95% intervals
+# ({numref}`fig-pie-responses`).
 
-# %%
+# %% mystnb={"figure": {"caption": "The response to one trained value of the red proportion, the radius and the x position (columns), per model family (rows): for each trained value (arrow), the density of the generated feature; bands are 95% intervals. Cf. the paper's Fig. 5 (WGAN-GP) and Fig. 12 (VAE).", "name": "fig-pie-responses"}}
 plots.feature_responses(records);
 
 # %% [markdown]

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -14,17 +16,18 @@
 # %% [markdown]
 # # Two training modes: convolution, or a prototype?
 #
-# **The claim (Sec. 4.2 of the paper).** Train on pies whose red proportion is one of two values. When the two values
+# **The claim (Sec. 4.2 of the paper, {cite:t}`zhao2018bias`).** Train on pies whose red proportion is one of two values. When the two values
 # are far apart (30% or 90%), the generated distribution is what a linear filter would give: the responses to each
 # value alone, added with the training weights (a convolution of the training distribution with the unimodal
 # response). When they are close (30% or 40%), the modes "snap" together: the model generates the mean (35%) more
 # often than the convolution predicts, although no training image had it. Psychologists call this prototype
-# enhancement.
+# enhancement {cite:p}`minda2011prototype`.
 #
 # **How we probe it.** We train on each single red value and on each two-mode mixture, measure the red proportion of
 # every generated pie, predict the mixture's response by adding the single-value responses, and compare: the
 # total-variation distance between actual and predicted, and a prototype index, the actual mass in a window around
-# the midpoint (the middle half of the gap) divided by the predicted mass there.
+# the midpoint (the middle half of the gap) divided by the predicted mass there. The pie data set and the red
+# measurement are described on the {ref}`methods page <methods-datasets>`.
 
 # %% tags=["parameters"]
 preset = "cpu"  # ci | cpu | colab | paper
@@ -33,23 +36,13 @@ mixtures = [[0.3, 0.4], [0.3, 0.9]]  # training distributions: equally likely re
 seeds = 1  # a number of seeds (0..n-1) or a list of seeds
 device = "auto"  # auto | cpu | cuda | mps
 reuse = True  # load stored records that match these settings instead of training again
-repository = ""  # the book's GitHub URL: Colab installs probe_utils from it (the book command fills it in)
+repository = "https://github.com/probe-utils/probe-book"  # the book's GitHub repository: on Colab, probe_utils is installed from it
 
-# %% tags=["hide-input"]
-# On Colab, and only there: install probe_utils from the book's repository; on a GPU, train at the colab preset.
-import sys
-
+# %% tags=["remove-cell"]
+import subprocess, sys  # on Colab only: install probe_utils from `repository`, then choose the preset
 if "google.colab" in sys.modules:
-    import subprocess
-
-    if not repository:
-        raise ValueError("parameter 'repository' must be the book's GitHub URL, e.g. https://github.com/OWNER/NAME")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"probe_utils @ git+{repository}"], check=True)
-    import torch
-
-    if torch.cuda.is_available() and preset in ("ci", "cpu"):
-        print(f"On a Colab GPU: preset {preset!r} -> 'colab' (set preset in the parameters cell to keep another)")
-        preset = "colab"
+from probe_utils.colab import setup; preset = setup(preset, repository)
 
 # %% [markdown]
 # ## The runs
@@ -71,22 +64,25 @@ findings.preset_banner(preset)
 
 # %% [markdown]
 # ## Training images and generated images
+#
+# {numref}`fig-convolution-samples`.
 
-# %%
+# %% mystnb={"figure": {"caption": "Training pies whose red proportion is one of two values (left, one mixture per row) and each model family's samples, each labelled with its measured red share.", "name": "fig-convolution-samples"}}
 plots.training_vs_generated(bimodal, experiments.training_samples("pie_red_mix", preset));
 
 # %% [markdown]
 # ## Predicted against actual (the paper's Fig. 6)
 #
 # Dashed: the convolution prediction; solid: what the model generated; arrows: the training modes; grey band: the
-# midpoint window of the prototype index. The slider steps through the training mixtures.
+# midpoint window of the prototype index. The slider steps through the training mixtures;
+# {numref}`fig-convolution-effect` shows them all.
 
 # %%
 widgets.image_slider([(v, plots.convolution_effect([r for r in rows if r["value"] == v],
                                                    EXPERIMENTS["pie_red"].centres)) for v in plan.values],
                      description="trained on")
 
-# %%
+# %% mystnb={"figure": {"caption": "The convolution prediction (dashed) against the actual response (solid) for each two-mode training distribution (rows) and model family (columns); arrows: the training modes; grey band: the midpoint window of the prototype index. Cf. the paper's Fig. 6 (and Fig. 10, 13).", "name": "fig-convolution-effect"}}
 plots.convolution_effect(rows, EXPERIMENTS["pie_red"].centres);
 
 # %%

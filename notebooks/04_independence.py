@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -14,7 +16,7 @@
 # %% [markdown]
 # # Independence: does one feature's response depend on the others?
 #
-# **The claim (Sec. 4.3 of the paper).** A model's response along one feature hardly changes when the other features
+# **The claim (Sec. 4.3 of the paper, {cite:t}`zhao2018bias`).** A model's response along one feature hardly changes when the other features
 # of the training images are more or less varied, so each feature can be studied on its own. The only change the
 # paper sees is a slightly larger variance when the other features are more random, and with it some close modes
 # starting to merge.
@@ -25,7 +27,8 @@
 # (size, x, y, red, except the studied one) take only k random values: k = 1 ties them tightly to the studied feature,
 # k = 50 almost frees them. If the feature is independent of the others, the generated distribution of the studied
 # feature should be the same for every k. We compare each response with the one for the smallest k: total-variation
-# distance, a chi-square test of homogeneity with Cramér's V as its effect size, and how the spread changes with k.
+# distance, a chi-square test of homogeneity with Cramér's V as its effect size, and how the spread changes with k
+# (see the {ref}`methods page <methods-experiments>`).
 
 # %% tags=["parameters"]
 preset = "cpu"  # ci | cpu | colab | paper
@@ -34,23 +37,13 @@ nuisance_values = [1, 10, 50]  # how many random values the other features take,
 seeds = 1  # a number of seeds (0..n-1) or a list of seeds
 device = "auto"  # auto | cpu | cuda | mps
 reuse = True  # load stored records that match these settings instead of training again
-repository = ""  # the book's GitHub URL: Colab installs probe_utils from it (the book command fills it in)
+repository = "https://github.com/probe-utils/probe-book"  # the book's GitHub repository: on Colab, probe_utils is installed from it
 
-# %% tags=["hide-input"]
-# On Colab, and only there: install probe_utils from the book's repository; on a GPU, train at the colab preset.
-import sys
-
+# %% tags=["remove-cell"]
+import subprocess, sys  # on Colab only: install probe_utils from `repository`, then choose the preset
 if "google.colab" in sys.modules:
-    import subprocess
-
-    if not repository:
-        raise ValueError("parameter 'repository' must be the book's GitHub URL, e.g. https://github.com/OWNER/NAME")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"probe_utils @ git+{repository}"], check=True)
-    import torch
-
-    if torch.cuda.is_available() and preset in ("ci", "cpu"):
-        print(f"On a Colab GPU: preset {preset!r} -> 'colab' (set preset in the parameters cell to keep another)")
-        preset = "colab"
+from probe_utils.colab import setup; preset = setup(preset, repository)
 
 # %% [markdown]
 # ## The runs
@@ -71,21 +64,21 @@ findings.preset_banner(preset)
 # ## Training images and generated images
 #
 # For the red experiment, each row a number of nuisance values: training pies and each model's samples, annotated
-# with their measured proportion of red.
+# with their measured proportion of red ({numref}`fig-independence-samples`).
 
-# %%
+# %% mystnb={"figure": {"caption": "Training pies of the red experiment, one row per number of nuisance values, and each model family's samples, labelled with their measured red proportion.", "name": "fig-independence-samples"}}
 plots.training_vs_generated(records["indep_red"], experiments.training_samples("indep_red", preset, seed=0));
 
 # %% [markdown]
 # ## The responses as the other features vary (the paper's Fig. 7)
 #
 # One line per number of nuisance values k (dark: few, light: many); arrows mark the three trained values. The
-# slider shows one model family at a time.
+# slider shows one model family at a time, {numref}`fig-independence-responses` both.
 
 # %%
 widgets.image_slider(plots.independence_frames(records), description="model")
 
-# %%
+# %% mystnb={"figure": {"caption": "The response along each studied feature (columns) for each number of values the other features take (one line per number; dark: few, light: many), per model family (rows); arrows: the three trained values. Cf. the paper's Fig. 7 (WGAN-GP) and Fig. 14 (VAE).", "name": "fig-independence-responses"}}
 plots.independence(records);
 
 # %% [markdown]

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -14,20 +16,22 @@
 # %% [markdown]
 # # Combinations: memorised or new?
 #
-# **The claim (Sec. 5 of the paper).** Train on images whose features come in only some of their possible
+# **The claim (Sec. 5 of the paper, {cite:t}`zhao2018bias`).** Train on images whose features come in only some of their possible
 # combinations. With few combinations (10–20) the models reproduce exactly those; with more, they start generating
 # combinations they never saw, and about 100 are enough for that. Recall stays very high throughout (no training
 # combination is lost), while precision falls as the number of combinations grows. Neither a larger network (3M to
 # 24M parameters, Fig. 25) nor half or twice the training data changes the curves.
 #
 # **How we probe it.** Two data sets. Pies whose size, x, y and red proportion lie on a 5 × 9 × 9 × 5 grid (2,025
-# combinations) and three-digit MNIST numbers (1,000 combinations). For each number m of training combinations we
+# combinations) and three-digit MNIST numbers {cite:p}`lecun1998mnist` (1,000 combinations; both on the
+# {doc}`data-sets page <00_datasets>`). For each number m of training combinations we
 # draw m of them at random (a new draw per seed), train, measure every generated image (pies: each feature snapped to
 # its nearest grid value; numbers: our digit classifier) and compare supports with the paper's rule: a combination is
 # in the learned support if the model generates it at least 10% as often as the training distribution shows each of
 # its combinations. Precision: the share of the learned support that was in the training set; recall: the share of
-# the training set in the learned support. Then the same pie experiment with narrower and wider networks, and with
-# half and twice the training images.
+# the training set in the learned support (see the {ref}`methods page <methods-experiments>`). Then the same pie
+# experiment with the network width and the number of training images scaled: the widths and sizes we ran are
+# the ones the figure and tables of that section list, read from the records.
 
 # %% tags=["parameters"]
 preset = "cpu"  # ci | cpu | colab | paper
@@ -41,23 +45,13 @@ width_factors = [0.5]  # network widths, as multiples of the preset's width (the
 data_factors = [0.5]  # training images, as multiples of the preset's number (the paper: half and twice)
 device = "auto"  # auto | cpu | cuda | mps
 reuse = True  # load stored records that match these settings instead of training again
-repository = ""  # the book's GitHub URL: Colab installs probe_utils from it (the book command fills it in)
+repository = "https://github.com/probe-utils/probe-book"  # the book's GitHub repository: on Colab, probe_utils is installed from it
 
-# %% tags=["hide-input"]
-# On Colab, and only there: install probe_utils from the book's repository; on a GPU, train at the colab preset.
-import sys
-
+# %% tags=["remove-cell"]
+import subprocess, sys  # on Colab only: install probe_utils from `repository`, then choose the preset
 if "google.colab" in sys.modules:
-    import subprocess
-
-    if not repository:
-        raise ValueError("parameter 'repository' must be the book's GitHub URL, e.g. https://github.com/OWNER/NAME")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"probe_utils @ git+{repository}"], check=True)
-    import torch
-
-    if torch.cuda.is_available() and preset in ("ci", "cpu"):
-        print(f"On a Colab GPU: preset {preset!r} -> 'colab' (set preset in the parameters cell to keep another)")
-        preset = "colab"
+from probe_utils.colab import setup; preset = setup(preset, repository)
 
 # %% [markdown]
 # ## The runs
@@ -85,9 +79,10 @@ findings.preset_banner(preset)
 # ## Training images and generated images
 #
 # Each generated number is annotated *train* when it is one of the training combinations, *new* when it is not, and
-# *?* when it could not be measured (for pies: a feature off the grid or no disc at all).
+# *?* when it could not be measured (for pies: a feature off the grid or no disc at all;
+# {numref}`fig-combinations-samples`).
 
-# %%
+# %% mystnb={"figure": {"caption": "Three-MNIST training numbers (left) and each model family's samples, labelled *train* (a training combination), *new* (not one) or *?* (unreadable), one row per number of training combinations. Cf. the paper's Fig. 24.", "name": "fig-combinations-samples"}}
 plots.training_vs_generated(records["mnist_combos"], experiments.training_samples("mnist_combos", preset, seed=0),
                             labels="sample_status");
 
@@ -101,14 +96,15 @@ plots.training_vs_generated(records["mnist_combos"], experiments.training_sample
 # ## Precision and recall against the number of combinations (the paper's Fig. 8)
 #
 # Solid: precision, dashed: recall, bands: 95% intervals over seeds (with several seeds); dotted: the precision of a
-# model that spreads its samples evenly over all combinations. The slider steps through the pie training sets.
+# model that spreads its samples evenly over all combinations. The slider steps through the pie training sets;
+# {numref}`fig-combinations-pr` shows both data sets.
 
 # %%
 widgets.image_slider(plots.combination_frames(records["pie_combos"], rows["pie"],
                                               experiments.training_samples("pie_combos", preset, seed=0)),
                      description="combinations")
 
-# %%
+# %% mystnb={"figure": {"caption": "Precision (solid) and recall (dashed) of the learned support against the number of training combinations, for pies and three-MNIST; bands: 95% intervals over seeds; dotted: the precision of a model uniform over all combinations. Cf. the paper's Fig. 8, middle and right.", "name": "fig-combinations-pr"}}
 plots.precision_recall(rows, title="{}");
 
 # %%
@@ -117,9 +113,10 @@ findings.combination_table(rows)
 # %% [markdown]
 # ## Network size and data-set size (the paper's Fig. 25)
 #
-# The pie experiment again for one family, with the network width and the number of training images scaled.
+# The pie experiment again for one family, with the network width and the number of training images scaled
+# ({numref}`fig-combinations-size`).
 
-# %%
+# %% mystnb={"figure": {"caption": "The pie experiment of {numref}`fig-combinations-pr` with the network width (left) and the number of training images (right) scaled, for the settings our records hold. Cf. the paper's Fig. 25.", "name": "fig-combinations-size"}}
 by_width = findings.combination_rows_by({"pie_combos": variants}, by="width", default_only=False)
 by_data = findings.combination_rows_by({"pie_combos": variants}, by="pool_size", default_only=False)
 plots.precision_recall({"network width": by_width["pie"], "training images": by_data["pie"]},

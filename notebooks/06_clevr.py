@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -20,7 +22,8 @@
 # are all allowed except on one rare line, the models keep each attribute's marginal; when the grid is small (4×4)
 # the rare shape pair hardly takes new colours, when it is large (9×9) it takes all colours almost evenly.
 #
-# **How we probe it.** Scenes from our CLEVR-like ray-caster (see the data-set page), at 64×64 pixels whatever the
+# **How we probe it.** Scenes from our CLEVR-like ray-caster, after CLEVR {cite:p}`johnson2017clevr` (see the
+# {doc}`data-sets page <00_datasets>` and the {ref}`methods page <methods-experiments>`), at 64×64 pixels whatever the
 # preset, because our attribute classifier needs them: at 32 pixels it tells shapes apart far less reliably.
 # Numerosity: spheres, cubes and cylinders, as in the paper, k objects per scene; the classifier counts objects in
 # generated scenes. Pairs: the two objects are told apart left to right; the 4×4 grid crosses the shape pairs of
@@ -37,23 +40,13 @@ rare = ["shape", "color"]  # which attribute is rare in the pair grids: shape (F
 seeds = 1  # a number of seeds (0..n-1) or a list of seeds
 device = "auto"  # auto | cpu | cuda | mps
 reuse = True  # load stored records that match these settings instead of training again
-repository = ""  # the book's GitHub URL: Colab installs probe_utils from it (the book command fills it in)
+repository = "https://github.com/probe-utils/probe-book"  # the book's GitHub repository: on Colab, probe_utils is installed from it
 
-# %% tags=["hide-input"]
-# On Colab, and only there: install probe_utils from the book's repository; on a GPU, train at the colab preset.
-import sys
-
+# %% tags=["remove-cell"]
+import subprocess, sys  # on Colab only: install probe_utils from `repository`, then choose the preset
 if "google.colab" in sys.modules:
-    import subprocess
-
-    if not repository:
-        raise ValueError("parameter 'repository' must be the book's GitHub URL, e.g. https://github.com/OWNER/NAME")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"probe_utils @ git+{repository}"], check=True)
-    import torch
-
-    if torch.cuda.is_available() and preset in ("ci", "cpu"):
-        print(f"On a Colab GPU: preset {preset!r} -> 'colab' (set preset in the parameters cell to keep another)")
-        preset = "colab"
+from probe_utils.colab import setup; preset = setup(preset, repository)
 
 # %% [markdown]
 # ## The runs
@@ -74,23 +67,23 @@ findings.preset_banner(preset, build.CLEVR_EXPERIMENTS)
 # %% [markdown]
 # ## Numerosity: training scenes and generated scenes
 #
-# Each scene annotated with the number of objects our classifier counts in it.
+# Each scene annotated with the number of objects our classifier counts in it ({numref}`fig-clevr-samples`).
 
-# %%
+# %% mystnb={"figure": {"caption": "Training scenes with one number of objects per row (left) and each model family's samples, labelled with the number of objects our classifier counts. Cf. the paper's Fig. 2, bottom.", "name": "fig-clevr-samples"}}
 plots.training_vs_generated(records["clevr_numerosity"],
                             experiments.training_samples("clevr_numerosity", preset, seed=0));
 
 # %% [markdown]
 # ## Numerosity: the response to each trained count (the paper's Fig. 3, middle)
 #
-# Bands are 95% intervals. The slider steps through the trained counts.
+# Bands are 95% intervals. The slider steps through the trained counts; {numref}`fig-clevr-response` shows all.
 
 # %%
 widgets.image_slider(plots.response_frames(records["clevr_numerosity"],
                                            experiments.training_samples("clevr_numerosity", preset, seed=0),
                                            xlabel="number of objects"), description="trained on")
 
-# %%
+# %% mystnb={"figure": {"caption": "The numerosity response on CLEVR-like scenes: for each trained count (arrow), the share of generated scenes with each number of objects; bands are 95% intervals. Cf. the paper's Fig. 3, middle.", "name": "fig-clevr-response"}}
 plots.impulse_response(records["clevr_numerosity"], xlabel="number of objects generated");
 
 # %%
@@ -100,9 +93,10 @@ findings.summary_table(records["clevr_numerosity"])
 # ## Pairs: training scenes and generated scenes
 #
 # Each scene annotated *train* when its (shape pair, colour pair) cell was in the training grid, *new* when it was
-# not, *?* when it fell outside the grid (a shape or colour the grid does not have, or not two objects).
+# not, *?* when it fell outside the grid (a shape or colour the grid does not have, or not two objects;
+# {numref}`fig-clevr-pair-samples`).
 
-# %%
+# %% mystnb={"figure": {"caption": "Two-object training scenes of the 9\u00d79 grid (left) and each model family's samples, labelled *train*, *new* or *?* (outside the grid).", "name": "fig-clevr-pair-samples"}}
 plots.training_vs_generated(records["clevr_pairs_9x9"], experiments.training_samples("clevr_pairs_9x9", preset),
                             labels="sample_status");
 
@@ -110,9 +104,10 @@ plots.training_vs_generated(records["clevr_pairs_9x9"], experiments.training_sam
 # ## Pairs: the learned distribution over cells (the paper's Fig. 9 and 23)
 #
 # Left: the training distribution (uniform over the allowed cells); then each model's generated share per cell
-# (numbers are shares; on the 9×9 grid in percent). The red outline marks the rare line.
+# (numbers are shares; on the 9×9 grid in percent). The red outline marks the rare line
+# ({numref}`fig-clevr-pairs`).
 
-# %%
+# %% mystnb={"figure": {"caption": "The training distribution over (shape pair, colour pair) cells (left) and each model family's generated one, per grid and rare attribute (rows); the red outline marks the rare line. Cf. the paper's Fig. 9 (rare shape pair) and Fig. 23 (rare colour pair).", "name": "fig-clevr-pairs"}}
 plots.pair_grids(pairs);
 
 # %%

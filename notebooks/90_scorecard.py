@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -23,23 +25,13 @@
 
 # %% tags=["parameters"]
 preset = "auto"  # the preset whose stored records are scored; auto: per chapter, the largest-scale one with records
-repository = ""  # the book's GitHub URL: Colab installs probe_utils from it (the book command fills it in)
+repository = "https://github.com/probe-utils/probe-book"  # the book's GitHub repository: on Colab, probe_utils is installed from it
 
-# %% tags=["hide-input"]
-# On Colab, and only there: install probe_utils from the book's repository; on a GPU, train at the colab preset.
-import sys
-
+# %% tags=["remove-cell"]
+import subprocess, sys  # on Colab only: install probe_utils from `repository`, then choose the preset
 if "google.colab" in sys.modules:
-    import subprocess
-
-    if not repository:
-        raise ValueError("parameter 'repository' must be the book's GitHub URL, e.g. https://github.com/OWNER/NAME")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"probe_utils @ git+{repository}"], check=True)
-    import torch
-
-    if torch.cuda.is_available() and preset in ("ci", "cpu"):
-        print(f"On a Colab GPU: preset {preset!r} -> 'colab' (set preset in the parameters cell to keep another)")
-        preset = "colab"
+from probe_utils.colab import setup; preset = setup(preset, repository)
 
 # %%
 from probe_utils import findings, params

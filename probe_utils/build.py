@@ -67,11 +67,11 @@ _GITHUB = re.compile(r"^(?:https://github\.com/|git@github\.com:|ssh://git@githu
 
 def repository_url(explicit: str | None = None, repo: Path | None = None) -> str | None:
     """The book's GitHub repository as ``https://github.com/OWNER/NAME``: ``explicit`` (a URL or OWNER/NAME), else
-    ``$PROBE_BOOK_REPOSITORY``, else ``$GITHUB_REPOSITORY`` (set in GitHub Actions), else the checkout's ``origin``
-    remote when it is on GitHub; None when none is known (the book then has no Colab buttons)."""
+    ``$PROBE_BOOK_REPOSITORY``, else ``$GITHUB_REPOSITORY`` (set in GitHub Actions), else ``repository.url`` in
+    ``repo/_config.yml`` (the book's one configured address); None when none is set (no Colab buttons)."""
     import os
-    import subprocess
 
+    from probe_utils.colab import configured_repository
     from probe_utils.params import ParameterError
 
     candidates = [("repository", explicit), ("PROBE_BOOK_REPOSITORY", os.environ.get("PROBE_BOOK_REPOSITORY")),
@@ -83,13 +83,8 @@ def repository_url(explicit: str | None = None, repo: Path | None = None) -> str
                 raise ParameterError(f"parameter {name!r} must be a GitHub repository, https://github.com/OWNER/NAME "
                                      f"or OWNER/NAME; got {value!r}")
             return f"https://github.com/{m['owner']}/{m['name']}"
-    try:
-        origin = subprocess.run(["git", "-C", str(repo or Path.cwd()), "remote", "get-url", "origin"],
-                                capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    m = _GITHUB.match(origin) if origin else None
-    return f"https://github.com/{m['owner']}/{m['name']}" if m else None
+    config = (repo or Path.cwd()) / "_config.yml"
+    return configured_repository(config.parent) if config.exists() else None
 
 
 def launch_config(repo: Path, url: str, branch: str = "main") -> Path:
@@ -99,6 +94,9 @@ def launch_config(repo: Path, url: str, branch: str = "main") -> Path:
 
     cfg = yaml.safe_load((repo / "_config.yml").read_text())
     cfg["repository"] = {"url": url, "branch": branch, "path_to_book": ""}
+    sphinx = cfg.get("sphinx") or {}
+    if sphinx.get("local_extensions"):  # Jupyter Book finds them relative to the config file, which moves here
+        sphinx["local_extensions"] = {k: str((repo / v).resolve()) for k, v in sphinx["local_extensions"].items()}
     cfg.setdefault("launch_buttons", {})["colab_url"] = COLAB_URL
     cfg.setdefault("html", {}).update(use_repository_button=True, use_issues_button=False)
     out = repo / "_build" / "_config.yml"

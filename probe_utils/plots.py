@@ -1,10 +1,15 @@
-"""Figures in one house style, from store records. Each function returns the matplotlib Figure."""
+"""Figures in one house style, from store records. Each function returns the matplotlib Figure.
+
+House style: a figure is drawn for the book's text column (about 670 px wide in a 1280 px window), at most
+:data:`MAX_WIDTH_IN` inches wide at :data:`DPI`, with no text smaller than :data:`MIN_FONT_PT`, so that every label
+is at least :data:`MIN_TEXT_PX` pixels tall on the page (:func:`house_style` enforces both on every figure)."""
 
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
 import matplotlib.pyplot as plt
+import matplotlib.text
 import numpy as np
 import torch
 
@@ -15,10 +20,45 @@ from probe_utils.store import image_grid, png_decode  # noqa: F401  (image_grid:
 PALETTE = ["#1b6ca8", "#d1495b", "#2e933c", "#edae49", "#6c4f9e", "#00798c", "#8d6a5a", "#3d3d3d",
            "#e07a5f", "#81b29a", "#f2cc8f", "#5a7d9a", "#b5838d", "#6d597a", "#355070", "#b56576"]
 
+#: Resolution of every figure (inline output and slider frames), in pixels per inch.
+DPI = 100
+#: Widest figure, in inches: at DPI it fits the book's text column (about 670 px) with little scaling.
+MAX_WIDTH_IN = 7.8
+#: Smallest font size in any figure, in points.
+MIN_FONT_PT = 9
+#: Smallest text height, in CSS pixels, a figure may show in the book's text column at a 1280 px window.
+MIN_TEXT_PX = 10
+
 plt.rcParams.update({
-    "figure.dpi": 100, "savefig.dpi": 100, "axes.spines.top": False, "axes.spines.right": False,
-    "axes.grid": True, "grid.alpha": 0.25, "font.size": 10, "axes.titlesize": 11, "legend.frameon": False,
+    "figure.dpi": DPI, "savefig.dpi": DPI, "axes.spines.top": False, "axes.spines.right": False,
+    "axes.grid": True, "grid.alpha": 0.25, "font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10,
+    "xtick.labelsize": MIN_FONT_PT, "ytick.labelsize": MIN_FONT_PT, "legend.fontsize": MIN_FONT_PT,
+    "legend.title_fontsize": MIN_FONT_PT, "figure.titlesize": 11, "legend.frameon": False,
 })
+
+
+def house_style(fig: plt.Figure) -> plt.Figure:
+    """Make ``fig`` follow the house style: text smaller than :data:`MIN_FONT_PT` is raised to it, a figure wider
+    than :data:`MAX_WIDTH_IN` is scaled down to that width (keeping its aspect), and the layout is tightened."""
+    w, h = fig.get_size_inches()
+    if w > MAX_WIDTH_IN:
+        fig.set_size_inches(MAX_WIDTH_IN, h * MAX_WIDTH_IN / w)
+    for t in fig.findobj(matplotlib.text.Text):
+        if t.get_text() and t.get_fontsize() < MIN_FONT_PT:
+            t.set_fontsize(MIN_FONT_PT)
+    fig.tight_layout()
+    return fig
+
+
+def smallest_text_pt(fig: plt.Figure) -> float:
+    """The smallest font size (points) of any visible, non-empty text in ``fig`` (inf when it has none)."""
+    sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_text() and t.get_visible()]
+    return min(sizes, default=float("inf"))
+
+
+def _width(panels: float, per_panel: float) -> float:
+    """Figure width for ``panels`` side by side, ``per_panel`` inches each, capped at :data:`MAX_WIDTH_IN`."""
+    return min(MAX_WIDTH_IN, panels * per_panel)
 
 
 def _arrow(ax, x: float, color: str = "0.2", depth: float = 0.14) -> None:
@@ -30,7 +70,7 @@ def _arrow(ax, x: float, color: str = "0.2", depth: float = 0.14) -> None:
 def _feature_panel(ax, exp, model: str, first_column: bool, last_row: bool) -> None:
     """Limits, title and axis labels of one (model, feature) density panel."""
     ax.set_xlim(exp.edges[0], exp.edges[-1])
-    ax.set_title(f"{LABELS[model]}: {exp.label}", fontsize=10)
+    ax.set_title(f"{LABELS[model]}: {exp.label}")
     if first_column:
         ax.set_ylabel("density of generated images")
     if last_row:
@@ -42,9 +82,10 @@ def _show_grid(ax, grid: np.ndarray, values: Sequence, cols: int = 8, pad: int =
     tile = (grid.shape[1] - pad) / cols
     for i, v in enumerate(values):
         r, k = divmod(i, cols)
-        ax.text(pad + k * tile + 1, pad + r * tile + 1, str(v), fontsize=7, va="top", ha="left", color="black",
+        ax.text(pad + k * tile + 1, pad + r * tile + 1, str(v), fontsize=MIN_FONT_PT, va="top", ha="left",
+                color="black",
                 bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.8))
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.grid(False)
@@ -57,8 +98,9 @@ def training_vs_generated(records: list[dict], render: Callable[[int, int], tupl
     ``render(value, n) -> (images, measured values)`` makes the training samples."""
     models = sorted({r["model"] for r in records}, key=list(LABELS).index)
     values = sorted({r["value"] for r in records})
-    fig, axes = plt.subplots(len(values), 1 + len(models), figsize=(3.6 * (1 + len(models)), 1.3 * len(values)),
-                             squeeze=False)
+    w = _width(1 + len(models), 2.8)
+    row_h = w / (1 + len(models)) / 4 + 0.45  # a grid of 2 x 8 tiles and its title
+    fig, axes = plt.subplots(len(values), 1 + len(models), figsize=(w, row_h * len(values)), squeeze=False)
     for i, v in enumerate(values):
         imgs, measured = render(v, n)
         _show_grid(axes[i, 0], image_grid(imgs), list(measured), title=f"training, {v}")
@@ -67,9 +109,8 @@ def training_vs_generated(records: list[dict], render: Callable[[int, int], tupl
             rec = rec or next(r for r in records if r["model"] == m and r["value"] == v)
             res = rec["result"]
             _show_grid(axes[i, 1 + j], png_decode(res["sample_grid_png"]), res[labels],
-                       title=f"{LABELS[m]} trained on {v} (seed {rec['seed']})")
-    fig.tight_layout()
-    return fig
+                       title=f"{LABELS[m]} on {v} (seed {rec['seed']})")
+    return house_style(fig)
 
 
 def impulse_response(records: list[dict], xlabel: str = "number of dots generated") -> plt.Figure:
@@ -79,7 +120,7 @@ def impulse_response(records: list[dict], xlabel: str = "number of dots generate
     values = sorted({r.value for r in responses})
     color = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(values)}
     xmax = min(max(len(r.dist) for r in responses) - 1, int(max(values) * 1.6) + 3)
-    fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 3.4), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(models), figsize=(_width(len(models), 4.25), 3.4), squeeze=False, sharey=True)
     for ax, m in zip(axes[0], models):
         for r in (r for r in responses if r.model == m):
             k = np.arange(len(r.dist))[: xmax + 1]
@@ -92,9 +133,8 @@ def impulse_response(records: list[dict], xlabel: str = "number of dots generate
         ax.set_xlim(-0.5, xmax + 0.5)
         ax.set_xticks(range(0, xmax + 1, 1 if xmax <= 16 else 2))
     axes[0, 0].set_ylabel("share of generated images")
-    axes[0, -1].legend(title="trained on", fontsize=8, title_fontsize=8, loc="upper right")
-    fig.tight_layout()
-    return fig
+    axes[0, -1].legend(title="trained on", loc="upper right")
+    return house_style(fig)
 
 
 def mean_spread(records: list[dict], xlabel: str = "trained number of dots",
@@ -102,7 +142,7 @@ def mean_spread(records: list[dict], xlabel: str = "trained number of dots",
     """Mean (± 95% CI over seeds) and standard deviation of the generated feature against the trained value."""
     rows = summary_rows(records)
     models = sorted({r["model"] for r in rows}, key=list(LABELS).index)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(MAX_WIDTH_IN, 3.4))
     vmax = max(r["value"] for r in rows)
     axes[0].plot([0, vmax + 1], [0, vmax + 1], color="0.6", lw=1, ls="--", label="generated = trained")
     for i, m in enumerate(models):
@@ -116,9 +156,8 @@ def mean_spread(records: list[dict], xlabel: str = "trained number of dots",
     axes[0].set(xlabel=xlabel, ylabel=f"mean {ylabel}", title="mean of the response")
     axes[1].set(xlabel=xlabel, ylabel="standard deviation", title="spread of the response")
     for ax in axes:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+        ax.legend()
+    return house_style(fig)
 
 
 def convergence(records: list[dict], ylabel: str = "mean generated number of dots") -> plt.Figure:
@@ -128,7 +167,7 @@ def convergence(records: list[dict], ylabel: str = "mean generated number of dot
     values = sorted({r["value"] for r in records})
     color = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(values)}
     style = {m: s for m, s in zip(models, ["-", "--", ":", "-."])}
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(MAX_WIDTH_IN, 3.6))
     for r in records:
         probes = r["result"]["probes"]
         if not probes:
@@ -142,21 +181,19 @@ def convergence(records: list[dict], ylabel: str = "mean generated number of dot
             axes[1].plot(*zip(*tv), style[r["model"]], color=color[r["value"]], lw=1.2)
     axes[0].set(xlabel="training iteration", ylabel=ylabel, title="probed feature during training")
     axes[1].set(xlabel="training iteration", ylabel="TV distance to previous probe", title="change between probes")
-    axes[0].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    return fig
+    axes[0].legend(ncol=2)
+    return house_style(fig)
 
 
 def labelled_samples(images: torch.Tensor | np.ndarray, labels: Sequence[str], title: str = "",
-                     cols: int = 8, scale: float = 1.1) -> plt.Figure:
+                     cols: int = 8, scale: float = 1.0) -> plt.Figure:
     """A grid of images, each annotated with its label (e.g. its measured feature)."""
     grid = image_grid(images, cols=cols)
     rows = max(1, -(-len(labels) // cols))
-    fig, ax = plt.subplots(figsize=(scale * cols, scale * rows + 0.4))
+    w = _width(cols, scale)
+    fig, ax = plt.subplots(figsize=(w, w / cols * rows + 0.4))
     _show_grid(ax, grid, list(labels), cols=cols, title=title)
-    ax.title.set_fontsize(10)
-    fig.tight_layout()
-    return fig
+    return house_style(fig)
 
 
 def response_frames(records: list[dict], render: Callable[[int, int], tuple[torch.Tensor, np.ndarray]],
@@ -169,7 +206,7 @@ def response_frames(records: list[dict], render: Callable[[int, int], tuple[torc
     xmax = min(max(len(r.dist) for r in responses) - 1, int(max(values) * 1.6) + 3)
     frames = []
     for v in values:
-        fig = plt.figure(figsize=(10, 4.2))
+        fig = plt.figure(figsize=(MAX_WIDTH_IN, 4.4))
         gs = fig.add_gridspec(2, 1 + len(models), height_ratios=[1, 1.25])
         imgs, measured = render(v, 16)
         _show_grid(fig.add_subplot(gs[0, 0]), image_grid(imgs), list(measured), title=f"training: {v}")
@@ -186,9 +223,8 @@ def response_frames(records: list[dict], render: Callable[[int, int], tuple[torc
         ax.axvline(v, color="0.3", ls="--", lw=1, label=f"trained: {v}")
         ax.set(xlabel=xlabel, ylabel="share of generated images", xlim=(-0.5, xmax + 0.5), ylim=(0, 1))
         ax.set_xticks(range(0, xmax + 1))
-        ax.legend(fontsize=8, loc="upper right")
-        fig.tight_layout()
-        frames.append((f"{v}", fig))
+        ax.legend(loc="upper right")
+        frames.append((f"{v}", house_style(fig)))
     return frames
 
 
@@ -199,7 +235,8 @@ def feature_responses(records: dict[str, list[dict]]) -> plt.Figure:
 
     names = [n for n in records if records[n]]
     models = sorted({r["model"] for n in names for r in records[n]}, key=list(LABELS).index)
-    fig, axes = plt.subplots(len(models), len(names), figsize=(4.6 * len(names), 2.9 * len(models)), squeeze=False)
+    fig, axes = plt.subplots(len(models), len(names), figsize=(_width(len(names), 2.9), 2.7 * len(models)),
+                             squeeze=False)
     for j, name in enumerate(names):
         exp = EXPERIMENTS[name]
         edges, centres = np.asarray(exp.edges), exp.centres
@@ -213,9 +250,8 @@ def feature_responses(records: dict[str, list[dict]]) -> plt.Figure:
                 ax.fill_between(centres, r.lo / width, r.hi / width, color=color[r.value], alpha=0.2, lw=0)
                 _arrow(ax, r.value, color[r.value])
             _feature_panel(ax, exp, m, j == 0, i == len(models) - 1)
-        axes[0, j].legend(title="trained on", fontsize=7, title_fontsize=7, loc="upper right")
-    fig.tight_layout()
-    return fig
+        axes[0, j].legend(title="trained on", loc="upper right")
+    return house_style(fig)
 
 
 def convolution_effect(rows: list[dict], centres: np.ndarray) -> plt.Figure:
@@ -227,7 +263,8 @@ def convolution_effect(rows: list[dict], centres: np.ndarray) -> plt.Figure:
     models = sorted({r["model"] for r in rows}, key=list(LABELS).index)
     values = sorted({r["value"] for r in rows}, key=lambda v: mixture_modes(v)[-1] - mixture_modes(v)[0])
     width = float(np.mean(np.diff(centres)))
-    fig, axes = plt.subplots(len(values), len(models), figsize=(5.2 * len(models), 2.8 * len(values)), squeeze=False)
+    fig, axes = plt.subplots(len(values), len(models), figsize=(_width(len(models), 4.25), 2.8 * len(values)),
+                             squeeze=False)
     for i, v in enumerate(values):
         for j, m in enumerate(models):
             ax = axes[i, j]
@@ -240,17 +277,16 @@ def convolution_effect(rows: list[dict], centres: np.ndarray) -> plt.Figure:
             ax.plot(centres, row["actual"] / width, "-", color=PALETTE[1], label="actual")
             for mode in mixture_modes(v):
                 _arrow(ax, mode, depth=0.16)
-            ax.set_title(f"{LABELS[m]}: trained on red {v.replace('+', ' or ')}", fontsize=10)
+            ax.set_title(f"{LABELS[m]}: trained on red {v.replace('+', ' or ')}")
             ax.text(0.02, 0.95, f"TV {row['tv']:.2f}\nmidpoint ratio {row['ratio']:.2f}", transform=ax.transAxes,
-                    va="top", fontsize=8)
+                    va="top", fontsize=MIN_FONT_PT)
             ax.set_xlim(0, 1)
             if i == len(values) - 1:
                 ax.set_xlabel("generated proportion of red")
             if j == 0:
                 ax.set_ylabel("density")
-    axes[0, -1].legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    return fig
+    axes[0, -1].legend(loc="upper right")
+    return house_style(fig)
 
 
 def independence(records: dict[str, list[dict]]) -> plt.Figure:
@@ -262,7 +298,8 @@ def independence(records: dict[str, list[dict]]) -> plt.Figure:
 
     names = [n for n in records if records[n]]
     models = sorted({r["model"] for n in names for r in records[n]}, key=list(LABELS).index)
-    fig, axes = plt.subplots(len(models), len(names), figsize=(4.6 * len(names), 2.9 * len(models)), squeeze=False)
+    fig, axes = plt.subplots(len(models), len(names), figsize=(_width(len(names), 2.9), 2.7 * len(models)),
+                             squeeze=False)
     for j, name in enumerate(names):
         exp = EXPERIMENTS[name]
         edges, centres = np.asarray(exp.edges), exp.centres
@@ -278,9 +315,8 @@ def independence(records: dict[str, list[dict]]) -> plt.Figure:
             for v in fixed:
                 _arrow(ax, v)
             _feature_panel(ax, exp, m, j == 0, i == len(models) - 1)
-        axes[0, j].legend(title="nuisance values", fontsize=7, title_fontsize=7, loc="upper right")
-    fig.tight_layout()
-    return fig
+        axes[0, j].legend(title="nuisance values", loc="upper right")
+    return house_style(fig)
 
 
 def independence_frames(records: dict[str, list[dict]]) -> list[tuple[str, plt.Figure]]:
@@ -296,7 +332,7 @@ def precision_recall(rows: dict[str, list[dict]], title: str = "{}") -> plt.Figu
     model, or a network width); the dotted line is the precision of a model uniform over all combinations.
     ``rows`` come from :func:`probe_utils.analysis.combination_rows`."""
     names = [n for n in rows if rows[n]]
-    fig, axes = plt.subplots(1, len(names), figsize=(5.0 * len(names), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(_width(len(names), 4.25), 3.8), squeeze=False)
     for ax, name in zip(axes[0], names):
         groups = list(dict.fromkeys(r["group"] for r in rows[name]))
         for i, g in enumerate(groups):
@@ -315,9 +351,8 @@ def precision_recall(rows: dict[str, list[dict]], title: str = "{}") -> plt.Figu
         ax.set(xlabel="combinations in the training set", ylabel="precision / recall", ylim=(-0.03, 1.03),
                title=title.format(name))
         ax.set_xscale("log")
-        ax.legend(fontsize=7, ncol=1)
-    fig.tight_layout()
-    return fig
+        ax.legend(ncol=1)
+    return house_style(fig)
 
 
 def combination_frames(records: list[dict], rows: list[dict], render: Callable[[int, int], tuple[torch.Tensor, Any]],
@@ -328,7 +363,7 @@ def combination_frames(records: list[dict], rows: list[dict], render: Callable[[
     values = sorted({r["value"] for r in records})
     frames = []
     for v in values:
-        fig = plt.figure(figsize=(11, 3.6))
+        fig = plt.figure(figsize=(MAX_WIDTH_IN, 3.6))
         gs = fig.add_gridspec(1, 2 + len(models), width_ratios=[1.4] + [1] * (1 + len(models)))
         ax = fig.add_subplot(gs[0, 0])
         for i, m in enumerate(models):
@@ -338,7 +373,7 @@ def combination_frames(records: list[dict], rows: list[dict], render: Callable[[
             ax.plot(n, [r["recall"] for r in rs], "--s", ms=3, color=PALETTE[i], label=f"{LABELS[m]} recall")
         ax.axvline(v, color="0.3", lw=1)
         ax.set(xscale="log", ylim=(-0.03, 1.03), xlabel="training combinations", title=f"{v} combinations")
-        ax.legend(fontsize=6)
+        ax.legend(loc="lower left")
         imgs, _ = render(v, 16)
         _show_grid(fig.add_subplot(gs[0, 1]), image_grid(imgs, cols=4), [], cols=4, title="training")
         for j, m in enumerate(models):
@@ -347,8 +382,7 @@ def combination_frames(records: list[dict], rows: list[dict], render: Callable[[
             res = rec["result"]
             grid = png_decode(res["sample_grid_png"])
             _show_grid(fig.add_subplot(gs[0, 2 + j]), grid, res["sample_status"], title=f"{LABELS[m]} samples")
-        fig.tight_layout()
-        frames.append((f"{v}", fig))
+        frames.append((f"{v}", house_style(fig)))
     return frames
 
 
@@ -362,7 +396,7 @@ def pair_grids(rows: dict[str, list[dict]]) -> plt.Figure:
 
     panels = [(name, rare) for name in rows for rare in dict.fromkeys(r["rare"] for r in rows[name])]
     models = sorted({r["model"] for name in rows for r in rows[name]}, key=list(LABELS).index)
-    fig, axes = plt.subplots(len(panels), 1 + len(models), figsize=(3.6 * (1 + len(models)), 3.5 * len(panels)),
+    fig, axes = plt.subplots(len(panels), 1 + len(models), figsize=(_width(1 + len(models), 2.8), 3.4 * len(panels)),
                              squeeze=False)
     for i, (name, rare) in enumerate(panels):
         size = int(name.rsplit("_", 1)[1].split("x")[0])
@@ -379,16 +413,15 @@ def pair_grids(rows: dict[str, list[dict]]) -> plt.Figure:
             for (a, b), val in np.ndenumerate(mat):
                 if size <= 4 or val >= 0.005:
                     ax.text(b, a, f"{val:.2f}" if size <= 4 else f"{100 * val:.0f}", ha="center", va="center",
-                            fontsize=7 if size <= 4 else 5, color="black")
+                            fontsize=MIN_FONT_PT, color="black")
             line = first["rare_line"]
             if first["rare_axis"] == 0:
                 ax.add_patch(Rectangle((-0.5, line - 0.5), size, 1, fill=False, ec=PALETTE[1], lw=1.5))
             else:
                 ax.add_patch(Rectangle((line - 0.5, -0.5), 1, size, fill=False, ec=PALETTE[1], lw=1.5))
-            ax.set_xticks(range(size), cp, rotation=90, fontsize=6)
-            ax.set_yticks(range(size), sp if j == 0 else [], fontsize=6)
+            ax.set_xticks(range(size), cp, rotation=90)
+            ax.set_yticks(range(size), sp if j == 0 else [])
             ax.grid(False)
             extra = "" if r is None else f"\nnovel mass {r['novel_mass']:.2f}, outside grid {r['invalid']:.0%}"
-            ax.set_title(f"{label}: {size}x{size}, rare {rare}{extra}", fontsize=8)
-    fig.tight_layout()
-    return fig
+            ax.set_title(f"{label}: {size}x{size}, rare {rare}{extra}")
+    return house_style(fig)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from browser_util import (REPO, browser_missing, check_slider_page, open_page, step_sliders, visible_image,
-                          wait_for_new_image, widget_sphinx_config)
+from browser_util import (REPO, book_sphinx_config, browser_missing, check_slider_page, open_page, step_sliders,
+                          visible_image, wait_for_new_image, widget_sphinx_config)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.book]
 
@@ -51,8 +51,9 @@ def _build_tiny_book(root: Path) -> Path:
     NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(root)}}).execute()
     assert nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     nbformat.write(nb, root / "sliders.ipynb")
+    # the book's own Sphinx settings (widget JavaScript, theme mode, its extension), so the page loads as the book's
     config = {"title": "widget check", "only_build_toc_files": True, "execute": {"execute_notebooks": "off"},
-              "sphinx": {"config": widget_sphinx_config()}}
+              "bibtex_bibfiles": [str(REPO / "book" / "references.bib")], "sphinx": book_sphinx_config()}
     (root / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))  # script order matters
     (root / "_toc.yml").write_text("format: jb-book\nroot: sliders\n")
     subprocess.run([_tool("jupyter-book"), "build", str(root), "-W", "--quiet"], check=True,

@@ -3,7 +3,8 @@
 //    (webpack derives its asset URL from the folder of the module's URL) instead of asking for them elsewhere.
 // 2. Make the theme's Font Awesome nest its <svg> inside the <i> icon instead of replacing the <i>: the Play
 //    widget updates its <i> on every change and throws if it is gone, which breaks every jslink on the page.
-//    (Set before the theme's deferred fontawesome.js runs: this script is synchronous, in <head>.)
+//    (Set before the theme's deferred fontawesome.js runs: this script is synchronous, in <head>. The book's layout
+//    no longer loads that script, see book/_templates/layout.html; the setting stays for builds that do.)
 (function () {
   "use strict";
   var src = document.currentScript && document.currentScript.src;

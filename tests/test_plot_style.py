@@ -1,0 +1,50 @@
+"""The figures' house style: no text below MIN_FONT_PT, no figure wider than MAX_WIDTH_IN, enforced on every figure
+the plots module returns (the browser test checks how large the built book shows them)."""
+
+import ast
+import inspect
+
+import matplotlib.pyplot as plt
+import pytest
+
+from probe_utils import plots
+
+
+def test_house_style_raises_small_text_and_narrows_wide_figures():
+    fig, ax = plt.subplots(figsize=(12, 4))
+    ax.set_title("title", fontsize=6)
+    ax.text(0.5, 0.5, "label", fontsize=4)
+    ax.text(0.1, 0.1, "big", fontsize=14)
+    ax.plot([0, 1], label="line")
+    ax.legend(fontsize=5)
+    assert plots.smallest_text_pt(fig) < plots.MIN_FONT_PT
+    out = plots.house_style(fig)
+    assert out is fig
+    assert plots.smallest_text_pt(fig) == plots.MIN_FONT_PT
+    w, h = fig.get_size_inches()
+    assert w == pytest.approx(plots.MAX_WIDTH_IN) and h == pytest.approx(4 * plots.MAX_WIDTH_IN / 12)
+    assert max(t.get_fontsize() for t in ax.texts) == 14  # larger text is left alone
+    plt.close(fig)
+
+
+def test_text_is_legible_in_the_book_column():
+    # at MAX_WIDTH_IN and DPI (plus a quarter inch the tight crop may add), a figure shown in the book's text column
+    # (672 px at a 1280 px window) keeps MIN_FONT_PT text at MIN_TEXT_PX; the browser test measures the built book
+    scale = min(1.0, 672 / ((plots.MAX_WIDTH_IN + 0.25) * plots.DPI))
+    assert plots.MIN_FONT_PT * plots.DPI / 72 * scale >= plots.MIN_TEXT_PX
+
+
+def _figure_functions():
+    for name, fn in inspect.getmembers(plots, inspect.isfunction):
+        if fn.__module__ == plots.__name__ and not name.startswith("_") and name not in ("house_style",):
+            ret = inspect.signature(fn).return_annotation
+            if "Figure" in str(ret):
+                yield name, fn
+
+
+@pytest.mark.parametrize("name, fn", list(_figure_functions()), ids=lambda x: x if isinstance(x, str) else "")
+def test_every_figure_goes_through_the_house_style(name, fn):
+    tree = ast.parse(inspect.getsource(fn).strip())
+    styled = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    others = {n for n, _ in _figure_functions()} - {name}
+    assert "house_style" in styled or styled & others, f"plots.{name} returns figures without plots.house_style"
