@@ -32,7 +32,7 @@
 preset = "cpu"  # accepted for uniformity with the chapters; the ci preset checks fewer renders
 n_check = None  # fresh renders per accuracy check (default: 100 at ci, 1000 otherwise)
 seed = 12345  # seed of the fresh renders
-repository = "https://github.com/probe-utils/probe-book"  # the book's GitHub repository: on Colab, probe_utils is installed from it
+repository = "https://github.com/probe-utils/probe-book"  # Colab installs probe_utils from this repository
 
 # %% tags=["remove-cell"]
 import subprocess, sys  # on Colab only: install probe_utils from `repository`, then choose the preset

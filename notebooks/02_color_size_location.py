@@ -38,7 +38,7 @@ location_values = [-0.1, 0.0, 0.1]  # trained x of the centre, in half-widths, i
 seeds = 1  # a number of seeds (0..n-1) or a list of seeds
 device = "auto"  # auto | cpu | cuda | mps
 reuse = True  # load stored records that match these settings instead of training again
-repository = "https://github.com/probe-utils/probe-book"  # the book's GitHub repository: on Colab, probe_utils is installed from it
+repository = "https://github.com/probe-utils/probe-book"  # Colab installs probe_utils from this repository
 
 # %% tags=["remove-cell"]
 import subprocess, sys  # on Colab only: install probe_utils from `repository`, then choose the preset

@@ -45,7 +45,7 @@ width_factors = [0.5]  # network widths, as multiples of the preset's width (the
 data_factors = [0.5]  # training images, as multiples of the preset's number (the paper: half and twice)
 device = "auto"  # auto | cpu | cuda | mps
 reuse = True  # load stored records that match these settings instead of training again
-repository = "https://github.com/probe-utils/probe-book"  # the book's GitHub repository: on Colab, probe_utils is installed from it
+repository = "https://github.com/probe-utils/probe-book"  # Colab installs probe_utils from this repository
 
 # %% tags=["remove-cell"]
 import subprocess, sys  # on Colab only: install probe_utils from `repository`, then choose the preset

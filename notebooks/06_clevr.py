@@ -40,7 +40,7 @@ rare = ["shape", "color"]  # which attribute is rare in the pair grids: shape (F
 seeds = 1  # a number of seeds (0..n-1) or a list of seeds
 device = "auto"  # auto | cpu | cuda | mps
 reuse = True  # load stored records that match these settings instead of training again
-repository = "https://github.com/probe-utils/probe-book"  # the book's GitHub repository: on Colab, probe_utils is installed from it
+repository = "https://github.com/probe-utils/probe-book"  # Colab installs probe_utils from this repository
 
 # %% tags=["remove-cell"]
 import subprocess, sys  # on Colab only: install probe_utils from `repository`, then choose the preset

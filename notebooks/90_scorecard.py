@@ -25,7 +25,7 @@
 
 # %% tags=["parameters"]
 preset = "auto"  # the preset whose stored records are scored; auto: per chapter, the largest-scale one with records
-repository = "https://github.com/probe-utils/probe-book"  # the book's GitHub repository: on Colab, probe_utils is installed from it
+repository = "https://github.com/probe-utils/probe-book"  # Colab installs probe_utils from this repository
 
 # %% tags=["remove-cell"]
 import subprocess, sys  # on Colab only: install probe_utils from `repository`, then choose the preset
