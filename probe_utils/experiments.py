@@ -77,9 +77,9 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "cpu": {
         "wgan_gp": {"n_critic": 2, "reuse_batch": True, "init": "normal", "generator_bn": "released",
                     "lr": 2e-4, "cpu_bf16": True},
-        "vae": {"lr": 1e-3, "cpu_bf16": True},
+        "vae": {"lr": 1e-3, "sample_bn": "batch"},
         "wgan_gp_fc": {"n_critic": 2, "cpu_bf16": True},
-        "vae_fc": {"cpu_bf16": True},
+        "vae_fc": {"sample_bn": "batch"},
     },
 }
 #: recipe keys that set the training loop rather than the model
@@ -96,9 +96,9 @@ PRESETS: dict[str, Preset] = {
     "ci": Preset("ci", image_size=32, width=8, batch_size=32, steps=40, pool_size=512, n_critic=2,
                  probe_every=20, probe_samples=128, final_samples=256, converge_tol=None, min_steps=0,
                  checkpoint_every=20, recipe="cpu"),
-    "cpu": Preset("cpu", image_size=32, width=16, batch_size=32, steps=2500, pool_size=20000, n_critic=2,
-                  probe_every=200, probe_samples=1000, final_samples=4000, converge_tol=0.04, min_steps=1200,
-                  checkpoint_every=200),
+    "cpu": Preset("cpu", image_size=32, width=16, batch_size=64, steps=30000, pool_size=20000, n_critic=2,
+                  probe_every=500, probe_samples=1000, final_samples=4000, converge_tol=0.02, min_steps=6000,
+                  checkpoint_every=500, recipe="cpu", max_minutes=15),
     "colab": Preset("colab", image_size=64, width=32, batch_size=64, steps=6000, pool_size=50000, n_critic=5,
                     probe_every=500, probe_samples=2000, final_samples=10000, converge_tol=0.03, min_steps=3000,
                     checkpoint_every=500),
@@ -148,6 +148,9 @@ class Experiment:
     #: other readings of the same samples where a rule decides the result (name -> measure), stored beside the main
     #: one: e.g. merged blobs counted once (main) or by area ("split_merged")
     readings: tuple[tuple[str, Callable[[torch.Tensor], np.ndarray]], ...] = ()
+    #: whether a probe's distribution (over ``edges``) shows a working model for a trained value: a run whose probes
+    #: fail it never counts as converged (a collapsed run is not finished). None: only the measurable share counts.
+    healthy: Callable[[Any, np.ndarray], bool] | None = None
 
     @property
     def bins(self) -> int:
@@ -180,6 +183,29 @@ def _dots_measure(x: torch.Tensor, split_merged: bool = False) -> np.ndarray:
     return c
 
 
+def _count_healthy(value: Any, dist: np.ndarray) -> bool:
+    """A count response is healthy when its most frequent bin is the trained count (bins are centred on counts,
+    starting at 0)."""
+    return float(np.sum(dist)) > 0 and int(np.argmax(dist)) == int(value)
+
+
+def _continuous_healthy(edges: np.ndarray, measured: str) -> Callable[[Any, np.ndarray], bool]:
+    """A continuous response is healthy when its mean lies within two grid steps of the trained value and it is not a
+    single value (more than one bin holds mass)."""
+    from probe_utils.render.pie import SPACING
+
+    centres = (edges[:-1] + edges[1:]) / 2
+
+    def healthy(value: Any, dist: np.ndarray) -> bool:
+        d = np.asarray(dist, float)
+        if d.sum() <= 0:
+            return False
+        mean = float((d * centres).sum() / d.sum())
+        return abs(mean - float(value)) <= 2 * SPACING[measured] and int((d > 0).sum()) > 1
+
+    return healthy
+
+
 def _dots_split(x: torch.Tensor) -> np.ndarray:
     return _dots_measure(x, split_merged=True)
 
@@ -204,7 +230,8 @@ def _pie_experiment(name: str, feature: str, measured: str, allowed: tuple[float
     return Experiment(name=name, section="4.1.2" if feature == "red" else "4.1.3", dataset="pie", feature=measured,
                       value_name="values", allowed=allowed, edges=tuple(np.round(edges, 6)), render=render,
                       measure=measure, integer=False, label=label,
-                      readings=(("majority", _red_majority),) if measured == "red" else ())
+                      readings=(("majority", _red_majority),) if measured == "red" else (),
+                      healthy=_continuous_healthy(np.asarray(edges, float), measured))
 
 
 def check_mixture(name: str, value: Any) -> str:
@@ -377,7 +404,7 @@ def _clevr_numerosity_experiment() -> Experiment:
 
     return Experiment(name="clevr_numerosity", section="4.1.1", dataset="clevr", feature="count",
                       value_name="counts", allowed=(1, 10), edges=tuple(np.arange(-0.5, 13)), render=render,
-                      measure=measure, label="number of objects", min_image_size=64)
+                      measure=measure, label="number of objects", min_image_size=64, healthy=_count_healthy)
 
 
 def check_rare(name: str, value: Any) -> str:
@@ -430,7 +457,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     "numerosity": Experiment(name="numerosity", section="4.1.1", dataset="dots", feature="count", value_name="counts",
                              allowed=(1, 16), edges=tuple(np.arange(-0.5, 25)), render=_dots_render,
                              measure=_dots_measure, label="number of dots",
-                             readings=(("split_merged", _dots_split),)),
+                             readings=(("split_merged", _dots_split),), healthy=_count_healthy),
     "pie_red": _pie_experiment(name="pie_red", feature="red", measured="red", allowed=(0.0, 1.0),
                                edges=np.linspace(0, 1, 51), label="proportion of red"),
     "pie_size": _pie_experiment(name="pie_size", feature="radius", measured="size", allowed=(0.4, 0.8),
@@ -563,7 +590,8 @@ def run_one(plan: Plan, model: str, value: int, seed: int, *, store: Store, runs
                       **train_opts)
     probe = lambda x: exp.distribution(exp.measure(x))  # noqa: E731
     t_train = time.perf_counter()
-    res = train(net, pool, cfg, seed=seed, probe=probe, checkpoint=runs_dir / f"{key}.pt", progress=progress,
+    healthy = None if exp.healthy is None else (lambda d: exp.healthy(value, d))  # noqa: E731
+    res = train(net, pool, cfg, seed=seed, probe=probe, healthy=healthy, checkpoint=runs_dir / f"{key}.pt", progress=progress,
                 desc=f"{model} {exp.feature}={value} seed={seed}")
     t_measure = time.perf_counter()
     gen = torch.Generator(device=plan.device).manual_seed(10_000 + seed)
