@@ -377,6 +377,15 @@ def one_thread() -> None:
     torch.set_num_threads(1)
 
 
+def _local_worker() -> None:
+    """A local pool's worker: one thread; Ctrl-C is the sweep's to handle (it terminates the workers: a run's lock
+    goes with its process, and a lock file or ``.pt.tmp`` left behind is taken over by the next run of that key)."""
+    import signal
+
+    one_thread()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def run_task(task: dict, store: str | None, runs_dir: str | None, device: str = "auto") -> dict:
     """One run in a worker: ``experiments.run`` with a single (model, value, seed); returns its record."""
     one_thread()
@@ -397,7 +406,7 @@ def _run_local(tasks: list[Task], done: Done, *, workers: int, store: str | None
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=one_thread)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_local_worker)
     try:
         futures = {pool.submit(run_task, t.to_json(), store, runs_dir, device): t for t in tasks}
         for f in as_completed(futures):
