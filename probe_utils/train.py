@@ -122,19 +122,21 @@ def tv_distance(p: np.ndarray, q: np.ndarray) -> float:
 def _save_atomic(obj: dict, path: Path) -> None:
     """``torch.save`` to ``<path>.tmp``, then rename: ``path`` is always a whole checkpoint. On a failure (a full
     disk) the temporary file is removed and the error names the checkpoint."""
+    buf = io.BytesIO()  # serialised in memory, written with plain file I/O: a full disk is an OSError (ENOSPC),
+    torch.save(obj, buf)  # where torch's own file writer reports an opaque RuntimeError
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     try:
-        torch.save(obj, tmp)
+        with open(tmp, "wb") as f:
+            f.write(buf.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
         tmp.unlink(missing_ok=True)
         if isinstance(e, OSError):
             raise OSError(e.errno, f"could not write checkpoint {path} ({e.strerror or e}); the previous checkpoint "
                                    f"is kept: free space, then run again to resume from it") from e
-        if isinstance(e, RuntimeError) and "write" in str(e).lower():  # torch's zip writer wraps a full disk
-            raise OSError(28, f"could not write checkpoint {path} ({e}); the previous checkpoint is kept: free "
-                              f"space, then run again to resume from it") from e
         raise
 
 
