@@ -189,15 +189,17 @@ def _nb(*cells: tuple[list[str], str]) -> dict:
 
 
 def test_one_parameters_cell_shows_the_values_used(ext):
-    nb = _nb((["parameters"], 'preset = "cpu"  # ci | cpu\nseeds = [0,\n         1]  # seeds\nreuse = True'),
-             (["injected-parameters"], '# Parameters\npreset = "ci"\nseeds = [4]\nrepository = "x"\n'),
+    nb = _nb((["parameters"], 'preset = "cpu"  # ci | cpu\nseeds = [0,\n         1]  # seeds\nreuse = True\nsize = "32×32"  # px'),
+             (["injected-parameters"], '# Parameters\npreset = "ci"\nseeds = [4]\nrepository = "x"\nsize = "64×64"\n'),
              ([], "print(preset)"))
     assert ext.merge_parameter_cells(nb)
     assert [c["metadata"]["tags"] for c in nb["cells"]] == [["parameters"], []]
     src = nb["cells"][0]["source"]
     assert 'preset = "ci"  # ci | cpu' in src and "seeds = [4]  # seeds" in src and "reuse = True" in src
-    assert 'repository = "x"' in src and "set by the book build" in src and "preset, seeds" in src
-    assert ext.notebook_parameters(nb) == {"preset": "ci", "seeds": [4], "reuse": True, "repository": "x"}
+    assert 'repository = "x"' in src and "set by the book build" in src and "preset, seeds, size" in src
+    assert 'size = "64×64"  # px' in src
+    assert ext.notebook_parameters(nb) == {"preset": "ci", "seeds": [4], "reuse": True, "size": "64×64",
+                                           "repository": "x"}
     untouched = _nb((["parameters"], "a = 1"), ([], "a"))
     assert not ext.merge_parameter_cells(untouched) and len(untouched["cells"]) == 2
 

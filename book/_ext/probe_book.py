@@ -69,13 +69,14 @@ def merge_parameter_cells(nb: dict) -> bool:
     defaults = _cell_source(cells[p])
     given = {k: v[4] for k, v in _assignments(_cell_source(cells[q])).items()}
     spots = _assignments(defaults)
-    lines = defaults.split("\n")
+    lines = [line.encode() for line in defaults.split("\n")]  # ast's column offsets count UTF-8 bytes
     changed = []
     for name, (l0, c0, l1, c1, old) in sorted(spots.items(), key=lambda kv: kv[1][:2], reverse=True):
         if name in given and given[name] != old:
             head, tail = lines[l0 - 1][:c0], lines[l1 - 1][c1:]
-            lines[l0 - 1: l1] = [head + given[name] + tail]
+            lines[l0 - 1: l1] = [head + given[name].encode() + tail]
             changed.append(name)
+    lines = [line.decode() for line in lines]
     extra = [f"{k} = {v}" for k, v in given.items() if k not in spots]
     note = (f"# the parameters this page ran with ({', '.join(sorted(changed))} set by the book build)"
             if changed else "# the parameters this page ran with (the chapter's defaults)")
