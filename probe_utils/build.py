@@ -18,6 +18,8 @@ CHAPTERS: dict[str, list[str] | None] = {
     "05_combinations": ["pie_combos", "mnist_combos"],
     "06_clevr": ["clevr_numerosity", "clevr_pairs_4x4", "clevr_pairs_9x9"],
     "90_scorecard": None,
+    "91_instrument_check": None,
+    "92_recipe_search": [],
 }
 INDEPENDENCE_EXPERIMENTS: list[str] = CHAPTERS["04_independence"] or []
 CLEVR_EXPERIMENTS: list[str] = CHAPTERS["06_clevr"] or []
@@ -47,7 +49,8 @@ RUN_PLAN: dict[str, list[dict]] = {
 
 #: Figures a built chapter page must show (default 1); the scorecard is tables only.
 MIN_FIGURES = {"00_datasets": 4, "01_numerosity": 4, "02_color_size_location": 2, "03_convolution_prototype": 2,
-               "04_independence": 2, "05_combinations": 3, "06_clevr": 4, "90_scorecard": 0}
+               "04_independence": 2, "05_combinations": 3, "06_clevr": 4, "90_scorecard": 0,
+               "91_instrument_check": 0, "92_recipe_search": 1}
 
 
 def chapter_preset(stem: str) -> str:
