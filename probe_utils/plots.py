@@ -425,3 +425,71 @@ def pair_grids(rows: dict[str, list[dict]]) -> plt.Figure:
             extra = "" if r is None else f"\nnovel mass {r['novel_mass']:.2f}, outside grid {r['invalid']:.0%}"
             ax.set_title(f"{label}: {size}x{size}, rare {rare}{extra}")
     return house_style(fig)
+
+
+def instrument_check(records: list[dict], title: str = "", per_figure: int = 6) -> list[plt.Figure]:
+    """For a reader to check the measurement by eye: each record's stored samples with the value measured on each
+    (a refused sample is marked "refused" in red), one panel per record, at most ``per_figure`` panels a figure."""
+    figs = []
+    for start in range(0, len(records), per_figure):
+        chunk = records[start:start + per_figure]
+        fig, axes = plt.subplots(len(chunk), 1, figsize=(MAX_WIDTH_IN, 1.35 * len(chunk) + 0.3), squeeze=False)
+        for ax, rec in zip(axes[:, 0], chunk):
+            res = rec["result"]
+            grid = png_decode(res["sample_grid_png"])
+            values = res.get("sample_values") or []
+            status = res.get("sample_status") or [None] * len(values)
+            ax.imshow(grid, interpolation="nearest")
+            tile = (grid.shape[1] - 2) / 8
+            for i, (v, st) in enumerate(zip(values, status)):
+                r, k = divmod(i, 8)
+                refused = v is None or v == "?"
+                text = "refused" if refused else (f"{v} {st}" if st else str(v))
+                ax.text(2 + k * tile + 1, 2 + r * tile + 1, text, fontsize=MIN_FONT_PT, va="top", ha="left",
+                        color="#b00020" if refused else "black",
+                        bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.8))
+            ax.set_title(f"{LABELS.get(rec['model'], rec['model'])}, trained on {rec['value']}, seed {rec['seed']} "
+                         f"({rec['preset']}): {res.get('invalid_share', 0):.0%} of {res.get('n_samples', '?')} "
+                         f"samples refused", loc="left")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+        if title:
+            fig.suptitle(title, x=0.01, ha="left")
+        figs.append(house_style(fig))
+    return figs
+
+
+def recipe_curves(results: Sequence[dict], target: float = 0.9) -> plt.Figure:
+    """The recipe search: exactly-k share of each entry's probes against training minutes, one panel per family
+    and trained count, with the target as a dashed line."""
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["model"], r["count"]), []).append(r)
+    keys = sorted(groups, key=lambda k: (list(LABELS).index(k[0]) if k[0] in LABELS else 99, k[1]))
+    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(_width(max(1, len(keys)), 4.2), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for i, r in enumerate(groups[key]):
+            t = [p["wall_s"] / 60 for p in r["probes"]]
+            ax.plot(t, [p["exact"] for p in r["probes"]], color=PALETTE[i % len(PALETTE)], lw=1.5,
+                    label=f"{r['name']} (seed {r['seed']})")
+        ax.axhline(target, color="0.3", ls="--", lw=1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("training minutes (one core)")
+        ax.set_title(f"{LABELS.get(key[0], key[0])}, trained on {key[1]}")
+        ax.legend(loc="lower right", fontsize=MIN_FONT_PT)
+    axes[0][0].set_ylabel(f"share of samples with exactly k dots")
+    return house_style(fig)
+
+
+def recipe_samples(result: dict) -> plt.Figure:
+    """The stored sample grid of one recipe-search entry, titled with its name and final share."""
+    grid = png_decode(result["sample_grid_png"])
+    fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, MAX_WIDTH_IN * grid.shape[0] / grid.shape[1] + 0.4))
+    ax.imshow(grid, interpolation="nearest")
+    ax.set_title(f"{result['name']}: {result['final']['exact']:.0%} exactly {result['count']} after "
+                 f"{result['minutes']:g} min ({result['steps']:,} iterations)", loc="left")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    return house_style(fig)
