@@ -316,3 +316,33 @@ def test_run_summary_lines_are_json_without_nan():
     line = cli._json_line({"model": "vae", "mean": float("nan"), "sd": math.inf, "share": 0.12345,
                            "nested": [np.float64(1.0), float("-inf")]})
     assert json.loads(line) == {"model": "vae", "mean": None, "sd": None, "share": 0.123, "nested": [1.0, None]}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# measurements never read a number off NaN or infinite pixels
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("-inf"), float("inf")], ids=["nan", "-inf", "+inf"])
+def test_measurements_refuse_non_finite_images(bad):
+    """A whole image of ``bad`` and an image with one ``bad`` pixel are refused (-1 / NaN); a clean one is read."""
+    from probe_utils.features import clevr as clevrf
+    from probe_utils.features import dots as dotf
+    from probe_utils.features import mnist3 as mnistf
+    from probe_utils.features import pie as pief
+    from probe_utils.render import clevr, dots, mnist3, pie
+
+    def spoil(x):
+        x = x.clone()
+        x[0] = bad
+        x[1, :, 10, 10] = bad
+        return x
+
+    assert list(dotf.count(spoil(dots.render(count=3, n=3, seed=0, size=32)[0]))[:2]) == [-1, -1]
+    red = pief.measure(spoil(pie.render(n=3, seed=0, size=32)[0]))["red"]
+    assert np.isnan(red[:2]).all() and np.isfinite(red[2])
+    if not hasattr(mnistf, "REASONS") or not hasattr(clevrf, "REASONS"):
+        pytest.skip("the refusing three-MNIST and CLEVR readers are not in this checkout yet")
+    triple = mnistf.classify(spoil(mnist3.render(n=3, seed=0, size=64)[0]), min_confidence=0.0, rule="digit")
+    assert list(triple["triple"][:2]) == [-1, -1] and triple["triple"][2] >= 0
+    counts = clevrf.count(spoil(clevr.render(n=3, seed=0, size=64)[0]), min_confidence=0.0)
+    assert list(counts[:2]) == [-1, -1] and counts[2] >= 1
