@@ -23,28 +23,29 @@ REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 
 
-def _tree(root: Path) -> dict[str, tuple[int, int]]:
-    """Every file under ``root`` with its size and modification time."""
+def _tree(root: Path, pattern: str = "*") -> dict[str, tuple[int, int]]:
+    """Every file under ``root`` (matching ``pattern``) with its size and modification time."""
     if not root.exists():
         return {}
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob(pattern)
+            if p.is_file()}
 
 
 @pytest.fixture
 def sandbox(tmp_path, monkeypatch):
-    """A working folder and a store under tmp_path (also the default store); yields a function that asserts
-    nothing was written there, nor to the committed notebooks, the book's results or runs/."""
+    """A working folder and a store under tmp_path (also the default store, so runs would go to its ``-runs``
+    folder there); yields a function that asserts nothing was written there, nor to the committed notebooks."""
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.setenv("PROBE_RESULTS", str(tmp_path / "results"))
     monkeypatch.delenv("PROBE_UTILS_STORED_ONLY", raising=False)
-    watched = [tmp_path, NOTEBOOKS, REPO / "book" / "results", REPO / "runs"]
-    before = [_tree(p) for p in watched]
+    watched = [(tmp_path, "*"), (NOTEBOOKS, "*.ipynb")]
+    before = [_tree(*w) for w in watched]
 
     def nothing_written() -> None:
-        for root, old in zip(watched, before):
-            assert _tree(root) == old, f"files were written or changed under {root}"
+        for (root, pattern), old in zip(watched, before):
+            assert _tree(root, pattern) == old, f"files were written or changed under {root}"
 
     return nothing_written
 
@@ -225,14 +226,14 @@ def test_papermill_execution_fails_on_the_chapter_parameter(tmp_path, monkeypatc
     pm = pytest.importorskip("papermill")
     jupytext = pytest.importorskip("jupytext")
     monkeypatch.setenv("PROBE_RESULTS", str(tmp_path / "results"))
-    before = _tree(NOTEBOOKS), _tree(REPO / "runs")
+    before = _tree(NOTEBOOKS, "*.ipynb")
     src = tmp_path / "chapter.ipynb"
     jupytext.write(jupytext.read(NOTEBOOKS / "02_color_size_location.py"), src)
     with pytest.raises(pm.PapermillExecutionError) as e:
         pm.execute_notebook(str(src), str(tmp_path / "out.ipynb"), parameters={"red_values": [0.5, 7]},
                             cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False)
     assert e.value.ename == "ParameterError" and "'red_values[1]'" in e.value.evalue
-    assert not (tmp_path / "results").exists() and (_tree(NOTEBOOKS), _tree(REPO / "runs")) == before
+    assert not (tmp_path / "results").exists() and _tree(NOTEBOOKS, "*.ipynb") == before
 
 
 # ---------------------------------------------------------------------------------------------------------------
