@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--models", default="wgan_gp,vae", help="comma-separated families (default: wgan_gp,vae)")
     r.add_argument("--values", required=True, help="trained values, e.g. 1,3,5,8 (mixtures: 0.3+0.4,0.3+0.9)")
     r.add_argument("--seeds", default="1", help="a number of seeds (e.g. 3 -> 0,1,2) or a list like [0,4]")
-    r.add_argument("--preset", default="ci", help="ci | cpu | colab | paper")
+    r.add_argument("--preset", default="ci", help="ci | cpu | colab | gpu20k | paper")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     r.add_argument("--store", default=None, help="results folder (default: the checkout's book/results)")
     r.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")

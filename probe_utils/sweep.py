@@ -669,7 +669,7 @@ def add_parser(sub: Any) -> None:
                         description="Plan every run that a chapter (or all) makes with its parameters, skip stored "
                                     "ones, print the plan with its cost, then run the rest. Re-run to resume.")
     sw.add_argument("chapter", nargs="?", help="all, or a chapter: 01_numerosity, 01 or numerosity")
-    sw.add_argument("--preset", default=None, help="ci | cpu | colab | paper (default: the chapter's own)")
+    sw.add_argument("--preset", default=None, help="ci | cpu | colab | gpu20k | paper (default: the chapter's own)")
     sw.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                     help="a chapter parameter, as papermill takes it, e.g. -p seeds 3 -p counts '[1, 3]'")
     sw.add_argument("--executor", default="local", help="local (worker processes) | ray | slurm (submitit)")
