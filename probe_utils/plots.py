@@ -77,14 +77,43 @@ def _feature_panel(ax, exp, model: str, first_column: bool, last_row: bool) -> N
         ax.set_xlabel(f"generated {exp.label}")
 
 
-def _show_grid(ax, grid: np.ndarray, values: Sequence, cols: int = 8, pad: int = 2, title: str = "") -> None:
+#: Sample panels beside others show this many images in this many columns, so that each tile is wide enough for
+#: its label at MIN_FONT_PT (16 images in 8 columns leave about 30 px a tile in a three-panel row).
+PANEL_IMAGES, PANEL_COLS = 8, 4
+
+
+def tile_label(value: Any) -> str:
+    """A tile's label: ``?`` for a refused (None or NaN) measurement, whole floats as integers, others to 2 decimals."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "?"
+    if isinstance(value, (float, np.floating)):
+        return str(int(value)) if float(value).is_integer() else f"{value:.2f}"
+    return str(value)
+
+
+def retile(grid: np.ndarray, cols: int = 8, pad: int = 2, new_cols: int = PANEL_COLS,
+           limit: int | None = PANEL_IMAGES) -> np.ndarray:
+    """A grid of square tiles (as :func:`image_grid` makes and records store), laid out again in ``new_cols``
+    columns, keeping its first ``limit`` tiles."""
+    side = (grid.shape[1] - pad) // cols - pad
+    rows = (grid.shape[0] - pad) // (side + pad)
+    at = [pad + i * (side + pad) for i in range(max(rows, cols))]
+    tiles = [grid[at[r]: at[r] + side, at[k]: at[k] + side] for r in range(rows) for k in range(cols)][:limit]
+    return image_grid(np.stack(tiles).transpose(0, 3, 1, 2), cols=new_cols, pad=pad)
+
+
+def _show_grid(ax, grid: np.ndarray, values: Sequence, cols: int = 8, pad: int = 2, title: str = "",
+               show_cols: int | None = None, limit: int | None = None) -> None:
+    """Show a tiled ``grid`` (``cols`` columns) with each tile's label; ``show_cols``/``limit`` lay it out again."""
+    if show_cols is not None and show_cols != cols or limit is not None:
+        grid = retile(grid, cols, pad, show_cols or cols, limit)
+        values, cols = list(values)[:limit], show_cols or cols
     ax.imshow(grid, interpolation="nearest")
     tile = (grid.shape[1] - pad) / cols
     for i, v in enumerate(values):
         r, k = divmod(i, cols)
-        ax.text(pad + k * tile + 1, pad + r * tile + 1, str(v), fontsize=MIN_FONT_PT, va="top", ha="left",
-                color="black",
-                bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.8))
+        ax.text(pad + k * tile + 1, pad + r * tile + 1, tile_label(v), fontsize=MIN_FONT_PT, va="top", ha="left",
+                color="black", bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.8))
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -99,17 +128,18 @@ def training_vs_generated(records: list[dict], render: Callable[[int, int], tupl
     models = sorted({r["model"] for r in records}, key=list(LABELS).index)
     values = sorted({r["value"] for r in records})
     w = _width(1 + len(models), 2.8)
-    row_h = w / (1 + len(models)) / 4 + 0.45  # a grid of 2 x 8 tiles and its title
+    row_h = w / (1 + len(models)) / PANEL_COLS * (PANEL_IMAGES // PANEL_COLS) + 0.45  # the tiles and a title
     fig, axes = plt.subplots(len(values), 1 + len(models), figsize=(w, row_h * len(values)), squeeze=False)
+    panel = dict(show_cols=PANEL_COLS, limit=PANEL_IMAGES)
     for i, v in enumerate(values):
         imgs, measured = render(v, n)
-        _show_grid(axes[i, 0], image_grid(imgs), list(measured), title=f"training, {v}")
+        _show_grid(axes[i, 0], image_grid(imgs), list(measured), title=f"training, {v}", **panel)
         for j, m in enumerate(models):
             rec = next((r for r in records if r["model"] == m and r["value"] == v and r["seed"] == seed), None)
             rec = rec or next(r for r in records if r["model"] == m and r["value"] == v)
             res = rec["result"]
             _show_grid(axes[i, 1 + j], png_decode(res["sample_grid_png"]), res[labels],
-                       title=f"{LABELS[m]} on {v} (seed {rec['seed']})")
+                       title=f"{LABELS[m]} on {v} (seed {rec['seed']})", **panel)
     return house_style(fig)
 
 
@@ -209,12 +239,13 @@ def response_frames(records: list[dict], render: Callable[[int, int], tuple[torc
         fig = plt.figure(figsize=(MAX_WIDTH_IN, 4.4))
         gs = fig.add_gridspec(2, 1 + len(models), height_ratios=[1, 1.25])
         imgs, measured = render(v, 16)
-        _show_grid(fig.add_subplot(gs[0, 0]), image_grid(imgs), list(measured), title=f"training: {v}")
+        panel = dict(show_cols=PANEL_COLS, limit=PANEL_IMAGES)
+        _show_grid(fig.add_subplot(gs[0, 0]), image_grid(imgs), list(measured), title=f"training: {v}", **panel)
         for j, m in enumerate(models):
             rec = min((r for r in records if r["model"] == m and r["value"] == v), key=lambda r: r["seed"])
             res = rec["result"]
             _show_grid(fig.add_subplot(gs[0, 1 + j]), png_decode(res["sample_grid_png"]), res["sample_values"],
-                       title=f"{LABELS[m]} (seed {rec['seed']})")
+                       title=f"{LABELS[m]} (seed {rec['seed']})", **panel)
         ax = fig.add_subplot(gs[1, :])
         for j, r in enumerate(r for r in responses if r.value == v):
             k = np.arange(len(r.dist))[: xmax + 1]
@@ -375,13 +406,15 @@ def combination_frames(records: list[dict], rows: list[dict], render: Callable[[
         ax.set(xscale="log", ylim=(-0.03, 1.03), xlabel="training combinations", title=f"{v} combinations")
         ax.legend(loc="lower left")
         imgs, _ = render(v, 16)
-        _show_grid(fig.add_subplot(gs[0, 1]), image_grid(imgs, cols=4), [], cols=4, title="training")
+        _show_grid(fig.add_subplot(gs[0, 1]), image_grid(imgs[:PANEL_IMAGES], cols=PANEL_COLS), [], cols=PANEL_COLS,
+                   title="training")
         for j, m in enumerate(models):
             rec = min((r for r in records if r["model"] == m and r["value"] == v),
                       key=lambda r: (r["seed"] != seed, r["seed"]))
             res = rec["result"]
             grid = png_decode(res["sample_grid_png"])
-            _show_grid(fig.add_subplot(gs[0, 2 + j]), grid, res["sample_status"], title=f"{LABELS[m]} samples")
+            _show_grid(fig.add_subplot(gs[0, 2 + j]), grid, res["sample_status"], title=f"{LABELS[m]} samples",
+                       show_cols=PANEL_COLS, limit=PANEL_IMAGES)
         frames.append((f"{v}", house_style(fig)))
     return frames
 

@@ -48,3 +48,19 @@ def test_every_figure_goes_through_the_house_style(name, fn):
     styled = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
     others = {n for n, _ in _figure_functions()} - {name}
     assert "house_style" in styled or styled & others, f"plots.{name} returns figures without plots.house_style"
+
+
+def test_retile_keeps_the_tiles_in_order():
+    import numpy as np
+
+    images = np.stack([np.full((3, 6, 6), k / 16) for k in range(16)])
+    grid = plots.image_grid(images, cols=8)
+    again = plots.retile(grid, cols=8, new_cols=4, limit=8)
+    assert again.shape == plots.image_grid(images[:8], cols=4).shape
+    assert np.array_equal(again, plots.image_grid(images[:8], cols=4))
+
+
+@pytest.mark.parametrize("value, label", [(None, "?"), (float("nan"), "?"), (3.0, "3"), (0.349, "0.35"),
+                                          (5, "5"), ("new", "new")])
+def test_tile_labels(value, label):
+    assert plots.tile_label(value) == label
