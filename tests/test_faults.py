@@ -395,11 +395,14 @@ def checkpoint(tmp_path_factory) -> Path:
     object.__setattr__(exp, "distribution", stop_after_first_probe)
     saved = ex.EXPERIMENTS["numerosity"]
     ex.EXPERIMENTS["numerosity"] = exp
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the reference: module fixtures run before conftest's one-thread fixture
     try:
         with pytest.raises(Stop):
             ex.run("numerosity", seeds=[0], store=root / "store", runs_dir=root / "runs", **RUN)
     finally:
         ex.EXPERIMENTS["numerosity"] = saved
+        torch.set_num_threads(threads)
     ckpt = root / "runs" / f"{key_of()}.pt"
     assert load_checkpoint(ckpt)["result"]["steps"] == 20
     return ckpt
