@@ -137,11 +137,10 @@ def presets_rows() -> tuple[list[str], list[list[str]], str]:
     from probe_utils.findings import PAPER_SETTINGS, PRESET_PURPOSE
 
     header = ["preset", "scale", "images", "width", "batch", "critic steps", "training images",
-              "iterations (at most)", "stops early"]
+              "iterations (at most)", "early stop"]
     rows = []
     for name, p in PRESETS.items():
-        stop = (f"TV < {p.converge_tol:g} three probes in a row, after {p.min_steps:,}"
-                if p.converge_tol is not None else "no")
+        stop = f"TV < {p.converge_tol:g}, from {p.min_steps:,}" if p.converge_tol is not None else "no"
         rows.append([name, PRESET_PURPOSE.get(name, ("", ""))[0], f"{p.image_size}×{p.image_size}", str(p.width),
                      str(p.batch_size), str(p.n_critic), f"{p.pool_size:,}", f"{p.steps:,}", stop])
     s = PAPER_SETTINGS
@@ -164,8 +163,12 @@ class PresetsTable(Directive):
     def run(self) -> list[nodes.Node]:
         header, rows, note = presets_rows()
         out: list[nodes.Node] = [_table(header, rows, ("probe-presets",))]
+        text = ("Early stop: a run stops once the total-variation distance between consecutive probes of its "
+                "measured distribution stays below the given value for three probes in a row, from the given "
+                "iteration on.")
         if note:
-            out.append(nodes.paragraph(text=f"Image sizes: {note} (the experiments' minimum image size)."))
+            text += f" Image sizes: {note} (the experiments' minimum image size)."
+        out.append(nodes.paragraph(text=text))
         return out
 
 
