@@ -256,6 +256,17 @@ class Claim:
     shows: str
     verdict: Verdict
 
+    def __post_init__(self) -> None:
+        # "in 0 of 0 settings" says nothing: when no setting could be scored, say so
+        counts = _COUNTS.findall(self.shows)
+        if counts and all(total == "0" for _, total in counts):
+            object.__setattr__(self, "shows", "no setting could be scored (every run failed its training-health "
+                                              "gate, or none was run)")
+
+
+#: the "N of M" counts in a "what our runs show" text
+_COUNTS = re.compile(r"\b(\d+) of (\d+)\b")
+
 
 @dataclass
 class Findings:
