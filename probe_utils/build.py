@@ -53,14 +53,27 @@ MIN_FIGURES = {"00_datasets": 4, "01_numerosity": 4, "02_color_size_location": 2
                "91_instrument_check": 0, "92_recipe_search": 1}
 
 
-def chapter_preset(stem: str) -> str:
-    """The preset the book executes chapter ``stem`` at when no preset is forced."""
-    from probe_utils.experiments import best_preset
+def chapter_preset(stem: str, store=None) -> str:
+    """The preset the book executes chapter ``stem`` at when no preset is forced: the largest-scale preset at which
+    every run the chapter's own parameters ask for is stored (a preset with only some of them would make the build
+    train, or fail), else ``ci``. Chapters without runs of their own: ``auto`` (the scorecard, per experiment) or
+    ``cpu`` (pages that only read files)."""
+    from probe_utils.experiments import SCALE_ORDER, best_preset
 
     names = CHAPTERS.get(stem, [])
     if names is None:
         return "auto"
-    return best_preset(names) if names else "cpu"
+    if not names:
+        return "cpu"
+    if stem not in RUN_PLAN:
+        return best_preset(names, store)
+    from probe_utils.sweep import plan_runs
+
+    for preset in SCALE_ORDER[:-1]:
+        plan = plan_runs([stem], preset=preset, store=store)
+        if plan.done and not plan.todo:
+            return preset
+    return "ci"
 
 
 COLAB_URL = "https://colab.research.google.com"

@@ -310,3 +310,21 @@ def test_sweep_with_submitit_local(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert "made 2 run(s), 0 failed" in res.stdout
     assert sorted(r["value"] for r in Store(store).records()) == [1, 2]
+
+
+def test_chapter_preset_needs_every_run_of_the_chapter(monkeypatch, tmp_path):
+    """A preset with only some of a chapter's runs stored would make the book train (or fail): not chosen."""
+    from probe_utils import build, sweep
+    from probe_utils.sweep import SweepPlan
+
+    stored = {"cpu": (["a", "b"], []), "colab": (["a"], ["b"])}
+
+    def fake(chapters, *, preset=None, store=None, **kw):
+        done, todo = stored.get(preset, ([], ["x"]))
+        return SweepPlan(list(chapters), preset, todo=list(todo), done=list(done))
+
+    monkeypatch.setattr(sweep, "plan_runs", fake)
+    assert build.chapter_preset("01_numerosity") == "cpu"          # complete at cpu, partial at colab
+    stored["cpu"] = (["a"], ["b"])
+    assert build.chapter_preset("01_numerosity") == "ci"           # partial everywhere: the smoke test
+    assert build.chapter_preset("90_scorecard") == "auto"
