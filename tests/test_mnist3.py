@@ -174,14 +174,20 @@ def test_shipped_weights_recorded_heldout_accuracy():
 def test_classifier_reads_fresh_renders():
     x, lab = rend.render(300, seed=2024)
     out = feat.classify(x)
-    assert out["triple"].shape == (300,) and out["digits"].shape == (300, 3)
+    assert out["triple"].shape == (300,) and out["digits"].shape == (300, 3) and out["refused"].shape == (300,)
     assert out["confidence"].shape == (300,)
     assert np.all((out["confidence"] > 0) & (out["confidence"] <= 1))
-    assert np.array_equal(out["digits"] @ np.array([100, 10, 1]), out["triple"])
-    assert (out["triple"] == lab["triple"]).mean() >= 0.95
+    # raw reading (before refusal) as good as before the refusal rules: >= 95% of triples
+    assert (out["read_digits"] == lab["digits"]).all(1).mean() >= 0.95
+    kept = ~out["refused"]
+    assert np.array_equal(out["digits"][kept] @ np.array([100, 10, 1]), out["triple"][kept])
+    assert np.all(out["triple"][~kept] == -1) and np.all((out["digits"][~kept] == -1).any(1))
+    # clean renders are rarely refused, and the accepted ones are read right
+    assert out["refused"].mean() <= 0.05
+    assert (out["triple"][kept] == lab["triple"][kept]).mean() >= 0.97
     # numpy uint8 input gives the same reading as the float tensor
     as_uint8 = (x[:20] * 255).round().to(torch.uint8).numpy()
-    assert (feat.classify(as_uint8)["triple"] == out["triple"][:20]).mean() >= 0.95
+    assert (feat.classify(as_uint8)["read_digits"] == out["read_digits"][:20]).all(1).mean() >= 0.95
 
 
 def test_classifier_recomputed_heldout_matches_record():
@@ -189,11 +195,86 @@ def test_classifier_recomputed_heldout_matches_record():
     assert abs(feat.heldout_digit_accuracy(64) - recorded) < 0.003
 
 
-def test_classifier_other_sizes_and_blank_images():
+def test_classifier_other_sizes():
     x, lab = rend.render(120, seed=77, size=32)
-    assert (feat.classify(x)["triple"] == lab["triple"]).mean() >= 0.9
-    blank = feat.classify(torch.zeros(2, 3, 64, 64))
-    assert blank["triple"].shape == (2,)
+    out = feat.classify(x)
+    assert (out["read_digits"] == lab["digits"]).all(1).mean() >= 0.9
+    assert out["refused"].mean() <= 0.1
+
+
+# --- refusals -----------------------------------------------------------------------------
+
+def test_refuses_what_holds_no_number():
+    from probe_utils.features import degrade
+
+    x, _ = rend.render(4, seed=5, size=32)
+    x[1, 0, 3, 3] = float("nan")
+    x[2, :, 10:20, 10:20] = float("inf")
+    out = feat.classify(x)
+    assert out["refused"][1:3].all() and (out["reason"][1:3] == 1).all() and (out["digits"][1:3] == -1).all()
+    cases = {"grey mush": (degrade.grey_mush(40, 32, seed=1), 2), "noise": (degrade.noise_images(40, 64, seed=1), 2),
+             "white": (torch.ones(3, 3, 64, 64), 2), "black": (torch.zeros(3, 3, 32, 32), 3)}
+    for name, (imgs, reason) in cases.items():
+        out = feat.classify(imgs, min_confidence=0.0)  # refused by the image rules whatever the threshold
+        assert out["refused"].all() and (out["triple"] == -1).all(), name
+        assert (out["reason"] == reason).all(), name
+        assert (out["digits"] == -1).all(), name
+
+
+def test_an_empty_cell_refuses_that_digit_only():
+    x, lab = rend.render(6, seed=8, size=64)
+    canvas = rend.compose(torch.zeros(6, 3, 28, 28), 64)
+    assert float(canvas.max()) == 0.0
+    third = x.clone()
+    third[..., 43:] = 0.0  # the right cell of a 64-px image: columns 43-63
+    out = feat.classify(third, min_confidence=0.0)
+    assert (out["reason"] == 3).all() and (out["triple"] == -1).all()
+    assert (out["digits"][:, 2] == -1).all()
+    assert (out["digits"][:, :2] == lab["digits"][:, :2]).mean() >= 0.9
+
+
+def test_default_threshold_is_the_calibrated_one():
+    cal = feat.calibration()
+    assert feat.confidence_threshold() == cal["threshold"] and cal["rule"] in feat.RULES
+    x, _ = rend.render(200, seed=99, size=32, split="heldout")
+    from probe_utils.features import degrade
+    x = 1 - degrade.blur(1 - x, 1.25)
+    default = feat.classify(x)
+    explicit = feat.classify(x, min_confidence=cal["threshold"], rule=cal["rule"])
+    for key in ("triple", "digits", "refused", "reason"):
+        assert np.array_equal(default[key], explicit[key]), key
+    # the threshold decides: no refusal by confidence at 0, and at 1 everything is refused
+    assert not (feat.classify(x, min_confidence=0.0)["reason"] >= 4).any()
+    assert feat.classify(x, min_confidence=1.0)["refused"].all()
+    # refused by confidence exactly where the calibrated score is below the threshold
+    score = default["digit_confidence"].min(1) if cal["rule"] == "digit" else default["confidence"]
+    by_conf = np.isin(default["reason"], (4, 5))
+    assert np.array_equal(by_conf, (score < cal["threshold"]) & ~np.isin(default["reason"], (1, 2, 3)))
+
+
+def test_calibration_record_is_complete_and_matches_the_weights():
+    import hashlib
+
+    cal = feat.calibration()
+    weights = ROOT / "probe_utils" / "data" / feat.WEIGHTS_FILE
+    assert cal["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert 0.0 < cal["threshold"] < 1.0
+    assert cal["target_accuracy"] == 0.95
+    assert set(cal["set"]["conditions"]) == set(feat.CALIBRATION_CONDITIONS)
+    for size, pooled in cal["pooled_per_size"].items():
+        assert pooled["accepted_accuracy"] >= cal["target_accuracy"], size
+    rows = {(r["condition"], r["size"]) for r in cal["per_condition"]}
+    assert {(c, s) for c in feat.CALIBRATION_CONDITIONS for s in cal["set"]["sizes"]} <= rows
+    assert cal["image_rules"] == {"background_max": feat.BACKGROUND_MAX, "ink_min": feat.INK_MIN}
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"min_confidence": -0.1}, "min_confidence"), ({"min_confidence": 1.5}, "min_confidence"),
+    ({"min_confidence": "high"}, "min_confidence"), ({"rule": "mean"}, "rule"), ({"batch_size": 0}, "batch_size"),
+])
+def test_classify_bad_parameters(kwargs, name):
+    with pytest.raises(ParameterError, match=f"'{name}'"):
+        feat.classify(torch.zeros(2, 3, 64, 64), **kwargs)
 
 
 def test_classify_bad_input():
@@ -201,6 +282,61 @@ def test_classify_bad_input():
         feat.classify(torch.zeros(2, 1, 64, 64))
     with pytest.raises(ParameterError, match="'x'"):
         feat.classify([1, 2, 3])
+    with pytest.raises(ParameterError, match="'x'"):
+        feat.classify(torch.zeros(2, 3, 64, 64, dtype=torch.bool))
+
+
+def test_degrade_conditions_and_bad_names():
+    x, _ = rend.render(8, seed=3, size=32)
+    for cond in feat.CONDITIONS:
+        y = feat.degrade(cond, x, seed=1)
+        assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 1, cond
+    # faint ink dims the white strokes and keeps the background black
+    y = feat.degrade("faint_0.35", x)
+    assert float(y.max()) <= 0.36 and float(y[:, :, :5].max()) == 0.0
+    with pytest.raises(ParameterError, match="'condition'"):
+        feat.degrade("fog", x)
+    with pytest.raises(ParameterError, match="'name'"):
+        feat.not_digits("fog", 4, 32)
+
+
+def test_robustness_report_rows():
+    rows = feat.robustness_report(n=12, seed=4)
+    names = [r["condition"] for r in rows]
+    assert names == list(feat.CONDITIONS) + list(feat.NOT_DIGITS)
+    for r in rows:
+        assert set(r) == {"condition", "description", "images", "exact", "accepted_accuracy", "refused", "worst"}
+        assert 0.0 <= r["refused"] <= 1.0 and 0.0 <= r["exact"] <= 1.0
+    for r in rows[len(feat.CONDITIONS):]:
+        assert r["refused"] == 1.0, r["condition"]  # grey mush, noise and blank images are never read
+
+
+@pytest.mark.slow
+def test_accepted_accuracy_on_a_fresh_generated_like_set():
+    """A generated-like set the calibration never saw (other seed): the accepted images of each size meet the target,
+    within the binomial noise of this smaller set (two standard errors)."""
+    cal = feat.calibration()
+    r = feat.generated_like_readings(150, seed=4242)
+    out = feat._refuse(r["digit_confidence"], r["no_digit"], r["background"], r["ink"], r["finite"],
+                       cal["threshold"], cal["rule"])[0].any(1)
+    right = r["correct"].all(1)
+    for size in cal["set"]["sizes"]:
+        kept = (r["size"] == size) & ~out
+        acc = right[kept].mean()
+        se = np.sqrt(0.95 * 0.05 / kept.sum())
+        assert acc >= cal["target_accuracy"] - 2 * se, (size, acc, kept.sum())
+
+
+@pytest.mark.slow
+def test_robustness_report_default_is_fast_and_refuses_junk():
+    import time
+
+    t0 = time.perf_counter()
+    rows = feat.robustness_report()
+    assert time.perf_counter() - t0 < 20  # a few seconds on one thread; generous for a busy machine
+    by = {r["condition"]: r for r in rows}
+    assert by["clean"]["accepted_accuracy"] >= 0.95 and by["clean"]["refused"] <= 0.1
+    assert all(by[name]["refused"] == 1.0 for name in feat.NOT_DIGITS)
 
 
 @pytest.mark.slow
@@ -209,4 +345,5 @@ def test_accuracy_report():
     assert report["heldout_digit_accuracy"] >= 0.98
     assert report["triple_accuracy"] >= 0.97
     assert report["triple_accuracy_heldout_styles"] >= 0.95
+    assert report["accepted_accuracy"] >= 0.97 and report["refused"] <= 0.05
     assert all(isinstance(v, float) for v in report.values())
