@@ -57,7 +57,8 @@ def lowest_threshold(score: np.ndarray, correct: np.ndarray, target: float = TAR
                      min_accepted: int = MIN_ACCEPTED) -> float:
     """The lowest threshold ``t`` (images accepted when ``score >= t``) at which, and at every higher threshold that
     accepts at least ``min_accepted`` images, at least ``target`` of the accepted images are ``correct``; 0 when the
-    whole set meets the target; 1 when no threshold does. Rounded up to 3 decimals."""
+    whole set meets the target; 1 when no threshold accepting at least ``min_accepted`` images does. Rounded up to
+    3 decimals."""
     score = np.asarray(score, dtype=np.float64)
     correct = np.asarray(correct, dtype=bool)
     if score.shape != correct.shape or score.ndim != 1:
@@ -69,12 +70,14 @@ def lowest_threshold(score: np.ndarray, correct: np.ndarray, target: float = TAR
     ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])  # last index of each distinct score
     k = ends + 1                                          # images accepted at threshold s[end]
     acc = np.cumsum(c)[ends] / k
-    bad = np.flatnonzero((acc < target) & (k >= min_accepted))
+    judged = k >= min_accepted
+    bad = np.flatnonzero((acc < target) & judged)
     if not len(bad):
         return 0.0
-    if bad[0] == 0:
+    good = np.flatnonzero(judged[:bad[0]])  # judged thresholds above the first failing one (all meet the target)
+    if not len(good):
         return 1.0
-    t = float(s[ends[bad[0] - 1]])
+    t = float(s[ends[good[-1]]])
     return min(1.0, math.ceil(t * 1000 - 1e-9) / 1000)
 
 

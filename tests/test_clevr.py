@@ -330,3 +330,21 @@ def test_speed_report():
     rep = clevr.speed_report()
     assert set(rep) == {"64px_3obj", "64px_10obj", "128px_3obj", "128px_10obj"}
     assert all(v > 0 for v in rep.values())
+
+
+@pytest.mark.slow
+def test_calibration_recomputes_the_stored_thresholds():
+    """scripts/calibrate_classifiers.py, run again, finds the thresholds the JSON holds (about a minute)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "calibrate_classifiers.py"
+    spec = importlib.util.spec_from_file_location("calibrate_classifiers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    record = module.calibrate_clevr()
+    cal = feat.calibration()
+    for kind in ("count", "pair"):
+        for key in ("threshold", "threshold_32"):
+            assert record[kind][key] == cal[kind][key], (kind, key)
+    assert record["pair"]["rule"] == cal["pair"]["rule"]

@@ -347,3 +347,35 @@ def test_accuracy_report():
     assert report["triple_accuracy_heldout_styles"] >= 0.95
     assert report["accepted_accuracy"] >= 0.97 and report["refused"] <= 0.05
     assert all(isinstance(v, float) for v in report.values())
+
+
+def _calibration_script():
+    spec = importlib.util.spec_from_file_location("calibrate_classifiers", ROOT / "scripts" / "calibrate_classifiers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_lowest_threshold_rule():
+    pick = _calibration_script().lowest_threshold
+    score = np.linspace(0.001, 1.0, 1000)
+    right = score > 0.3                                   # everything below 0.3 is read wrong
+    t = pick(score, right, target=0.95, min_accepted=10)
+    kept = score >= t
+    assert right[kept].mean() >= 0.95 and right[score >= t - 0.01].mean() < 0.95
+    assert pick(score, np.ones(1000, bool)) == 0.0        # the whole set meets the target: no threshold
+    assert pick(score, np.zeros(1000, bool)) == 1.0       # no threshold meets it
+    # a dip of the accuracy curve near the top is not hidden by the whole set meeting the target (98% right)
+    dip = ~((score > 0.95) & (score < 0.97))
+    assert dip.mean() >= 0.95 and pick(score, dip, target=0.95, min_accepted=10) >= 0.96
+    # a threshold judged on fewer than min_accepted images is never chosen
+    assert pick(score, score > 0.995, target=0.95, min_accepted=200) == 1.0
+
+
+@pytest.mark.slow
+def test_calibration_recomputes_the_stored_threshold():
+    """scripts/calibrate_classifiers.py, run again, finds the threshold and rule the JSON holds (about a minute)."""
+    record = _calibration_script().calibrate_mnist3()
+    cal = feat.calibration()
+    assert (record["threshold"], record["rule"]) == (cal["threshold"], cal["rule"])
+    assert record["per_condition"] == cal["per_condition"]
