@@ -384,7 +384,9 @@ def _mnist_combinations_experiment() -> Experiment:
 
     def measure(x: torch.Tensor) -> np.ndarray:
         from probe_utils.features import mnist3 as mf
-        return mf.classify(x)["triple"].astype(float)
+        t = mf.classify(x)["triple"].astype(float)
+        t[t < 0] = np.nan  # refused: unmeasurable, never the number 000
+        return t
 
     return Experiment(name="mnist_combos", section="5", dataset="mnist3", feature="number",
                       value_name="combinations", allowed=(1, 1000), edges=tuple(np.arange(1001) - 0.5),
@@ -406,7 +408,9 @@ def _clevr_numerosity_experiment() -> Experiment:
 
     def measure(x: torch.Tensor) -> np.ndarray:
         from probe_utils.features import clevr as cf
-        return cf.count(x).astype(float)
+        c = cf.count(x).astype(float)
+        c[c < 0] = np.nan  # refused: unmeasurable, never 0 objects
+        return c
 
     return Experiment(name="clevr_numerosity", section="4.1.1", dataset="clevr", feature="count",
                       value_name="counts", allowed=(1, 10), edges=tuple(np.arange(-0.5, 13)), render=render,
