@@ -84,7 +84,7 @@ def test_cli_run_trains_stores_and_summarises(tmp_path, capsys, experiment, valu
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert row["model"] == "vae" and str(row["value"]) == values
     assert list((tmp_path / "s" / experiment / "ci").rglob("*.json"))
-    if experiment == "mnist_combos":
+    if experiment == "mnist_combos" and row.get("measurable") != 0.0:  # a ci model's digits may all be refused
         assert {"precision", "recall", "novel_mass"} <= set(row)
 
 
