@@ -243,6 +243,11 @@ def test_default_threshold_is_the_calibrated_one():
     explicit = feat.classify(x, min_confidence=cal["threshold"], rule=cal["rule"])
     for key in ("triple", "digits", "refused", "reason"):
         assert np.array_equal(default[key], explicit[key]), key
+    # the other rule, asked for by name, comes with its own calibrated threshold
+    other = next(r for r in feat.RULES if r != cal["rule"])
+    alt = feat.classify(x, rule=other)
+    same = feat.classify(x, cal["rules_compared"][other]["threshold"], rule=other)
+    assert np.array_equal(alt["refused"], same["refused"])
     # the threshold decides: no refusal by confidence at 0, and at 1 everything is refused
     assert not (feat.classify(x, min_confidence=0.0)["reason"] >= 4).any()
     assert feat.classify(x, min_confidence=1.0)["refused"].all()
@@ -350,7 +355,8 @@ def test_accuracy_report():
 
 
 def _calibration_script():
-    spec = importlib.util.spec_from_file_location("calibrate_classifiers", ROOT / "scripts" / "calibrate_classifiers.py")
+    path = ROOT / "scripts" / "calibrate_classifiers.py"
+    spec = importlib.util.spec_from_file_location("calibrate_classifiers", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

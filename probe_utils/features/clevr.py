@@ -172,7 +172,8 @@ def calibration() -> dict[str, Any]:
 
 def image_rules() -> dict[str, float]:
     """The fixed refusal rules' constants (stored with the calibration)."""
-    return {"noise_max": NOISE_MAX, "peak_min": PEAK_MIN, "peak_share_min": PEAK_SHARE_MIN, "peak_top_min": PEAK_TOP_MIN,
+    return {"noise_max": NOISE_MAX, "peak_min": PEAK_MIN, "peak_share_min": PEAK_SHARE_MIN,
+            "peak_top_min": PEAK_TOP_MIN,
             "sum_min": 0.5, "sum_max": _render.MAX_OBJECTS + 0.5}
 
 

@@ -228,7 +228,7 @@ def classify(x: torch.Tensor | np.ndarray, min_confidence: float | None = None, 
              *, rule: str | None = None, net: nn.Module | None = None) -> dict[str, np.ndarray]:
     """Read the number in each three-digit image (n,3,H,W), tensor (any device) or array; refuse what it cannot read.
 
-    ``min_confidence``: refuse below this softmax maximum (None: the calibrated threshold of the JSON, see
+    ``min_confidence``: refuse below this confidence (None: the threshold calibrated for ``rule``, see
     :func:`calibration`; 0: only the image rules 1-3 of the module docstring refuse); ``rule``: ``"digit"`` or
     ``"product"`` (None: the calibrated rule). Returns ``triple`` (n,) ints 0..999 or -1 when refused, ``digits``
     (n,3) ints 0..9 left to right, -1 where refused, ``refused`` (n,) bool, ``reason`` (n,) a key of
@@ -237,8 +237,9 @@ def classify(x: torch.Tensor | np.ndarray, min_confidence: float | None = None, 
     """
     if min_confidence is None or rule is None:
         cal = calibration()
-        min_confidence = cal["threshold"] if min_confidence is None else min_confidence
-        rule = cal["rule"] if rule is None else rule
+        rule = cal["rule"] if rule is None else check_choice("rule", rule, RULES)
+        if min_confidence is None:
+            min_confidence = cal["threshold"] if rule == cal["rule"] else cal["rules_compared"][rule]["threshold"]
     threshold = check_float("min_confidence", min_confidence, 0.0, 1.0)
     rule = check_choice("rule", rule, RULES)
     probs, background, ink, finite = _read(x, batch_size, net)
