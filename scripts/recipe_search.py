@@ -163,7 +163,7 @@ def status() -> None:
         path = OUT / f"{entry['name']}.json"
         if path.exists():
             rec = json.loads(path.read_text())
-            spent += rec["provenance"]["train_wall_s"]
+            spent += rec["provenance"].get("train_cpu_s", rec["provenance"]["train_wall_s"])
             f = rec["final"]
             print(f"{entry['name']:28s} {rec['model']:8s} k={rec['count']} {rec['steps']:6d} it "
                   f"exact {f['exact']:.3f} (split {f['exact_split']:.3f}) refused {f['refused']:.3f} "

@@ -19,17 +19,23 @@ class _VAEBase(GenerativeModel):
     ``recon``: ``"bce"`` (Bernoulli pixel likelihood, the usual reading of the paper) or ``"l2l1"`` (the released
     code: sum of squared errors plus half the sum of absolute errors). ``kl_warmup``: None, or a time constant
     ``tau`` in iterations, the KL weight then being ``beta * (1 - exp(-t / tau))`` (the released code: 50,000).
-    ``sigma_floor``: None, or the smallest standard deviation of the encoder (the released code: 0.01)."""
+    ``sigma_floor``: None, or the smallest standard deviation of the encoder (the released code: 0.01).
+    ``beta``: None (the family's own KL weight: 1 for the conv VAE, 3 for the FC beta-VAE) or another weight > 0."""
 
     beta: ClassVar[float] = 1.0
     recon: str = "bce"
     kl_warmup: float | None = None
     sigma_floor: float | None = None
 
-    def configure(self, recon: str = "bce", kl_warmup: float | None = None, sigma_floor: float | None = None) -> None:
+    def configure(self, recon: str = "bce", kl_warmup: float | None = None, sigma_floor: float | None = None,
+                  beta: float | None = None) -> None:
         if recon not in ("bce", "l2l1"):
             raise ValueError(f"recon must be 'bce' or 'l2l1'; got {recon!r}")
+        if beta is not None and not (isinstance(beta, (int, float)) and 0 < beta <= 100):
+            raise ValueError(f"beta (the KL weight) must be a number in (0, 100]; got {beta!r}")
         self.recon, self.kl_warmup, self.sigma_floor = recon, kl_warmup, sigma_floor
+        if beta is not None:
+            self.kl_weight = float(beta)
     encoder: nn.Module
     to_stats: nn.Module
     decoder: nn.Module
@@ -56,7 +62,7 @@ class _VAEBase(GenerativeModel):
                 err = recon - batch.float()
                 nll = (err.pow(2).sum() + 0.5 * err.abs().sum()) / batch.shape[0]
         kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum() / batch.shape[0]
-        weight = self.beta
+        weight = getattr(self, "kl_weight", self.beta)
         if self.kl_warmup:
             weight *= 1.0 - math.exp(-self.train_step / self.kl_warmup)
         return nll + weight * kl
