@@ -105,3 +105,20 @@ def test_learning_rate_halving() -> None:
     finally:
         torch.optim.Adam.step = orig
     assert seen == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4])
+
+
+def test_vae_beta_option_sets_the_kl_weight_of_the_loss() -> None:
+    x, _ = dots.render(count=1, n=8, seed=0, size=32)
+    losses = {}
+    for beta in (None, 0.5, 4.0):
+        torch.manual_seed(0)
+        net = models_mod.build("vae", 32, 4, **({} if beta is None else {"beta": beta}))
+        net.train()
+        torch.manual_seed(1)
+        losses[beta] = float(net.loss(x, "vae"))
+    # same weights and noise: the loss is nll + beta * kl, so it grows with beta and beta 1 lies between
+    assert losses[0.5] < losses[None] < losses[4.0]
+    kl = (losses[4.0] - losses[0.5]) / 3.5
+    assert losses[None] == pytest.approx(losses[0.5] + 0.5 * kl, rel=1e-4)
+    with pytest.raises(ValueError, match="beta"):
+        models_mod.build("vae", 32, 4, beta=0)
