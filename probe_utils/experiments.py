@@ -83,11 +83,12 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 #: recipe keys that set the training loop rather than the model
-TRAIN_KEYS = ("lr", "lr_halve_every", "cpu_bf16")
+TRAIN_KEYS = ("lr", "lr_halve_every", "cpu_bf16", "ema")
 
 
 def recipe_settings(recipe: str, family: str) -> dict[str, Any]:
-    """The settings a recipe gives one model family (empty: the family's defaults)."""
+    """The settings a recipe gives one model family (empty: the family's defaults, e.g. a family of your own that
+    the recipe does not name)."""
     check_choice("recipe", recipe, RECIPES)
     return dict(RECIPES[recipe].get(family, {}))
 
@@ -536,7 +537,7 @@ def check_parameters(experiment: str, *, models: Any, values: Any, seeds: Any, p
     check_choice("experiment", experiment, EXPERIMENTS)
     exp = EXPERIMENTS[experiment]
     check_choice("preset", preset, PRESETS)
-    fams = [check_choice(f"models[{i}]", m, models_mod.FAMILIES) for i, m in enumerate(_as_list("models", models))]
+    fams = [models_mod.check_family(f"models[{i}]", m) for i, m in enumerate(_as_list("models", models))]
     lo, hi = exp.allowed
     vn = exp.value_name
     if exp.check_value is not None:
@@ -570,7 +571,7 @@ def _run_params(plan: Plan, model: str) -> dict:
         p["width"] = plan.width
     if plan.pool_size is not None:
         p["pool_size"] = plan.pool_size
-    if not model.startswith("wgan"):
+    if not models_mod.accepts(model, "n_critic"):  # critic steps: only families that take them (the WGANs)
         p.pop("n_critic")
     return p
 
@@ -589,7 +590,7 @@ def run_one(plan: Plan, model: str, value: int, seed: int, *, store: Store, runs
     opts = dict(params["recipe_settings"])
     train_opts = {k: opts.pop(k) for k in TRAIN_KEYS if k in opts}
     sample_bn = opts.pop("sample_bn", "eval")
-    if model.startswith("wgan"):
+    if "n_critic" in params:
         opts["n_critic"] = params["n_critic"]
     net = models_mod.build(model, params["image_size"], params["width"], **opts)
     net.sample_bn = sample_bn

@@ -66,6 +66,7 @@ class TrainConfig:
     cpu_bf16: bool = False              # bfloat16 autocast on CPU too (CUDA always uses it)
     max_wall_s: float | None = None     # stop after this much training time (resumed sessions included)
     budget_clock: str = "wall"          # what max_wall_s counts: "wall" time or this process's "cpu" time
+    ema: float | None = None            # sample from an exponential moving average of the weights (decay, e.g. 0.999)
 
 
 @dataclass
@@ -171,6 +172,56 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
     return outer
 
 
+class WeightAverage:
+    """An exponential moving average of a model's floating-point state (weights and batch-norm statistics).
+
+    The decay warms up as ``min(decay, (1 + t) / (10 + t))`` so that early averages are not dominated by the initial
+    weights. ``swapped_in()`` lends the averaged weights to the model (for sampling) and puts the trained ones back.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ParameterError(f"ema must be a decay in (0, 1), e.g. 0.999; got {decay!r}")
+        self.decay = decay
+        self.model = model
+        self.live = {k: v for k, v in model.state_dict().items() if v.dtype.is_floating_point}
+        self.avg = {k: v.detach().clone() for k, v in self.live.items()}
+        self.updates = 0
+
+    def update(self) -> None:
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(list(self.avg.values()), [v.detach() for v in self.live.values()], 1.0 - d)
+        self.updates += 1
+
+    def state(self) -> dict:
+        return {"avg": {k: v.detach().cpu() for k, v in self.avg.items()}, "updates": self.updates}
+
+    def load(self, state: dict) -> None:
+        for k, v in state["avg"].items():
+            self.avg[k].copy_(v)
+        self.updates = int(state["updates"])
+
+    def swapped_in(self) -> "_Swap":
+        return _Swap(self)
+
+
+class _Swap:
+    def __init__(self, wa: WeightAverage) -> None:
+        self.wa = wa
+        self.saved: dict[str, torch.Tensor] = {}
+
+    def __enter__(self) -> None:
+        self.saved = {k: v.detach().clone() for k, v in self.wa.live.items()}
+        with torch.no_grad():
+            for k, v in self.wa.live.items():
+                v.copy_(self.wa.avg[k])
+
+    def __exit__(self, *exc: object) -> None:
+        with torch.no_grad():
+            for k, v in self.wa.live.items():
+                v.copy_(self.saved[k])
+
+
 def train(
     model: GenerativeModel,
     pool: ImagePool,
@@ -188,7 +239,8 @@ def train(
     ``probe(images) -> distribution`` (or ``(distribution, unmeasurable share)``) measures a feature of generated
     images and returns its distribution over fixed bins among the measurable ones; ``healthy(distribution)`` says
     whether a probe shows a working model (default: always). With ``checkpoint`` set, state is saved every ``checkpoint_every`` iterations and at the end, and a run
-    that finds a checkpoint there resumes from it (same seed, same stream of batches).
+    that finds a checkpoint there resumes from it (same seed, same stream of batches). With ``config.ema``, probes
+    sample the averaged weights and the model ends holding them (the checkpoint keeps both).
     """
     device = pool.device
     cuda = device.type == "cuda"
@@ -203,6 +255,7 @@ def train(
     torch.manual_seed(seed)
     sample_gen = torch.Generator(device=device).manual_seed(seed + 1)
 
+    average = WeightAverage(model, config.ema) if config.ema is not None else None
     result = TrainResult(steps=0, wall_s=0.0, device=str(device), converged_at=None, resumed_from=None)
     ckpt = Path(checkpoint) if checkpoint else None
     identity = {"file": ckpt.name if ckpt else None, "seed": seed, "family": model.family,
@@ -223,6 +276,8 @@ def train(
             if "sample_gen" in state:  # older checkpoints lack it: their resumed probes differ from a straight run
                 sample_gen.set_state(state["sample_gen"].cpu())
             result = TrainResult(**state["result"])
+            if average is not None:
+                average.load(state["ema"])
         except (RuntimeError, KeyError, TypeError, ValueError) as e:
             raise CorruptCheckpoint(f"checkpoint {ckpt} does not fit this run ({type(e).__name__}: "
                                     f"{str(e)[:200]}); delete it to train this run from the start") from None
@@ -231,6 +286,8 @@ def train(
         log_carry = state.get("log_carry")  # loss sums of the iterations since the last loss record
         result.resumed_from = result.steps
         if result.converged_at is not None:
+            if average is not None:
+                average.swapped_in().__enter__()  # a finished run ends holding its averaged weights
             return result
 
     def save() -> None:
@@ -240,7 +297,7 @@ def train(
                 "gen": gen.get_state(), "rng": torch.get_rng_state(), "sample_gen": sample_gen.get_state(),
                 "cuda_rng": torch.cuda.get_rng_state() if cuda else None, "result": asdict(result),
                 "log_carry": {"sums": {g: v.detach().cpu() for g, v in sums.items()}, "counts": dict(counts)},
-                "identity": identity,
+                "identity": identity, "ema": average.state() if average is not None else None,
             }, ckpt)
 
     def measure(images: torch.Tensor) -> tuple[np.ndarray, float]:
@@ -250,7 +307,11 @@ def train(
 
     def run_probe(step: int) -> bool:
         """Measure, record, and say whether the convergence criterion is met."""
-        images = model.sample(config.probe_samples, generator=sample_gen)
+        if average is not None:
+            with average.swapped_in():
+                images = model.sample(config.probe_samples, generator=sample_gen)
+        else:
+            images = model.sample(config.probe_samples, generator=sample_gen)
         half = images.shape[0] // 2
         (da, ia), (db, ib) = measure(images[:half]), measure(images[half:])
         dist = (da + db) / 2
@@ -301,6 +362,8 @@ def train(
             opts[g].step()
             sums[g] += loss.detach().float()
             counts[g] += 1
+        if average is not None:
+            average.update()
         step += 1
         bar.update(1)
         if step % config.log_every == 0 or step == config.steps:
@@ -334,4 +397,6 @@ def train(
             break
     bar.close()
     model.eval()
+    if average is not None:
+        average.swapped_in().__enter__()  # the model ends holding its averaged weights (the checkpoint has both)
     return result

@@ -44,7 +44,7 @@ from probe_utils.train import ImagePool, TrainConfig, train  # noqa: E402
 
 OUT = REPO / "book" / "recipe_search"
 PLAN = OUT / "plan.json"
-TRAIN_KEYS = {"lr", "lr_halve_every", "cpu_bf16", "batch_size"}
+TRAIN_KEYS = {"lr", "lr_halve_every", "cpu_bf16", "batch_size", "ema"}
 
 
 def measure(images: torch.Tensor, k: int) -> dict:

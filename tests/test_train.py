@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -89,3 +91,34 @@ def test_pick_device():
     if not torch.cuda.is_available():
         with pytest.raises(ParameterError, match="'device'.*cuda"):
             pick_device("cuda")
+
+
+def test_weight_average_is_sampled_and_resumes_exactly(tmp_path) -> None:
+    """With ``ema``, probes and the final model use the averaged weights; an interrupted run resumes to the same."""
+    from probe_utils.train import WeightAverage
+    torch.set_num_threads(1)
+    x, _ = dots.render(count=1, n=64, seed=0, size=32)
+    pool = ImagePool(x, torch.device("cpu"))
+
+    def fresh():
+        torch.manual_seed(0)
+        return build("vae", 32, 4)
+
+    cfg = TrainConfig(steps=12, batch_size=8, log_every=4, probe_every=100, checkpoint_every=6, ema=0.9)
+    plain = fresh()
+    train(plain, pool, TrainConfig(steps=12, batch_size=8, log_every=4, probe_every=100), seed=0, progress=False)
+    averaged = fresh()
+    train(averaged, pool, cfg, seed=0, progress=False)
+    # same training, different weights held at the end: the average lags the last iterate
+    p = dict(plain.named_parameters())
+    assert any(not torch.allclose(v, p[k]) for k, v in averaged.named_parameters())
+    # an interrupted run (stopped at 6) resumes to exactly the same averaged weights
+    ck = tmp_path / "run.pt"
+    half = fresh()
+    train(half, pool, replace(cfg, steps=6), seed=0, checkpoint=ck, progress=False)
+    resumed = fresh()
+    train(resumed, pool, cfg, seed=0, checkpoint=ck, progress=False)
+    q = dict(averaged.named_parameters())
+    assert all(torch.allclose(v, q[k], atol=1e-6) for k, v in resumed.named_parameters())
+    with pytest.raises(ParameterError, match="ema"):
+        WeightAverage(plain, 1.5)
