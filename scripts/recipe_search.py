@@ -15,7 +15,8 @@ core::
 
 Budgets count this process's CPU time (``budget_clock="cpu"``), so that entries compare fairly on a busy machine;
 probe times (``wall_s`` in the probes) are CPU seconds too. An interrupted entry restarts from scratch (entries are
-short); finished ones are never redone.
+short); finished ones are never redone. An entry with a ``skip`` reason is kept in the plan, with its reason, and not
+run.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def next_entry(plan: list[dict]) -> dict | None:
     for entry in plan:
         done = OUT / f"{entry['name']}.json"
         lock = OUT / f"{entry['name']}.lock"
-        if done.exists():
+        if done.exists() or entry.get("skip"):
             continue
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -168,10 +169,12 @@ def status() -> None:
             print(f"{entry['name']:28s} {rec['model']:8s} k={rec['count']} {rec['steps']:6d} it "
                   f"exact {f['exact']:.3f} (split {f['exact_split']:.3f}) refused {f['refused']:.3f} "
                   f"blank {f['blank']:.3f} mean {f['mean']}")
+        elif entry.get("skip"):
+            print(f"{entry['name']:28s} skipped: {entry['skip']}")
         else:
             lock = OUT / f"{entry['name']}.lock"
             print(f"{entry['name']:28s} {'running' if lock.exists() else 'to do'} ({entry['minutes']} min)")
-    todo = sum(e["minutes"] for e in plan if not (OUT / f"{e['name']}.json").exists())
+    todo = sum(e["minutes"] for e in plan if not (OUT / f"{e['name']}.json").exists() and not e.get("skip"))
     print(f"core-hours spent {spent / 3600:.2f}; planned still {todo / 60:.2f}")
 
 
