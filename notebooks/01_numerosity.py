@@ -29,7 +29,8 @@
 
 # %% tags=["parameters"]
 preset = "cpu"  # ci | cpu | colab | paper: scale of the runs (see the methods page)
-models = ["wgan_gp", "vae"]  # any of wgan_gp, vae, wgan_gp_fc, vae_fc
+models = ["wgan_gp", "vae"]  # any of wgan_gp, vae, wgan_gp_fc, vae_fc, or a family that `imports` registers
+imports = []  # modules to import first (names or .py paths) that register families of your own: see 93_probe_your_model
 counts = [1, 3, 5, 8]  # trained numbers of dots, 1..16
 seeds = 3  # a number of seeds (0..n-1) or a list of seeds
 device = "auto"  # auto | cpu | cuda | mps

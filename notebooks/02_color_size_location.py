@@ -31,7 +31,8 @@
 
 # %% tags=["parameters"]
 preset = "cpu"  # ci | cpu | colab | paper
-models = ["wgan_gp", "vae"]  # any of wgan_gp, vae, wgan_gp_fc, vae_fc
+models = ["wgan_gp", "vae"]  # any of wgan_gp, vae, wgan_gp_fc, vae_fc, or a family that `imports` registers
+imports = []  # modules to import first (names or .py paths) that register families of your own: see 93_probe_your_model
 red_values = [0.1, 0.3, 0.5, 0.7, 0.9]  # trained proportions of red, in [0, 1]
 size_values = [0.5, 0.6, 0.7]  # trained radii, in half-widths, in [0.4, 0.8]
 location_values = [-0.1, 0.0, 0.1]  # trained x of the centre, in half-widths, in [-0.2, 0.2]

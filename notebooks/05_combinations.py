@@ -35,7 +35,8 @@
 
 # %% tags=["parameters"]
 preset = "cpu"  # ci | cpu | colab | paper
-models = ["wgan_gp", "vae"]  # any of wgan_gp, vae, wgan_gp_fc, vae_fc
+models = ["wgan_gp", "vae"]  # any of wgan_gp, vae, wgan_gp_fc, vae_fc, or a family that `imports` registers
+imports = []  # modules to import first (names or .py paths) that register families of your own: see 93_probe_your_model
 pie_combinations = [10, 50, 200]  # training combinations of the pie grid, each in 1..2025 (the paper: 10 to 400)
 mnist_combinations = [10, 40, 160]  # training numbers of three-MNIST, each in 1..1000 (the paper: 10 to 160)
 seeds = 1  # a number of seeds (0..n-1) or a list of seeds

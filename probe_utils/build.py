@@ -20,6 +20,7 @@ CHAPTERS: dict[str, list[str] | None] = {
     "90_scorecard": None,
     "91_instrument_check": None,
     "92_recipe_search": [],
+    "93_probe_your_model": [],
 }
 INDEPENDENCE_EXPERIMENTS: list[str] = CHAPTERS["04_independence"] or []
 CLEVR_EXPERIMENTS: list[str] = CHAPTERS["06_clevr"] or []
@@ -50,7 +51,11 @@ RUN_PLAN: dict[str, list[dict]] = {
 #: Figures a built chapter page must show (default 1); the scorecard is tables only.
 MIN_FIGURES = {"00_datasets": 4, "01_numerosity": 4, "02_color_size_location": 2, "03_convolution_prototype": 2,
                "04_independence": 2, "05_combinations": 3, "06_clevr": 4, "90_scorecard": 0,
-               "91_instrument_check": 0, "92_recipe_search": 1}
+               "91_instrument_check": 0, "92_recipe_search": 1, "93_probe_your_model": 2}
+
+#: Pages executed at a fixed preset: the probe-your-model page trains the model it defines at ``ci`` every build
+#: (a smoke test; records at `ci` are never committed).
+FIXED_PRESET = {"93_probe_your_model": "ci"}
 
 
 def chapter_preset(stem: str, store=None) -> str:
@@ -60,6 +65,8 @@ def chapter_preset(stem: str, store=None) -> str:
     ``cpu`` (pages that only read files)."""
     from probe_utils.experiments import SCALE_ORDER, best_preset
 
+    if stem in FIXED_PRESET:
+        return FIXED_PRESET[stem]
     names = CHAPTERS.get(stem, [])
     if names is None:
         return "auto"

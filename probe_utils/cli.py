@@ -253,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
 
     r = sub.add_parser("run", help="train and measure one experiment's runs (reusing stored records)")
     r.add_argument("experiment", help="e.g. numerosity")
-    r.add_argument("--models", default="wgan_gp,vae", help="comma-separated families (default: wgan_gp,vae)")
+    r.add_argument("--models", default="wgan_gp,vae", help="comma-separated families (default: wgan_gp,vae), "
+                                                           "including any registered with --import")
     r.add_argument("--values", required=True, help="trained values, e.g. 1,3,5,8 (mixtures: 0.3+0.4,0.3+0.9)")
     r.add_argument("--seeds", default="1", help="a number of seeds (e.g. 3 -> 0,1,2) or a list like [0,4]")
     r.add_argument("--preset", default="ci", help="ci | cpu | colab | gpu20k | paper")
@@ -300,11 +301,21 @@ def main(argv: list[str] | None = None) -> int:
     be.add_argument("--json", default=None, help="also write the figures to this JSON file")
     be.set_defaults(func=cmd_bench)
 
+    for name in ("run", "sweep", "bench"):  # a family of your own: the module that registers it, imported first
+        sub.choices[name].add_argument(
+            "--import", dest="imports", action="append", metavar="MODULE",
+            help="import this module (a name on sys.path or a .py path) first: the model families it registers "
+                 "become valid names (repeat it, or give several comma-separated; also $PROBE_UTILS_IMPORT)")
+
     args = ap.parse_args(argv)
     from probe_utils.store import CorruptRecord
     from probe_utils.train import CorruptCheckpoint
 
     try:
+        if getattr(args, "imports", None):
+            from probe_utils.models import import_modules
+
+            import_modules(",".join(args.imports), source="import")
         return args.func(args)
     except ParameterError as e:
         print(f"error: {e}", file=sys.stderr)

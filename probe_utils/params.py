@@ -172,6 +172,10 @@ def check_chapter(stem: str, params: Mapping[str, Any]) -> None:
 
     check_choice("chapter", stem, CHAPTERS)
     p = dict(params)
+    if p.get("imports") is not None:  # first: the families these modules register are valid model names below
+        from probe_utils.models import import_modules
+
+        import_modules(p["imports"], source="imports")
     presets = list(ex.PRESETS) if CHAPTERS[stem] is not None else ["auto", *ex.PRESETS]
     if "preset" in p:
         check_choice("preset", p["preset"], presets)
@@ -215,11 +219,35 @@ def _share(name: str, value: Any) -> float:
     return v
 
 
+def _seeds(name: str, value: Any) -> Any:
+    """A number of seeds (1..1000) or a list of seeds, as :func:`probe_utils.experiments.run` takes them."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return check_int(name, value, 1, 1000)
+    return check_list(name, value, check_seed)
+
+
+def _device(name: str, value: Any) -> Any:
+    from probe_utils.train import pick_device
+
+    with named_as({"device": name}):
+        pick_device(value)
+    return value
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        _fail(name, "True or False", value)
+    return value
+
+
 #: checks of the parameters of chapters that make no runs (the others are checked through their runs)
 _EXTRA: dict[str, dict[str, Any]] = {
     "00_datasets": {"n_check": _optional_int(1, 100_000), "seed": check_seed},
     "91_instrument_check": {"records_per_family": lambda n, v: check_int(n, v, 1, 100)},
     "92_recipe_search": {"target": _share},
+    # the page trains a model it defines itself (no RUN_PLAN entry: the sweep cannot make its runs)
+    "93_probe_your_model": {"counts": lambda n, v: check_list(n, v, lambda m, x: check_int(m, x, 1, 16)),
+                            "seeds": _seeds, "device": _device, "reuse": _flag},
 }
 
 

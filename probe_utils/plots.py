@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from probe_utils.analysis import impulse_responses, summary_rows
-from probe_utils.models import LABELS
+from probe_utils.models import label as family_label, order as family_order
 from probe_utils.store import image_grid, png_decode  # noqa: F401  (image_grid: plots.image_grid)
 
 PALETTE = ["#1b6ca8", "#d1495b", "#2e933c", "#edae49", "#6c4f9e", "#00798c", "#8d6a5a", "#3d3d3d",
@@ -70,7 +70,7 @@ def _arrow(ax, x: float, color: str = "0.2", depth: float = 0.14) -> None:
 def _feature_panel(ax, exp, model: str, first_column: bool, last_row: bool) -> None:
     """Limits, title and axis labels of one (model, feature) density panel."""
     ax.set_xlim(exp.edges[0], exp.edges[-1])
-    ax.set_title(f"{LABELS[model]}: {exp.label}")
+    ax.set_title(f"{family_label(model)}: {exp.label}")
     if first_column:
         ax.set_ylabel("density of generated images")
     if last_row:
@@ -125,7 +125,7 @@ def training_vs_generated(records: list[dict], render: Callable[[int, int], tupl
     """One row per trained value: training images (left) and each model's generated images, each tile annotated
     with its measured feature (``labels="sample_status"``: train / new / ? for combinations records).
     ``render(value, n) -> (images, measured values)`` makes the training samples."""
-    models = sorted({r["model"] for r in records}, key=list(LABELS).index)
+    models = sorted({r["model"] for r in records}, key=family_order)
     values = sorted({r["value"] for r in records})
     w = _width(1 + len(models), 2.8)
     row_h = w / (1 + len(models)) / PANEL_COLS * (PANEL_IMAGES // PANEL_COLS) + 0.45  # the tiles and a title
@@ -139,14 +139,14 @@ def training_vs_generated(records: list[dict], render: Callable[[int, int], tupl
             rec = rec or next(r for r in records if r["model"] == m and r["value"] == v)
             res = rec["result"]
             _show_grid(axes[i, 1 + j], png_decode(res["sample_grid_png"]), res[labels],
-                       title=f"{LABELS[m]} on {v} (seed {rec['seed']})", **panel)
+                       title=f"{family_label(m)} on {v} (seed {rec['seed']})", **panel)
     return house_style(fig)
 
 
 def impulse_response(records: list[dict], xlabel: str = "number of dots generated") -> plt.Figure:
     """The paper's Fig. 3 (left): for each trained value (arrow), the distribution of the generated feature."""
     responses = impulse_responses(records)
-    models = sorted({r.model for r in responses}, key=list(LABELS).index)
+    models = sorted({r.model for r in responses}, key=family_order)
     values = sorted({r.value for r in responses})
     color = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(values)}
     xmax = min(max(len(r.dist) for r in responses) - 1, int(max(values) * 1.6) + 3)
@@ -158,7 +158,7 @@ def impulse_response(records: list[dict], xlabel: str = "number of dots generate
             ax.fill_between(k, r.lo[: xmax + 1], r.hi[: xmax + 1], color=color[r.value], alpha=0.2, lw=0)
             _arrow(ax, r.value, color[r.value], depth=0.12)
         seeds = sorted({s for r in responses if r.model == m for s in r.seeds})
-        ax.set_title(f"{LABELS[m]}  ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})")
+        ax.set_title(f"{family_label(m)}  ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})")
         ax.set_xlabel(xlabel)
         ax.set_xlim(-0.5, xmax + 0.5)
         ax.set_xticks(range(0, xmax + 1, 1 if xmax <= 16 else 2))
@@ -171,7 +171,7 @@ def mean_spread(records: list[dict], xlabel: str = "trained number of dots",
                 ylabel: str = "generated number of dots") -> plt.Figure:
     """Mean (± 95% CI over seeds) and standard deviation of the generated feature against the trained value."""
     rows = summary_rows(records)
-    models = sorted({r["model"] for r in rows}, key=list(LABELS).index)
+    models = sorted({r["model"] for r in rows}, key=family_order)
     fig, axes = plt.subplots(1, 2, figsize=(MAX_WIDTH_IN, 3.4))
     vmax = max(r["value"] for r in rows)
     axes[0].plot([0, vmax + 1], [0, vmax + 1], color="0.6", lw=1, ls="--", label="generated = trained")
@@ -181,8 +181,8 @@ def mean_spread(records: list[dict], xlabel: str = "trained number of dots",
         off = (i - (len(models) - 1) / 2) * 0.12
         ci = np.nan_to_num([r["mean_ci"] for r in rs])
         axes[0].errorbar(v + off, [r["mean"] for r in rs], yerr=ci, fmt="o-", color=PALETTE[i], capsize=3,
-                         label=LABELS[m])
-        axes[1].plot(v, [r["sd"] for r in rs], "o-", color=PALETTE[i], label=LABELS[m])
+                         label=family_label(m))
+        axes[1].plot(v, [r["sd"] for r in rs], "o-", color=PALETTE[i], label=family_label(m))
     axes[0].set(xlabel=xlabel, ylabel=f"mean {ylabel}", title="mean of the response")
     axes[1].set(xlabel=xlabel, ylabel="standard deviation", title="spread of the response")
     for ax in axes:
@@ -193,10 +193,10 @@ def mean_spread(records: list[dict], xlabel: str = "trained number of dots",
 def convergence(records: list[dict], ylabel: str = "mean generated number of dots") -> plt.Figure:
     """Training curves of the probed feature: its mean over iterations (left) and the total-variation distance
     between consecutive probes (right), one line per run."""
-    models = sorted({r["model"] for r in records}, key=list(LABELS).index)
+    models = sorted({r["model"] for r in records}, key=family_order)
     values = sorted({r["value"] for r in records})
     color = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(values)}
-    style = {m: s for m, s in zip(models, ["-", "--", ":", "-."])}
+    style = {m: ["-", "--", ":", "-."][i % 4] for i, m in enumerate(models)}
     fig, axes = plt.subplots(1, 2, figsize=(MAX_WIDTH_IN, 3.6))
     for r in records:
         probes = r["result"]["probes"]
@@ -204,7 +204,7 @@ def convergence(records: list[dict], ylabel: str = "mean generated number of dot
             continue
         steps = [p["step"] for p in probes]
         means = [float(np.dot(np.arange(len(p["dist"])), p["dist"])) for p in probes]
-        lab = f"{LABELS[r['model']]}, {r['value']}" if r["seed"] == min(x["seed"] for x in records) else None
+        lab = f"{family_label(r['model'])}, {r['value']}" if r["seed"] == min(x["seed"] for x in records) else None
         axes[0].plot(steps, means, style[r["model"]], color=color[r["value"]], label=lab, lw=1.2)
         tv = [(s, p["tv"]) for s, p in zip(steps, probes) if p["tv"] is not None]
         if tv:
@@ -231,7 +231,7 @@ def response_frames(records: list[dict], render: Callable[[int, int], tuple[torc
     """One figure per trained value (for a slider): training images, each model's generated images, and the
     generated distribution of every model, with the trained value marked."""
     responses = impulse_responses(records)
-    models = sorted({r["model"] for r in records}, key=list(LABELS).index)
+    models = sorted({r["model"] for r in records}, key=family_order)
     values = sorted({r["value"] for r in records})
     xmax = min(max(len(r.dist) for r in responses) - 1, int(max(values) * 1.6) + 3)
     frames = []
@@ -245,12 +245,12 @@ def response_frames(records: list[dict], render: Callable[[int, int], tuple[torc
             rec = min((r for r in records if r["model"] == m and r["value"] == v), key=lambda r: r["seed"])
             res = rec["result"]
             _show_grid(fig.add_subplot(gs[0, 1 + j]), png_decode(res["sample_grid_png"]), res["sample_values"],
-                       title=f"{LABELS[m]} (seed {rec['seed']})", **panel)
+                       title=f"{family_label(m)} (seed {rec['seed']})", **panel)
         ax = fig.add_subplot(gs[1, :])
         for j, r in enumerate(r for r in responses if r.value == v):
             k = np.arange(len(r.dist))[: xmax + 1]
             ax.bar(k + (j - (len(models) - 1) / 2) * 0.8 / len(models), r.dist[: xmax + 1], width=0.8 / len(models),
-                   color=PALETTE[models.index(r.model)], label=LABELS[r.model])
+                   color=PALETTE[models.index(r.model)], label=family_label(r.model))
         ax.axvline(v, color="0.3", ls="--", lw=1, label=f"trained: {v}")
         ax.set(xlabel=xlabel, ylabel="share of generated images", xlim=(-0.5, xmax + 0.5), ylim=(0, 1))
         ax.set_xticks(range(0, xmax + 1))
@@ -265,7 +265,7 @@ def feature_responses(records: dict[str, list[dict]]) -> plt.Figure:
     from probe_utils.experiments import EXPERIMENTS
 
     names = [n for n in records if records[n]]
-    models = sorted({r["model"] for n in names for r in records[n]}, key=list(LABELS).index)
+    models = sorted({r["model"] for n in names for r in records[n]}, key=family_order)
     fig, axes = plt.subplots(len(models), len(names), figsize=(_width(len(names), 2.9), 2.7 * len(models)),
                              squeeze=False)
     for j, name in enumerate(names):
@@ -291,7 +291,7 @@ def convolution_effect(rows: list[dict], centres: np.ndarray) -> plt.Figure:
     window of the prototype-enhancement index. ``rows`` come from :func:`probe_utils.analysis.convolution_rows`."""
     from probe_utils.experiments import mixture_modes
 
-    models = sorted({r["model"] for r in rows}, key=list(LABELS).index)
+    models = sorted({r["model"] for r in rows}, key=family_order)
     values = sorted({r["value"] for r in rows}, key=lambda v: mixture_modes(v)[-1] - mixture_modes(v)[0])
     width = float(np.mean(np.diff(centres)))
     fig, axes = plt.subplots(len(values), len(models), figsize=(_width(len(models), 4.25), 2.8 * len(values)),
@@ -308,7 +308,7 @@ def convolution_effect(rows: list[dict], centres: np.ndarray) -> plt.Figure:
             ax.plot(centres, row["actual"] / width, "-", color=PALETTE[1], label="actual")
             for mode in mixture_modes(v):
                 _arrow(ax, mode, depth=0.16)
-            ax.set_title(f"{LABELS[m]}: trained on red {v.replace('+', ' or ')}")
+            ax.set_title(f"{family_label(m)}: trained on red {v.replace('+', ' or ')}")
             ax.text(0.02, 0.95, f"TV {row['tv']:.2f}\nmidpoint ratio {row['ratio']:.2f}", transform=ax.transAxes,
                     va="top", fontsize=MIN_FONT_PT)
             ax.set_xlim(0, 1)
@@ -328,7 +328,7 @@ def independence(records: dict[str, list[dict]]) -> plt.Figure:
     from probe_utils.render.pie import INDEPENDENCE_VALUES
 
     names = [n for n in records if records[n]]
-    models = sorted({r["model"] for n in names for r in records[n]}, key=list(LABELS).index)
+    models = sorted({r["model"] for n in names for r in records[n]}, key=family_order)
     fig, axes = plt.subplots(len(models), len(names), figsize=(_width(len(names), 2.9), 2.7 * len(models)),
                              squeeze=False)
     for j, name in enumerate(names):
@@ -352,8 +352,8 @@ def independence(records: dict[str, list[dict]]) -> plt.Figure:
 
 def independence_frames(records: dict[str, list[dict]]) -> list[tuple[str, plt.Figure]]:
     """One :func:`independence` figure per model family (for a slider)."""
-    models = sorted({r["model"] for recs in records.values() for r in recs}, key=list(LABELS).index)
-    return [(LABELS[m], independence({n: [r for r in recs if r["model"] == m] for n, recs in records.items()}))
+    models = sorted({r["model"] for recs in records.values() for r in recs}, key=family_order)
+    return [(family_label(m), independence({n: [r for r in recs if r["model"] == m] for n, recs in records.items()}))
             for m in models]
 
 
@@ -369,7 +369,7 @@ def precision_recall(rows: dict[str, list[dict]], title: str = "{}") -> plt.Figu
         for i, g in enumerate(groups):
             rs = sorted((r for r in rows[name] if r["group"] == g), key=lambda r: r["n_train"])
             n = np.array([r["n_train"] for r in rs])
-            label = LABELS.get(g, str(g)) if isinstance(g, str) else f"{g}"
+            label = family_label(g) if isinstance(g, str) else f"{g}"
             for key, style in (("precision", "-o"), ("recall", "--s")):
                 y = np.array([r[key] for r in rs])
                 lo, hi = np.array([r[f"{key}_lo"] for r in rs]), np.array([r[f"{key}_hi"] for r in rs])
@@ -390,7 +390,7 @@ def combination_frames(records: list[dict], rows: list[dict], render: Callable[[
                        seed: int = 0) -> list[tuple[str, plt.Figure]]:
     """One figure per number of training combinations (for a slider): the precision/recall curves with this
     number marked, training images and each model's samples annotated train / new / ? (unmeasurable)."""
-    models = sorted({r["model"] for r in records}, key=list(LABELS).index)
+    models = sorted({r["model"] for r in records}, key=family_order)
     values = sorted({r["value"] for r in records})
     frames = []
     for v in values:
@@ -400,8 +400,9 @@ def combination_frames(records: list[dict], rows: list[dict], render: Callable[[
         for i, m in enumerate(models):
             rs = sorted((r for r in rows if r["group"] == m), key=lambda r: r["n_train"])
             n = [r["n_train"] for r in rs]
-            ax.plot(n, [r["precision"] for r in rs], "-o", ms=3, color=PALETTE[i], label=f"{LABELS[m]} precision")
-            ax.plot(n, [r["recall"] for r in rs], "--s", ms=3, color=PALETTE[i], label=f"{LABELS[m]} recall")
+            ax.plot(n, [r["precision"] for r in rs], "-o", ms=3, color=PALETTE[i],
+                    label=f"{family_label(m)} precision")
+            ax.plot(n, [r["recall"] for r in rs], "--s", ms=3, color=PALETTE[i], label=f"{family_label(m)} recall")
         ax.axvline(v, color="0.3", lw=1)
         ax.set(xscale="log", ylim=(-0.03, 1.03), xlabel="training combinations", title=f"{v} combinations")
         ax.legend(loc="lower left")
@@ -413,7 +414,7 @@ def combination_frames(records: list[dict], rows: list[dict], render: Callable[[
                       key=lambda r: (r["seed"] != seed, r["seed"]))
             res = rec["result"]
             grid = png_decode(res["sample_grid_png"])
-            _show_grid(fig.add_subplot(gs[0, 2 + j]), grid, res["sample_status"], title=f"{LABELS[m]} samples",
+            _show_grid(fig.add_subplot(gs[0, 2 + j]), grid, res["sample_status"], title=f"{family_label(m)} samples",
                        show_cols=PANEL_COLS, limit=PANEL_IMAGES)
         frames.append((f"{v}", house_style(fig)))
     return frames
@@ -428,7 +429,7 @@ def pair_grids(rows: dict[str, list[dict]]) -> plt.Figure:
     from probe_utils.render import clevr
 
     panels = [(name, rare) for name in rows for rare in dict.fromkeys(r["rare"] for r in rows[name])]
-    models = sorted({r["model"] for name in rows for r in rows[name]}, key=list(LABELS).index)
+    models = sorted({r["model"] for name in rows for r in rows[name]}, key=family_order)
     fig, axes = plt.subplots(len(panels), 1 + len(models), figsize=(_width(1 + len(models), 2.8), 3.4 * len(panels)),
                              squeeze=False)
     for i, (name, rare) in enumerate(panels):
@@ -438,7 +439,7 @@ def pair_grids(rows: dict[str, list[dict]]) -> plt.Figure:
         cp = ["-".join(p) for p in fp["color_pairs"]]
         first = next(r for r in rows[name] if r["rare"] == rare)
         mats = [("training", first["train"], None)] + [
-            (LABELS[m], r["joint"], r) for m in models for r in rows[name] if r["model"] == m and r["rare"] == rare]
+            (family_label(m), r["joint"], r) for m in models for r in rows[name] if r["model"] == m and r["rare"] == rare]
         vmax = max(float(mat.max()) for _, mat, _ in mats)
         for j, (label, mat, r) in enumerate(mats):
             ax = axes[i, j]
@@ -481,7 +482,7 @@ def instrument_check(records: list[dict], title: str = "", per_figure: int = 6) 
                 ax.text(2 + k * tile + 1, 2 + r * tile + 1, text, fontsize=MIN_FONT_PT, va="top", ha="left",
                         color="#b00020" if refused else "black",
                         bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.8))
-            ax.set_title(f"{LABELS.get(rec['model'], rec['model'])}, trained on {rec['value']}, seed {rec['seed']} "
+            ax.set_title(f"{family_label(rec['model'])}, trained on {rec['value']}, seed {rec['seed']} "
                          f"({rec['preset']}): {res.get('invalid_share', 0):.0%} of {res.get('n_samples', '?')} "
                          f"samples refused", loc="left")
             ax.set_xticks([])
@@ -499,7 +500,7 @@ def recipe_curves(results: Sequence[dict], target: float = 0.9) -> plt.Figure:
     groups: dict[tuple[str, int], list[dict]] = {}
     for r in results:
         groups.setdefault((r["model"], r["count"]), []).append(r)
-    keys = sorted(groups, key=lambda k: (list(LABELS).index(k[0]) if k[0] in LABELS else 99, k[1]))
+    keys = sorted(groups, key=lambda k: (family_order(k[0]), k[1]))
     fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(_width(max(1, len(keys)), 4.2), 3.4), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for i, r in enumerate(groups[key]):
@@ -509,7 +510,7 @@ def recipe_curves(results: Sequence[dict], target: float = 0.9) -> plt.Figure:
         ax.axhline(target, color="0.3", ls="--", lw=1)
         ax.set_ylim(0, 1)
         ax.set_xlabel("training minutes (one core)")
-        ax.set_title(f"{LABELS.get(key[0], key[0])}, trained on {key[1]}")
+        ax.set_title(f"{family_label(key[0])}, trained on {key[1]}")
         ax.legend(loc="lower right", fontsize=MIN_FONT_PT)
     axes[0][0].set_ylabel(f"share of samples with exactly k dots")
     return house_style(fig)

@@ -201,6 +201,10 @@ def plan_runs(chapters: Iterable[str], *, preset: str | None = None, overrides: 
     for stem in chapters:
         params = {**defaults[stem], **{k: v for k, v in overrides.items() if k in defaults[stem]}}
         check_choice(f"preset (chapter {stem})", params.get("preset"), PRESETS)
+        if params.get("imports"):  # modules that register families of your own (exported to the workers)
+            from probe_utils.models import import_modules
+
+            import_modules(params["imports"], source="imports")
         for t in _chapter_tasks(stem, params):
             seen.setdefault(t.key, t)
     presets = sorted({t.preset for t in seen.values()})
@@ -587,6 +591,8 @@ def _resume_command(args: Any, from_plan: str | None = None) -> str:
     import shlex
 
     parts = ["python", "-m", "probe_utils", "sweep"]
+    for module in getattr(args, "imports", None) or []:  # the modules that register families of your own
+        parts += ["--import", module]
     if from_plan:
         parts += ["--from-plan", from_plan]
     else:
