@@ -118,7 +118,7 @@ records = experiments.run("numerosity", models=["tiny_gan"], values=counts, seed
                           device=device, reuse=reuse)
 for r in records:
     res = r["result"]
-    print(f"trained on {r['value']} dots, seed {r['seed']}: {r['provenance']['steps']} iterations, "
+    print(f"trained count {r['value']}, seed {r['seed']}: {r['provenance']['steps']} iterations, "
           f"{r['provenance']['train_wall_s']} s of training; the counter read {1 - res['invalid_share']:.0%} "
           f"of {res['n_samples']} samples")
 findings.preset_banner(preset)
