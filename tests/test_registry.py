@@ -208,6 +208,13 @@ def test_a_registered_family_runs_end_to_end_at_ci(registry, tmp_path):
     again = experiments.run("numerosity", models="moments", values=[2], seeds=[0], preset="ci", device="cpu",
                             store=store, progress=False)
     assert again == [rec]  # stored and found again by its family's name
+    from probe_utils import plots
+
+    fig = plots.impulse_response([rec])
+    assert fig.axes[0].get_title().startswith("Moment matcher")
+    registry.unregister("moments")  # records of a family no longer registered are still drawn, under its name
+    fig = plots.training_vs_generated([rec], experiments.training_samples("numerosity", "ci"))
+    assert [ax.get_title() for ax in fig.axes] == ["training, 2", "moments on 2 (seed 0)"]
 
 
 def test_import_modules_by_path_and_by_name(registry, tmp_path, monkeypatch):
