@@ -576,9 +576,22 @@ def _run_params(plan: Plan, model: str) -> dict:
     return p
 
 
-def run_one(plan: Plan, model: str, value: int, seed: int, *, store: Store, runs_dir: Path,
-            progress: bool = True) -> dict:
-    """Train one model on one trained value with one seed, measure its samples, store and return the record."""
+@dataclass
+class _Setup:
+    """What :func:`run_one` (and :func:`run_fleet`, per member) prepares before training one run."""
+
+    params: dict
+    key: str
+    pool: ImagePool
+    net: models_mod.GenerativeModel
+    cfg: TrainConfig
+    model_opts: dict            # keyword arguments of models.build (n_critic included for the WGANs)
+    sample_bn: str
+    setup_s: float              # seconds spent rendering and building
+
+
+def _setup(plan: Plan, model: str, value: Any, seed: int) -> _Setup:
+    """Render the run's training set, build its model (seeded) and its training settings, as run_one does."""
     exp, pre = plan.experiment, plan.preset
     params = _run_params(plan, model)
     key = record_key(exp.name, model, pre.name, seed, value, params)
@@ -599,11 +612,22 @@ def run_one(plan: Plan, model: str, value: int, seed: int, *, store: Store, runs
                       converge_tol=pre.converge_tol, min_steps=pre.min_steps,
                       max_wall_s=None if pre.max_minutes is None else 60.0 * pre.max_minutes, budget_clock="cpu",
                       **train_opts)
-    probe = lambda x: exp.distribution(exp.measure(x))  # noqa: E731
-    t_train = time.perf_counter()
-    healthy = None if exp.healthy is None else (lambda d: exp.healthy(value, d))  # noqa: E731
-    res = train(net, pool, cfg, seed=seed, probe=probe, healthy=healthy, checkpoint=runs_dir / f"{key}.pt", progress=progress,
-                desc=f"{model} {exp.feature}={value} seed={seed}")
+    return _Setup(params, key, pool, net, cfg, opts, sample_bn, time.perf_counter() - t0)
+
+
+def _probe(exp: Experiment) -> Callable[[torch.Tensor], tuple[np.ndarray, float]]:
+    return lambda x: exp.distribution(exp.measure(x))
+
+
+def _healthy(exp: Experiment, value: Any) -> Callable[[np.ndarray], bool] | None:
+    return None if exp.healthy is None else (lambda d: exp.healthy(value, d))
+
+
+def _store_record(plan: Plan, model: str, value: Any, seed: int, su: _Setup, net: models_mod.GenerativeModel,
+                  res: Any, *, store: Store, train_wall_s: float, train_cpu_s: float,
+                  fleet: dict | None = None) -> dict:
+    """Measure the trained model's final samples, store its record and return it as stored."""
+    exp, pre = plan.experiment, plan.preset
     t_measure = time.perf_counter()
     gen = torch.Generator(device=plan.device).manual_seed(10_000 + seed)
     samples = net.sample(pre.final_samples, generator=gen)
@@ -611,18 +635,20 @@ def run_one(plan: Plan, model: str, value: int, seed: int, *, store: Store, runs
     dist, invalid = exp.distribution(measured)
     shown = samples[:16]
     rec = {
-        "experiment": exp.name, "model": model, "preset": pre.name, "seed": seed, "value": value, "params": params,
-        "results_version": RESULTS_VERSION,
+        "experiment": exp.name, "model": model, "preset": pre.name, "seed": seed, "value": value,
+        "params": su.params, "results_version": RESULTS_VERSION,
         "provenance": {
             "device": torch.cuda.get_device_name(plan.device) if plan.device.type == "cuda" else
             f"{plan.device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
             "torch": torch.__version__, "steps": res.steps,
             # training time summed over interrupted and resumed sessions, plus rendering and measuring now
-            "wall_s": round(res.wall_s + (time.perf_counter() - t_measure) + (t_train - t0), 1),
-            "train_wall_s": round(res.wall_s, 1), "train_cpu_s": round(res.cpu_s, 1), "converged_at": res.converged_at,
+            "wall_s": round(train_wall_s + (time.perf_counter() - t_measure) + su.setup_s, 1),
+            "train_wall_s": round(train_wall_s, 1), "train_cpu_s": round(train_cpu_s, 1),
+            "converged_at": res.converged_at,
             "resumed_from": res.resumed_from, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "code_version": __version__, "git_commit": git_commit(), "python": platform.python_version(),
             "n_parameters": net.n_parameters(),
+            **(fleet or {}),
         },
         "result": {
             "feature": exp.feature, "bins": exp.bins, "n_samples": int(len(measured)),
@@ -642,7 +668,111 @@ def run_one(plan: Plan, model: str, value: int, seed: int, *, store: Store, runs
         rec["result"]["sample_status"] = ["?" if not np.isfinite(v) else "train" if int(v) in set(support.tolist())
                                           else "new" for v in measured[:16]]
     store.put(rec)
-    return store.get(exp.name, model, pre.name, seed, value, params)  # read back: what is stored is what we show
+    return store.get(exp.name, model, pre.name, seed, value, su.params)  # read back: what is stored is what we show
+
+
+def run_one(plan: Plan, model: str, value: int, seed: int, *, store: Store, runs_dir: Path,
+            progress: bool = True) -> dict:
+    """Train one model on one trained value with one seed, measure its samples, store and return the record."""
+    exp = plan.experiment
+    su = _setup(plan, model, value, seed)
+    res = train(su.net, su.pool, su.cfg, seed=seed, probe=_probe(exp), healthy=_healthy(exp, value),
+                checkpoint=runs_dir / f"{su.key}.pt", progress=progress, desc=f"{model} {exp.feature}={value} seed={seed}")
+    return _store_record(plan, model, value, seed, su, su.net, res, store=store, train_wall_s=res.wall_s,
+                         train_cpu_s=res.cpu_s)
+
+
+def fleet_checkpoint(runs_dir: Path, keys: list[str]) -> Path:
+    """The checkpoint of the fleet that trains the runs with these record keys (any order)."""
+    import hashlib
+
+    return Path(runs_dir) / f"fleet-{hashlib.sha256(','.join(sorted(keys)).encode()).hexdigest()[:16]}.pt"
+
+
+def fleet_reason(plan: Plan, model: str) -> str | None:
+    """Why runs of ``model`` in ``plan`` cannot train as one fleet (None: they can): a recipe option the fleet does
+    not implement (:func:`probe_utils.fleet.fleet_unsupported`)."""
+    from probe_utils.fleet import fleet_unsupported
+
+    return fleet_unsupported(model, _run_params(plan, model)["recipe_settings"])
+
+
+def run_fleet(plan: Plan, model: str, members: list[tuple[Any, int]], *, store: Store, runs_dir: Path,
+              progress: bool = True) -> list[dict | Exception]:
+    """Train the runs ``members`` (``(value, seed)`` pairs) of one model family as one fleet
+    (:class:`probe_utils.fleet.FleetTrainer`), then measure and store one record per member, in :func:`run_one`'s
+    format: same key and params (a fleet member's record is the record of that run), provenance with ``fleet_size``.
+
+    Each member gets run_one's training set, initial weights, batches, noise, probes and convergence rule, so on the
+    CPU its record matches run_one's up to float rounding. A member that converges keeps the weights of that iteration
+    and reports its own ``steps`` and ``converged_at``; the fleet trains on until every member has converged or
+    failed, or ``steps`` or the budget (the preset's ``max_minutes`` per run, times the fleet's size, of the fleet
+    process's CPU time) is spent. ``train_wall_s`` / ``train_cpu_s`` are the fleet's time divided by its size (the
+    member's share); ``fleet_train_wall_s`` the whole. The fleet checkpoints under ``runs_dir``
+    (:func:`fleet_checkpoint`) and an interrupted fleet with the same members resumes. Every member's run lock is held
+    while the fleet trains; a member stored meanwhile is read back, not retrained. Returns, per member, its record or
+    the exception that stopped it (a member whose loss became NaN: :class:`~probe_utils.train.TrainingDiverged`).
+
+    Runs whose recipe the fleet does not implement (:func:`fleet_reason`) are made one at a time by :func:`run_one`,
+    with the reason printed to stderr.
+    """
+    from probe_utils.fleet import FleetTrainer, train_fleet
+    from probe_utils.train import TrainingDiverged
+
+    exp, pre = plan.experiment, plan.preset
+    if not members:
+        raise ParameterError("parameter 'members' must list at least one (value, seed) pair")
+    runs_dir = Path(runs_dir)
+    params = _run_params(plan, model)
+    keys = [record_key(exp.name, model, pre.name, s, v, params) for v, s in members]
+    if len(set(keys)) != len(keys):
+        raise ParameterError(f"parameter 'members' lists a run twice: {members!r}")
+    reason = fleet_reason(plan, model)
+    out: list[dict | Exception] = []
+    if reason is not None:
+        print(f"[fleet] {exp.name} {model} at {pre.name}: {len(members)} run(s) made one at a time, not as a fleet: "
+              f"{reason}", file=sys.stderr, flush=True)
+        for v, s in members:
+            try:
+                out.append(_run_locked(plan, model, v, s, store=store, runs_dir=runs_dir, progress=progress,
+                                       fresh=False, since=time.time()))
+            except TrainingDiverged as e:
+                out.append(e)
+        return out
+    with contextlib.ExitStack() as locks:
+        for key in sorted(keys):  # one order for every process: two fleets never wait on each other
+            locks.enter_context(run_lock(runs_dir / f"{key}.lock"))
+        found = {i: store.get(exp.name, model, pre.name, s, v, params) for i, (v, s) in enumerate(members)}
+        todo = [i for i, rec in found.items() if rec is None]
+        results: dict[int, dict | Exception] = {i: rec for i, rec in found.items() if rec is not None}
+        if todo:
+            ckpt = fleet_checkpoint(runs_dir, [keys[i] for i in todo])
+            ckpt.with_suffix(".pt.tmp").unlink(missing_ok=True)  # left by a holder that died while saving
+            setups = {i: _setup(plan, model, *members[i]) for i in todo}
+            first = setups[todo[0]]
+            fleet = FleetTrainer(model, params["image_size"], params["width"],
+                                 [{"seed": members[i][1], "pool": setups[i].pool, "model": setups[i].net}
+                                  for i in todo], batch_size=pre.batch_size, sample_bn=first.sample_bn,
+                                 **first.model_opts)
+            cfg = first.cfg
+            if cfg.max_wall_s is not None:
+                cfg = dataclasses.replace(cfg, max_wall_s=cfg.max_wall_s * len(todo))
+            res = train_fleet(fleet, cfg, probe=_probe(exp), healthy=[_healthy(exp, members[i][0]) for i in todo],
+                              checkpoint=ckpt, progress=progress, diverged="drop",
+                              desc=f"{model} {exp.feature} fleet x{len(todo)}")
+            wall = max(r.wall_s for r in res)
+            cpu = max(r.cpu_s for r in res)
+            for j, i in enumerate(todo):
+                if j in fleet.failed:
+                    results[i] = TrainingDiverged(fleet.failed[j])
+                    continue
+                v, s = members[i]
+                results[i] = _store_record(
+                    plan, model, v, s, setups[i], fleet.member(j), res[j], store=store,
+                    train_wall_s=wall / len(todo), train_cpu_s=cpu / len(todo),
+                    fleet={"fleet_size": len(todo), "fleet_train_wall_s": round(wall, 1),
+                           "fleet_train_cpu_s": round(cpu, 1)})
+        return [results[i] for i in range(len(members))]
 
 
 @contextlib.contextmanager

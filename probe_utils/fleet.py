@@ -13,10 +13,17 @@ the member's seed, the loss's noise (latents, interpolation weights, reparameter
 device seeded with the same seed, in the order the model's own ``loss`` draws it, and probe samples from a generator
 seeded with seed + 1. On the CPU a member therefore sees the same batches and noise as ``train(model, pool, config,
 seed=seed)`` and ends at the same weights up to float rounding, whatever the fleet's size.
+
+Recipe options: the fleet runs the model options of :data:`FLEET_OPTIONS` (e.g. the released generator's batch norm,
+N(0, 0.02) initialisation, one batch per iteration, the VAE's L2+L1 reconstruction, KL warm-up, sigma floor and KL
+weight) and the training settings of :data:`FLEET_TRAIN_OPTIONS` (learning rate and its halving, bf16 on the CPU,
+batch statistics at sampling). :func:`fleet_unsupported` names any other option, so that a caller trains such runs one
+at a time instead of differently.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -30,13 +37,38 @@ from tqdm.auto import tqdm
 
 from probe_utils.models import FAMILIES, GenerativeModel, build
 from probe_utils.params import ParameterError, check_choice, check_int, check_seed
-from probe_utils.train import ImagePool, TrainConfig, TrainingDiverged, TrainResult, _save_atomic, tv_distance
+from probe_utils.train import (MAX_INVALID, NOISE_MARGIN, CorruptCheckpoint, ImagePool, TrainConfig,
+                               TrainingDiverged, TrainResult, _save_atomic, tv_distance)
 
 Tensors = dict[str, torch.Tensor]
 
 #: Sub-modules whose weights a family's parameter groups hold, and the one that decodes latents.
 _WGAN = {"critic": ["critic"], "generator": ["generator"]}
 _VAE = {"vae": ["encoder", "to_stats", "decoder"]}
+
+
+#: model options (keyword arguments of :func:`probe_utils.models.build`) the fleet trains exactly as the family does
+FLEET_OPTIONS: dict[str, frozenset[str]] = {
+    "wgan_gp": frozenset({"n_critic", "reuse_batch", "init", "generator_bn"}),
+    "wgan_gp_fc": frozenset({"n_critic"}),
+    "vae": frozenset({"recon", "kl_warmup", "sigma_floor", "decoder_bn", "init", "beta"}),
+    "vae_fc": frozenset({"recon", "kl_warmup", "sigma_floor", "beta"}),
+}
+#: recipe settings of the training loop (and of sampling) the fleet follows
+FLEET_TRAIN_OPTIONS = frozenset({"lr", "lr_halve_every", "cpu_bf16", "sample_bn"})
+
+
+def fleet_unsupported(family: str, settings: Mapping[str, Any]) -> str | None:
+    """Why runs of ``family`` with recipe ``settings`` cannot train as a fleet (None: they can)."""
+    if family not in FLEET_OPTIONS:
+        return f"the fleet has no loss for the {family!r} family"
+    other = sorted(set(settings) - FLEET_OPTIONS[family] - FLEET_TRAIN_OPTIONS)
+    if other:
+        return (f"the fleet does not implement the recipe option(s) {', '.join(map(repr, other))} of {family!r} "
+                f"(it runs {', '.join(sorted(FLEET_OPTIONS[family] | FLEET_TRAIN_OPTIONS))})")
+    if settings.get("sample_bn", "eval") not in ("eval", "batch"):
+        return f"sample_bn {settings['sample_bn']!r} is neither 'eval' nor 'batch'"
+    return None
 
 
 def _kind(family: str) -> str:
@@ -55,13 +87,15 @@ class FleetTrainer:
     ``members``: one mapping per member with ``seed`` (initial weights when no ``model`` is given, batches and noise)
     and ``pool`` (its :class:`~probe_utils.train.ImagePool`; all on one device), optionally ``model`` (a built model
     of the same family and architecture supplying the initial weights). ``model_kw`` go to
-    :func:`probe_utils.models.build` (e.g. ``n_critic``).
+    :func:`probe_utils.models.build` (e.g. ``n_critic``; see :data:`FLEET_OPTIONS`). ``sample_bn``: batch norm at
+    sampling, "eval" (running statistics) or "batch" (each sampled batch's own), as ``GenerativeModel.sample_bn``.
     """
 
     def __init__(self, family: str, image_size: int = 64, width: int = 64,
                  members: Sequence[Mapping[str, Any]] = (), *, batch_size: int = 64, z_dim: int = 100,
-                 **model_kw: Any) -> None:
+                 sample_bn: str = "eval", **model_kw: Any) -> None:
         check_choice("family", family, FAMILIES)
+        self.sample_bn = check_choice("sample_bn", sample_bn, ("eval", "batch"))
         self.batch_size = check_int("batch_size", batch_size, 1)
         if isinstance(members, (str, bytes, Mapping)) or not isinstance(members, Sequence) or len(members) == 0:
             raise ParameterError(f"parameter 'members' must be a non-empty list of dicts with 'seed' and 'pool'; "
@@ -106,6 +140,9 @@ class FleetTrainer:
         self.noise_gens = [torch.Generator(device=self.device).manual_seed(s) for s in self.seeds]
         self.frozen: dict[int, dict[str, Tensors]] = {}
         self.iterations = 0
+        self.reuse = bool(getattr(self.template, "reuse_batch", False))
+        #: members whose loss became NaN or infinite (index -> message), dropped by ``train_fleet(diverged="drop")``
+        self.failed: dict[int, str] = {}
         self._sums = {g: torch.zeros(len(self), device=self.device) for g in self.groups}
         self._counts = {g: 0 for g in self.groups}
         self.amp = self.device.type == "cuda"
@@ -168,15 +205,23 @@ class FleetTrainer:
 
     def _vae_loss(self, p: dict[str, Tensors], b: dict[str, Tensors], batch: torch.Tensor,
                   eps: torch.Tensor) -> torch.Tensor:
-        n = batch.shape[0]
+        n, t = batch.shape[0], self.template
         h = self._call("encoder", p["encoder"], b["encoder"], batch)
         mu, logvar = self._call("to_stats", p["to_stats"], b["to_stats"], h).float().chunk(2, dim=1)
-        logvar = logvar.clamp(-20, 10)
+        lo = -20.0 if t.sigma_floor is None else 2 * math.log(t.sigma_floor)
+        logvar = logvar.clamp(lo, 10)
         z = mu + eps * (0.5 * logvar).exp()
         recon = self._call("decoder", p["decoder"], b["decoder"], z.to(batch.dtype)).float().clamp(1e-6, 1 - 1e-6)
-        nll = _bce_sum(recon, batch) / n
+        if t.recon == "bce":
+            nll = _bce_sum(recon, batch) / n
+        else:  # "l2l1", the released code's
+            err = recon - batch.float()
+            nll = (err.pow(2).sum() + 0.5 * err.abs().sum()) / n
         kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum() / n
-        return nll + self.template.beta * kl
+        weight = getattr(t, "kl_weight", t.beta)
+        if t.kl_warmup:
+            weight *= 1.0 - math.exp(-t.train_step / t.kl_warmup)
+        return nll + weight * kl
 
     def member_losses(self, group: str, batch: torch.Tensor, noise: Tensors) -> torch.Tensor:
         """The K members' losses (K,) for ``group`` on stacked batches (K, n, 3, H, W) and noise (K, ...)."""
@@ -197,16 +242,26 @@ class FleetTrainer:
 
     # ------------------------------------------------------------------------------------------------- training
     def step(self, batch_size: int | None = None, *, batches: Sequence[torch.Tensor] | None = None,
-             noise: Sequence[Tensors] | None = None) -> None:
-        """One outer iteration for every member: one update per entry of the family's ``plan()``.
+             noise: Sequence[Tensors] | None = None, cpu_bf16: bool = False) -> None:
+        """One outer iteration for every member: one update per entry of the family's ``plan()`` (each on a fresh
+        batch, or all on one batch when the model reuses it, as ``train`` does). ``cpu_bf16``: bfloat16 autocast on the
+        CPU too (CUDA always uses it).
 
         ``batches`` / ``noise`` (one entry per plan entry, stacked over members) replace the drawn ones: a test hook.
         """
         n = batch_size or self.batch_size
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.amp
+                    else torch.autocast("cpu", dtype=torch.bfloat16) if cpu_bf16 and self.device.type == "cpu"
                     else torch.autocast(self.device.type, enabled=False))
+        self.template.train_step = self.iterations  # schedules such as the VAE's KL warm-up read it
+        drawn = None
         for j, g in enumerate(self.plan):
-            batch = batches[j] if batches is not None else self.draw_batch(n)
+            if batches is not None:
+                batch = batches[j]
+            else:
+                if drawn is None or not self.reuse:
+                    drawn = self.draw_batch(n)
+                batch = drawn
             nz = noise[j] if noise is not None else self.draw_noise(g, batch.shape[1])
             with autocast:
                 loss = self.member_losses(g, batch, nz)
@@ -216,6 +271,12 @@ class FleetTrainer:
             self._sums[g] += loss.detach().float()
             self._counts[g] += 1
         self.iterations += 1
+
+    def set_lr(self, lr: float) -> None:
+        """Every member's Adam learning rate (all groups)."""
+        for o in self.opts.values():
+            for grp in o.param_groups:
+                grp["lr"] = lr
 
     def losses(self) -> list[dict[str, float]]:
         """Each member's mean loss per group since the last call (then reset)."""
@@ -237,6 +298,7 @@ class FleetTrainer:
         """Member i as an ordinary model (its frozen weights if it converged) on the fleet's device, in eval mode."""
         check_int("i", i, 0, len(self) - 1)
         net = self._fresh()
+        net.sample_bn = self.sample_bn
         state = self.frozen.get(i) or self._member_state(i)
         for part, sd in state.items():
             getattr(net, part).load_state_dict(sd)
@@ -248,6 +310,12 @@ class FleetTrainer:
         """n images per member (K, n, 3, H, W) in eval mode, latents drawn as ``GenerativeModel.sample`` draws them."""
         gens = list(generators) if generators is not None else [None] * len(self)
         self.template.eval()
+        norms = [m for m in self.template.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        momenta = [m.momentum for m in norms]
+        if self.sample_bn == "batch":  # each batch's own statistics; running ones unchanged (momentum 0)
+            for m in norms:
+                m.train()
+                m.momentum = 0.0
         try:
             chunks = []
             for start in range(0, n, batch_size):
@@ -255,6 +323,8 @@ class FleetTrainer:
                 chunks.append(vmap(lambda p, b, zz: self._call(self.decoder, p, b, zz))(
                     self.params[self.decoder], self.buffers[self.decoder], z).float())
         finally:
+            for m, mom in zip(norms, momenta):
+                m.momentum = mom
             self.template.train()
         return torch.cat(chunks, dim=1) if chunks else torch.empty(len(self), 0, 3, self.image_size, self.image_size)
 
@@ -266,6 +336,8 @@ class FleetTrainer:
             "buffers": self.buffers, "opts": {g: o.state_dict() for g, o in self.opts.items()},
             "batch_gens": [g.get_state() for g in self.batch_gens],
             "noise_gens": [g.get_state() for g in self.noise_gens], "frozen": self.frozen,
+            "failed": dict(self.failed), "log_carry": {"sums": {g: v.detach().cpu() for g, v in self._sums.items()},
+                                                       "counts": dict(self._counts)},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -284,88 +356,141 @@ class FleetTrainer:
         for g, s in zip(self.noise_gens, state["noise_gens"]):
             g.set_state(s.cpu())
         self.frozen = dict(state["frozen"])
+        self.failed = dict(state.get("failed", {}))
         self.iterations = int(state["iterations"])
+        carry = state.get("log_carry")
+        if carry is not None:  # the next loss record averages the same iterations as a straight run's
+            self._sums = {g: v.to(self.device) for g, v in carry["sums"].items()}
+            self._counts = {g: int(c) for g, c in carry["counts"].items()}
 
 
-def train_fleet(fleet: FleetTrainer, config: TrainConfig, *, probe: Callable[[torch.Tensor], np.ndarray] | None = None,
-                checkpoint: str | Path | None = None, progress: bool = True, desc: str | None = None
-                ) -> list[TrainResult]:
+def train_fleet(fleet: FleetTrainer, config: TrainConfig, *,
+                probe: Callable[[torch.Tensor], np.ndarray | tuple[np.ndarray, float]] | None = None,
+                healthy: Callable[[np.ndarray], bool] | Sequence[Callable[[np.ndarray], bool] | None] | None = None,
+                checkpoint: str | Path | None = None, progress: bool = True, desc: str | None = None,
+                diverged: str = "raise") -> list[TrainResult]:
     """Train every member of ``fleet`` as :func:`probe_utils.train.train` trains one model; one result per member.
 
-    Logging, probes, the convergence rule, the NaN guard and checkpoints follow ``train``. A member whose probed
-    distribution converges keeps its weights of that iteration (:meth:`FleetTrainer.freeze`); the fleet stops when all
-    have converged or after ``config.steps``. ``wall_s`` is the whole fleet's time.
+    Logging, probes (two halves, their noise floor, the unmeasurable share, ``healthy``: one test for all members or
+    one per member), the convergence rule, the learning-rate settings, bf16 on the CPU, the NaN guard, the budget
+    (``max_wall_s``, here the whole fleet's) and checkpoints follow ``train``. A member whose probed distribution
+    converges keeps its weights of that iteration (:meth:`FleetTrainer.freeze`) and its history ends there; the fleet
+    stops when every member has converged (or failed) or after ``config.steps``, or when the budget is spent.
+    ``wall_s`` and ``cpu_s`` are the whole fleet's. ``diverged``: "raise" (a member's NaN loss stops the fleet with
+    :class:`~probe_utils.train.TrainingDiverged`) or "drop" (that member stops, its message in ``fleet.failed``, the
+    others go on).
     """
+    check_choice("diverged", diverged, ("raise", "drop"))
     k = len(fleet)
+    tests = list(healthy) if isinstance(healthy, Sequence) else [healthy] * k
+    if len(tests) != k:
+        raise ParameterError(f"parameter 'healthy' must be one test or {k} (one per member); got {len(tests)}")
     results = [TrainResult(steps=0, wall_s=0.0, device=str(fleet.device), converged_at=None, resumed_from=None)
                for _ in range(k)]
     sample_gens = [torch.Generator(device=fleet.device).manual_seed(s + 1) for s in fleet.seeds]
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt and ckpt.exists():
-        state = torch.load(ckpt, map_location=fleet.device, weights_only=False)
-        fleet.load_state_dict(state["fleet"])
-        for g, s in zip(sample_gens, state["sample_gens"]):
-            g.set_state(s.cpu())
-        results = [TrainResult(**r) for r in state["results"]]
+        try:
+            state = torch.load(ckpt, map_location=fleet.device, weights_only=False)
+            fleet.load_state_dict(state["fleet"])
+            for g, s in zip(sample_gens, state["sample_gens"]):
+                g.set_state(s.cpu())
+            results = [TrainResult(**r) for r in state["results"]]
+        except ValueError:
+            raise
+        except Exception as e:  # truncated, altered, or another fleet's
+            raise CorruptCheckpoint(f"fleet checkpoint {ckpt} is unreadable or does not fit this fleet "
+                                    f"({type(e).__name__}: {str(e)[:200]}); delete it to train the fleet from the "
+                                    f"start") from None
         for r in results:
             r.resumed_from = r.steps
     step = fleet.iterations
+    lr0 = config.lr if config.lr is not None else fleet.template.lr
 
     def save() -> None:
         if ckpt:
             _save_atomic({"fleet": fleet.state_dict(), "sample_gens": [g.get_state() for g in sample_gens],
                           "results": [asdict(r) for r in results]}, ckpt)
 
-    def converged(i: int) -> bool:
+    def measure(images: torch.Tensor) -> tuple[np.ndarray, float]:
+        out = probe(images)
+        dist, invalid = out if isinstance(out, tuple) else (out, 0.0)
+        return np.asarray(dist, float), float(invalid)
+
+    def run_probe(i: int, images: torch.Tensor) -> bool:
+        """Measure member i as train's probe does, record, and say whether it has converged."""
         r = results[i]
+        half = images.shape[0] // 2
+        (da, ia), (db, ib) = measure(images[:half]), measure(images[half:])
+        dist, invalid = (da + db) / 2, (ia + ib) / 2
+        prev = r.probes[-1]["dist"] if r.probes else None
+        tv = tv_distance(dist, prev) if prev is not None else None
+        noise = tv_distance(da, db) / np.sqrt(2)
+        ok = invalid < MAX_INVALID and (tests[i] is None or bool(tests[i](dist)))
+        r.probes.append({"step": step, "dist": dist.tolist(), "tv": tv, "noise": noise, "invalid": invalid,
+                         "healthy": ok})
         if config.converge_tol is None or step < config.min_steps:
             return False
-        recent = [p["tv"] for p in r.probes[-config.converge_patience:]]
-        return len(recent) == config.converge_patience and all(t is not None and t < config.converge_tol
-                                                               for t in recent)
+        recent = r.probes[-config.converge_patience:]
+        return len(recent) == config.converge_patience and all(
+            p["tv"] is not None and p.get("healthy", True) and
+            p["tv"] < max(config.converge_tol, NOISE_MARGIN * p.get("noise", 0.0)) for p in recent)
 
-    active = [i for i in range(k) if results[i].converged_at is None]
+    def probe_all(members: list[int]) -> list[int]:
+        """Probe ``members``; those that converged."""
+        if probe is None or not members:
+            return []
+        images = fleet.sample(config.probe_samples, sample_gens)
+        return [i for i in members if run_probe(i, images[i])]
+
+    active = [i for i in range(k) if results[i].converged_at is None and i not in fleet.failed]
     start = time.perf_counter() - max((r.wall_s for r in results), default=0.0)
+    cpu_start = time.process_time() - max((r.cpu_s for r in results), default=0.0)
     bar = tqdm(total=config.steps, initial=step, desc=desc or f"{fleet.family} x{k}", disable=not progress,
                dynamic_ncols=True, leave=False)
     while active and step < config.steps:
-        fleet.step(config.batch_size)
+        fleet.set_lr(lr0 * 0.5 ** (step // config.lr_halve_every) if config.lr_halve_every else lr0)
+        fleet.step(config.batch_size, cpu_bf16=config.cpu_bf16)
         step += 1
         bar.update(1)
         if step % config.log_every == 0 or step == config.steps:
             means = fleet.losses()
-            for i in active:
+            for i in list(active):
                 bad = [g for g, v in means[i].items() if not np.isfinite(v)]
                 if bad:
-                    bar.close()
                     last = (step // config.checkpoint_every) * config.checkpoint_every if ckpt else None
-                    raise TrainingDiverged(
-                        f"{fleet.family} member {i}: the loss of {bad[0]!r} became {means[i][bad[0]]} by iteration "
-                        f"{step} (seed {fleet.seeds[i]}); last checkpoint: {last}. Lower the learning rate or check "
-                        f"the data.")
+                    msg = (f"{fleet.family} member {i}: the loss of {bad[0]!r} became {means[i][bad[0]]} by "
+                           f"iteration {step} (seed {fleet.seeds[i]}); last checkpoint: {last}. Lower the learning "
+                           f"rate or check the data.")
+                    if diverged == "raise":
+                        bar.close()
+                        raise TrainingDiverged(msg)
+                    fleet.failed[i] = msg
+                    active.remove(i)
+                    continue
                 results[i].losses.append({"step": step, **means[i]})
-            bar.set_postfix({g: f"{np.mean([means[i][g] for i in active]):.3g}" for g in fleet.groups})
+            if active:
+                bar.set_postfix({g: f"{np.mean([means[i][g] for i in active]):.3g}" for g in fleet.groups})
         done: list[int] = []
-        if probe is not None and (step % config.probe_every == 0 or step == config.steps):
-            images = fleet.sample(config.probe_samples, sample_gens)
-            for i in active:
-                dist = np.asarray(probe(images[i]), float)
-                prev = results[i].probes[-1]["dist"] if results[i].probes else None
-                tv = tv_distance(dist, prev) if prev is not None else None
-                results[i].probes.append({"step": step, "dist": dist.tolist(), "tv": tv})
-                if converged(i):
-                    done.append(i)
-        wall = time.perf_counter() - start
+        if step % config.probe_every == 0 or step == config.steps:
+            done = probe_all(active)
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         for i in active:
-            results[i].steps, results[i].wall_s = step, wall
+            results[i].steps, results[i].wall_s, results[i].cpu_s = step, wall, cpu
+        spent = cpu if config.budget_clock == "cpu" else wall
+        out_of_time = config.max_wall_s is not None and spent >= config.max_wall_s
+        if out_of_time and step % config.probe_every != 0:
+            probe_all([i for i in active if i not in done])  # the history ends with the state the fleet stops in
         for i in done:
             results[i].converged_at = step
             fleet.freeze(i)
         active = [i for i in active if i not in done]
-        if step % config.checkpoint_every == 0 or done or step == config.steps:
+        if step % config.checkpoint_every == 0 or done or step == config.steps or out_of_time:
             save()
+        if out_of_time:
+            break
     bar.close()
     return results
 
 
-__all__ = ["FleetTrainer", "train_fleet"]
+__all__ = ["FLEET_OPTIONS", "FLEET_TRAIN_OPTIONS", "FleetTrainer", "fleet_unsupported", "train_fleet"]

@@ -8,6 +8,12 @@ one ``experiments.run`` call in a worker, so everything ``run`` guarantees holds
 that is interrupted is resumed by running the same command again: it re-plans, skips what is stored and resumes
 what was checkpointed.
 
+Fleets: with ``--fleet K`` (default: 8 on a CUDA device, 1 elsewhere), runs of the same chapter, experiment, model
+family, preset and size are grouped into fleets of up to K, and each fleet is one task of the executor: one
+:func:`probe_utils.experiments.run_fleet` call that trains its runs together (:mod:`probe_utils.fleet`) and stores one
+record per run, the record ``run`` would store. Runs whose recipe the fleet does not implement stay one per task, with
+the reason in the plan's printout.
+
 Cost estimates (printed before any work): per run, the preset's ``max_minutes`` budget when it has one, else its
 iterations times the seconds per iteration measured on stored records of the same preset and model family (the
 store's current and stale records, and ``book/archive``), else times a stated rate (:data:`ASSUMED_ITERS_PER_S`).
@@ -37,6 +43,8 @@ EXECUTORS = ("local", "ray", "slurm")
 #: "cpu" is one one-thread worker at the cpu preset's sizes (records of book/archive measured 4 to 30 it/s at 32 px,
 #: width 16; a WGAN-GP is the slow end), "cuda" is an assumption for 64 px, width 64 on one GPU, never measured here.
 ASSUMED_ITERS_PER_S = {"cpu": 4.0, "cuda": 20.0}
+#: runs per fleet on a CUDA device when ``--fleet`` is not given (elsewhere: 1, one model per process)
+CUDA_FLEET = 8
 
 
 @dataclass(frozen=True)
@@ -297,6 +305,50 @@ def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h" if seconds >= 360 else f"{seconds / 60:.1f} min"
 
 
+def fleet_size(fleet: int | None, device: str = "auto") -> int:
+    """The fleet size a sweep uses: ``fleet`` when given (checked), else :data:`CUDA_FLEET` on CUDA, else 1."""
+    if fleet is None:
+        return CUDA_FLEET if _device_kind(device) == "cuda" else 1
+    return check_int("fleet", fleet, 1, 1024)
+
+
+def group_fleets(tasks: list[Task], fleet: int) -> tuple[list[list[Task]], list[str]]:
+    """(jobs, notes): the tasks of one chapter, experiment, model, preset and size in fleets of up to ``fleet`` runs
+    (in plan order), each fleet one job; every other task a job of its own. ``notes`` say which groups run one at a
+    time because the fleet does not implement their recipe (:func:`probe_utils.experiments.fleet_reason`)."""
+    from probe_utils import experiments as ex
+
+    fleet = check_int("fleet", fleet, 1, 1024)
+    if fleet == 1:
+        return [[t] for t in tasks], []
+    groups: dict[tuple, list[Task]] = defaultdict(list)
+    for t in tasks:
+        groups[(t.chapter, t.experiment, t.model, t.preset, t.width, t.pool_size)].append(t)
+    jobs: list[list[Task]] = []
+    notes: list[str] = []
+    for (chapter, exp, model, preset, width, pool), ts in groups.items():
+        plan = ex.check_parameters(exp, models=[model], values=[ts[0].value], seeds=[ts[0].seed], preset=preset,
+                                   device="cpu", width=width, pool_size=pool)
+        reason = ex.fleet_reason(plan, model)
+        if reason is not None:
+            notes.append(f"{chapter} {exp} {model}: {len(ts)} run(s) one at a time, not as fleets: {reason}")
+            jobs += [[t] for t in ts]
+        else:
+            jobs += [ts[i:i + fleet] for i in range(0, len(ts), fleet)]
+    return jobs, notes
+
+
+def format_jobs(jobs: list[list[Task]], notes: list[str], fleet: int) -> list[str]:
+    """Lines of the plan's printout that say how the runs were grouped."""
+    if fleet == 1:
+        return ["grouping: one run per task (use --fleet K to train runs of one family and preset as fleets)"]
+    sizes = sorted((len(j) for j in jobs), reverse=True)
+    counts = ", ".join(f"{sizes.count(k)} of {k} run{'s' * (k > 1)}" for k in sorted(set(sizes), reverse=True))
+    lines = [f"grouping: fleets of up to {fleet} runs of the same chapter, experiment, model, preset and size: "
+             f"{len(jobs)} task(s): {counts}"]
+    return lines + [f"  {n}" for n in notes]
+
+
 def format_plan(plan: SweepPlan, workers: int, device: str = "auto") -> str:
     """The plan as text: per (chapter, experiment, model, size) the runs to do and their estimate, then totals."""
     unit = "GPU-hours" if _device_kind(device) == "cuda" else "core-hours"
@@ -401,10 +453,39 @@ def run_task(task: dict, store: str | None, runs_dir: str | None, device: str = 
     return rec
 
 
-Done = Callable[[Task, dict | None, BaseException | None], None]
+def run_job(tasks: list[dict], store: str | None, runs_dir: str | None, device: str = "auto"
+            ) -> list[tuple[dict | None, str | None]]:
+    """One executor task: a single run (:func:`run_task`) or a fleet of runs of one experiment, model, preset and size
+    (:func:`probe_utils.experiments.run_fleet`). Per run: (its record, None) or (None, why it failed)."""
+    if len(tasks) == 1:
+        return [(run_task(tasks[0], store, runs_dir, device), None)]
+    one_thread()
+    from probe_utils import experiments as ex
+    from probe_utils import store as store_module
+    from probe_utils.store import Store
+
+    t0 = tasks[0]
+    same = ("experiment", "model", "preset", "width", "pool_size")
+    if any(t.get(k) != t0.get(k) for t in tasks for k in same):
+        raise ParameterError(f"parameter 'tasks' must share {', '.join(same)} to train as one fleet")
+    members = []
+    for t in tasks:  # each value in its canonical form, as run() passes it
+        plan = ex.check_parameters(t["experiment"], models=[t["model"]], values=[t["value"]], seeds=[t["seed"]],
+                                   preset=t["preset"], device=device, width=t.get("width"),
+                                   pool_size=t.get("pool_size"))
+        members.append((plan.values[0], plan.seeds[0]))
+    st = Store(store)
+    runs = Path(runs_dir) if runs_dir else default_runs_dir(st.root)
+    st.require_writable("store")
+    store_module.require_writable_dir(runs, "runs_dir")
+    out = ex.run_fleet(plan, t0["model"], members, store=st, runs_dir=runs, progress=False)
+    return [(r, None) if isinstance(r, dict) else (None, f"{type(r).__name__}: {r}") for r in out]
 
 
-def _run_local(tasks: list[Task], done: Done, *, workers: int, store: str | None, runs_dir: str | None,
+Done = Callable[[list[Task], list[tuple[dict | None, str | None]] | None, BaseException | None], None]
+
+
+def _run_local(jobs: list[list[Task]], done: Done, *, workers: int, store: str | None, runs_dir: str | None,
                device: str, **_: Any) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -412,7 +493,7 @@ def _run_local(tasks: list[Task], done: Done, *, workers: int, store: str | None
 
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_local_worker)
     try:
-        futures = {pool.submit(run_task, t.to_json(), store, runs_dir, device): t for t in tasks}
+        futures = {pool.submit(run_job, [t.to_json() for t in job], store, runs_dir, device): job for job in jobs}
         for f in as_completed(futures):
             err = f.exception()
             if isinstance(err, BrokenProcessPool):
@@ -426,7 +507,7 @@ def _run_local(tasks: list[Task], done: Done, *, workers: int, store: str | None
     pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_ray(tasks: list[Task], done: Done, *, workers: int, store: str | None, runs_dir: str | None, device: str,
+def _run_ray(jobs: list[list[Task]], done: Done, *, workers: int, store: str | None, runs_dir: str | None, device: str,
              address: str | None = None, **_: Any) -> None:
     try:
         import ray
@@ -442,8 +523,8 @@ def _run_ray(tasks: list[Task], done: Done, *, workers: int, store: str | None, 
                      object_store_memory=200 * 1024 ** 2)
     try:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-        remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(run_task)
-        refs = {remote.remote(t.to_json(), store, runs_dir, device): t for t in tasks}
+        remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(run_job)
+        refs = {remote.remote([t.to_json() for t in job], store, runs_dir, device): job for job in jobs}
         pending = list(refs)
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
@@ -462,7 +543,7 @@ def _run_ray(tasks: list[Task], done: Done, *, workers: int, store: str | None, 
             ray.shutdown()
 
 
-def _run_slurm(tasks: list[Task], done: Done, *, workers: int, store: str | None, runs_dir: str | None,
+def _run_slurm(jobs: list[list[Task]], done: Done, *, workers: int, store: str | None, runs_dir: str | None,
                device: str, cluster: str = "auto", log_dir: str | None = None, timeout_min: int | None = None,
                slurm: dict | None = None, **_: Any) -> None:
     try:
@@ -471,7 +552,7 @@ def _run_slurm(tasks: list[Task], done: Done, *, workers: int, store: str | None
         raise ParameterError("parameter 'executor' is 'slurm' but submitit is not installed: "
                              "pip install 'probe_utils[slurm]'") from None
     ex = submitit.AutoExecutor(folder=log_dir, cluster=None if cluster == "auto" else cluster)
-    longest = max((t.est_s for t in tasks), default=60.0)
+    longest = max((sum(t.est_s for t in job) for job in jobs), default=60.0)
     params: dict[str, Any] = {"timeout_min": timeout_min or max(10, math.ceil(2 * longest / 60) + 5),
                               "name": "probe-sweep", "cpus_per_task": 1, "tasks_per_node": 1, "nodes": 1}
     if _device_kind(device) == "cuda":
@@ -481,18 +562,18 @@ def _run_slurm(tasks: list[Task], done: Done, *, workers: int, store: str | None
         params.update({f"slurm_{k}": v for k, v in (slurm or {}).items()})
     ex.update_parameters(**params)
     print(f"[sweep] submitit executor: {ex.cluster} (logs under {log_dir})", file=sys.stderr, flush=True)
-    queue = list(tasks)
-    running: dict[Any, Task] = {}
+    queue = list(jobs)
+    running: dict[Any, list[Task]] = {}
     if ex.cluster == "slurm":  # one job array; SLURM keeps at most `workers` running
-        jobs = ex.map_array(run_task, [t.to_json() for t in queue], [store] * len(queue), [runs_dir] * len(queue),
-                            [device] * len(queue))
-        running = dict(zip(jobs, queue))
+        submitted = ex.map_array(run_job, [[t.to_json() for t in j] for j in queue], [store] * len(queue),
+                                 [runs_dir] * len(queue), [device] * len(queue))
+        running = dict(zip(submitted, queue))
         queue = []
     try:
         while queue or running:
             while queue and len(running) < workers:  # the local stand-in starts every job at once: keep `workers`
-                t = queue.pop(0)
-                running[ex.submit(run_task, t.to_json(), store, runs_dir, device)] = t
+                j = queue.pop(0)
+                running[ex.submit(run_job, [t.to_json() for t in j], store, runs_dir, device)] = j
             for job in [j for j in running if j.done()]:
                 t = running.pop(job)
                 try:
@@ -522,10 +603,11 @@ class SweepResult:
 
 
 def execute(plan: SweepPlan, *, executor: str = "local", workers: int = 2, store: str | Path | None = None,
-            runs_dir: str | Path | None = None, device: str = "auto", progress: bool = True, **options: Any
-            ) -> SweepResult:
+            runs_dir: str | Path | None = None, device: str = "auto", progress: bool = True,
+            fleet: int | None = None, **options: Any) -> SweepResult:
     """Run the plan's runs with ``executor``; records land in ``store``. A record a worker could not write where
-    this process reads (a cluster without a shared store) is written here. Failed runs are reported, not retried."""
+    this process reads (a cluster without a shared store) is written here. Failed runs are reported, not retried.
+    ``fleet``: runs per fleet (:func:`fleet_size`, :func:`group_fleets`); each fleet is one task of the executor."""
     from tqdm.auto import tqdm
 
     from probe_utils.store import Store
@@ -536,6 +618,19 @@ def execute(plan: SweepPlan, *, executor: str = "local", workers: int = 2, store
     out = SweepResult()
     bar = tqdm(total=len(plan.todo), unit="run", desc="sweep", disable=not progress, dynamic_ncols=True,
                file=sys.stderr)
+
+    jobs, _ = group_fleets(plan.todo, fleet_size(fleet, device))
+
+    def done_job(job: list[Task], out: list[tuple[dict | None, str | None]] | None,
+                 err: BaseException | None) -> None:
+        if err is None and (out is None or len(out) != len(job)):
+            err = RuntimeError(f"the task returned {0 if out is None else len(out)} result(s) for {len(job)} run(s)")
+        for i, t in enumerate(job):
+            if err is not None:
+                done(t, None, err)
+            else:
+                rec, why = out[i]
+                done(t, rec, None if why is None else RuntimeError(why))
 
     def done(t: Task, rec: dict | None, err: BaseException | None) -> None:
         if err is None and rec is not None:
@@ -557,7 +652,7 @@ def execute(plan: SweepPlan, *, executor: str = "local", workers: int = 2, store
     root = str(st.root)
     try:
         if plan.todo:
-            RUNNERS[executor](plan.todo, done, workers=workers, store=root,
+            RUNNERS[executor](jobs, done_job, workers=workers, store=root,
                               runs_dir=None if runs_dir is None else str(runs_dir), device=device, **options)
     except KeyboardInterrupt:
         out.interrupted = True
@@ -602,6 +697,8 @@ def _resume_command(args: Any, from_plan: str | None = None) -> str:
         for k, v in args.param or []:
             parts += ["-p", k, v]
     parts += ["--executor", args.executor, "--workers", str(args.workers)]
+    if getattr(args, "fleet", None) is not None:
+        parts += ["--fleet", str(args.fleet)]
     if args.store:
         parts += ["--store", args.store]
     return " ".join(shlex.quote(p) for p in parts)
@@ -623,6 +720,7 @@ def cmd_sweep(args: Any) -> int:
         raise ParameterError(f"parameter 'slurm' must be KEY=VALUE, e.g. partition=gpu; got {bad[0]!r}")
     if args.timeout_min is not None:
         check_int("timeout_min", args.timeout_min, 1, 60 * 24 * 30)
+    fleet = fleet_size(args.fleet, args.device)
     store = Store(Path(args.store).resolve() if args.store else None)
     try:
         if args.from_plan:
@@ -643,7 +741,10 @@ def cmd_sweep(args: Any) -> int:
     if args.status:
         print("\n".join(status_lines(plan, args.device)))
         return 0
+    jobs, notes = group_fleets(plan.todo, fleet)
     print(format_plan(plan, workers, args.device), flush=True)
+    if plan.todo:
+        print("\n".join(format_jobs(jobs, notes, fleet)), flush=True)
     if args.write_plan:
         path = write_plan(args.write_plan, plan, _resume_command(args, from_plan=args.write_plan))
         print(f"[sweep] wrote the plan ({len(plan.todo)} run(s) to do) to {path}", flush=True)
@@ -657,7 +758,7 @@ def cmd_sweep(args: Any) -> int:
         options.update(cluster=args.cluster, log_dir=str(runs_dir / "submitit"), timeout_min=args.timeout_min,
                        slurm=dict(kv.split("=", 1) for kv in (args.slurm or [])))
     res = execute(plan, executor=args.executor, workers=workers, store=store.root, runs_dir=runs_dir,
-                  device=args.device, progress=not args.quiet, **options)
+                  device=args.device, progress=not args.quiet, fleet=fleet, **options)
     left = len(plan.todo) - len(res.made)
     print(f"[sweep] made {len(res.made)} run(s), {len(res.failed)} failed"
           + (", interrupted" if res.interrupted else "") + f"; {left} still to do", flush=True)
@@ -679,7 +780,10 @@ def add_parser(sub: Any) -> None:
     sw.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                     help="a chapter parameter, as papermill takes it, e.g. -p seeds 3 -p counts '[1, 3]'")
     sw.add_argument("--executor", default="local", help="local (worker processes) | ray | slurm (submitit)")
-    sw.add_argument("--workers", type=int, default=2, help="runs at once (default 2)")
+    sw.add_argument("--workers", type=int, default=2, help="runs (or fleets) at once (default 2)")
+    sw.add_argument("--fleet", type=int, default=None, metavar="K",
+                    help=f"train runs of the same chapter, experiment, model family, preset and size as fleets of up "
+                         f"to K in one task (default: {CUDA_FLEET} on a CUDA device, else 1: one model per process)")
     sw.add_argument("--dry-run", action="store_true", help="print the plan and its cost; run nothing")
     sw.add_argument("--status", action="store_true", help="print done / to do / hours spent; run nothing")
     sw.add_argument("--write-plan", default=None, metavar="FILE", help="write the runs still to do to FILE (JSON)")

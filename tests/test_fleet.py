@@ -105,11 +105,12 @@ def test_resume_and_per_member_convergence(tmp_path, pools):
     assert [r.converged_at for r in ref] == [4, 4] and [r.steps for r in ref] == [4, 4]
 
     def crashing(x, n=[0]):
-        """Called for member 0 then 1 at iterations 2 and 4, then for member 1 alone at 6, where it crashes."""
+        """Called twice (a probe's two halves) for member 0 then 1 at iterations 2 and 4, then for member 1 alone at
+        6, where it crashes."""
         n[0] += 1
-        if n[0] == 5:
+        if n[0] == 9:
             raise KeyboardInterrupt
-        return np.array([0.0, 1.0]) if n[0] == 2 else np.array([1.0, 0.0])  # member 1 moves between 2 and 4
+        return np.array([0.0, 1.0]) if n[0] in (3, 4) else np.array([1.0, 0.0])  # member 1 moves between 2 and 4
 
     ckpt = tmp_path / "fleet.pt"
     with pytest.raises(KeyboardInterrupt):
