@@ -225,15 +225,16 @@ def test_import_modules_by_path_and_by_name(registry, tmp_path, monkeypatch):
     registry.import_modules(str(path))  # once only: the family is not registered twice
     monkeypatch.syspath_prepend(str(tmp_path))
     _user_module(tmp_path, "user_family_b", "family_b")
-    registry.import_modules("user_family_b")
+    registry.import_modules("['user_family_b']")  # papermill's -p passes a list as its literal
     assert "family_b" in registry.FAMILIES
     assert os.environ[registry.IMPORT_ENV].split(",") == [str(path.resolve()), "user_family_b"]
     with pytest.raises(ParameterError, match=r"'imports\[1\]' must be a module importable here.*'no_such_module'"):
         registry.import_modules(["user_family_b", "no_such_module"])
     with pytest.raises(ParameterError, match=r"'imports\[0\]'"):
         registry.import_modules([str(tmp_path / "missing.py")])
-    with pytest.raises(ParameterError, match="'imports'"):
-        registry.import_modules(3)
+    for bad in (3, "[user_family_b"):
+        with pytest.raises(ParameterError, match="'imports'"):
+            registry.import_modules(bad)
 
 
 def test_chapters_take_an_imports_parameter(registry, tmp_path):

@@ -191,6 +191,16 @@ def build(family: str, image_size: int = 64, width: int = 64, z_dim: int = 100, 
 
 
 def _entries(modules: str | Iterable[Any], source: str) -> list[str]:
+    """Module entries from a list, a comma-separated string or a list literal such as "['a', 'b']" (papermill's
+    ``-p`` passes lists as strings)."""
+    if isinstance(modules, str) and modules.strip().startswith(("[", "(")):
+        import ast
+
+        try:
+            modules = list(ast.literal_eval(modules.strip()))
+        except (ValueError, SyntaxError, TypeError):
+            raise ParameterError(f"parameter {source!r} must be a list of module names or .py paths such as "
+                                 f"['my_models']; got {modules!r}", source) from None
     if isinstance(modules, str):
         return [m.strip() for m in modules.split(",") if m.strip()]
     if not isinstance(modules, (list, tuple)):
