@@ -53,7 +53,7 @@ def test_sample_shape_range_and_determinism():
     assert model.sample(0).shape == (0, 3, 8, 8)
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(layers=0), dict(kernel=5, first_kernel=3, layers=1)])
+@pytest.mark.parametrize("kw", [dict(), dict(layers=0), dict(kernel=5, first_kernel=3, layers=1), dict(context=True)])
 def test_cached_sampler_matches_naive(kw):
     """Float64, so the conv (naive) and matmul (cached) routes round alike and every draw agrees."""
     model = _tiny(**kw)
@@ -69,10 +69,11 @@ def _order(size: int) -> list[tuple[int, int, int]]:
     return list(itertools.product(range(size), range(size), range(3)))
 
 
-def test_logits_do_not_see_the_future():
+@pytest.mark.parametrize("context", [False, True])
+def test_logits_do_not_see_the_future(context):
     """The logits of a sub-pixel do not change when it or any later one changes; the one just before is seen."""
     size = 5
-    model = _tiny(size)
+    model = _tiny(size, context=context)
     gen = torch.Generator().manual_seed(0)
     q = torch.randint(0, model.levels, (1, 3, size, size), generator=gen)
     base = model.logits(q)
@@ -94,11 +95,13 @@ def test_logits_do_not_see_the_future():
             assert not torch.equal(model.trunk(earlier)[0, i, j], model.trunk(q)[0, i, j]), (i, j)
 
 
-def test_trunk_has_no_blind_spot():
+@pytest.mark.parametrize("context", [False, True])
+def test_trunk_has_no_blind_spot(context):
     """Gradients of the trunk's features at a pixel: zero at it and after it, non-zero at every pixel of the row
-    to its left and of the rows above within the receptive field (the blind spot of a masked 3x3 stack included)."""
+    to its left and of the rows above within the receptive field (the blind spot of a masked 3x3 stack included);
+    with ``context`` at every pixel before it."""
     size = 9
-    model = _tiny(size, layers=3, first_kernel=3)  # reach: 1 + 3 rows above, 1 + 3 pixels left, 1 + 3 wide
+    model = _tiny(size, layers=3, first_kernel=3, context=context)  # reach: 1 + 3 rows up, 1 + 3 left, 1 + 3 wide
     x = torch.rand(1, 3, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 2 - 1
     x.requires_grad_(True)
     i, j = 6, 4
@@ -107,6 +110,9 @@ def test_trunk_has_no_blind_spot():
     expect = torch.zeros(size, size, dtype=torch.bool)
     expect[i, j - 4:j] = True
     expect[i - 4:i, max(0, j - 4):j + 5] = True
+    if context:
+        expect[:i] = True
+        expect[i, :j] = True
     assert torch.equal(seen, expect)
 
 
@@ -124,6 +130,8 @@ def test_bad_options_name_the_parameter():
         PixelCNN(image_size=8, width=4, levels=1)
     with pytest.raises(ParameterError, match="kernel"):
         PixelCNN(image_size=8, width=4, kernel=4)
+    with pytest.raises(ParameterError, match="context"):
+        PixelCNN(image_size=8, width=4, context="yes")
     with pytest.raises(ParameterError, match="dropout"):
         PixelCNN(image_size=8, width=4, dropout=0.1)
     with pytest.raises(NotImplementedError):

@@ -13,6 +13,12 @@ with gated ``tanh * sigmoid`` units and residual connections in the horizontal s
 ``first_kernel // 2`` rows above (``first_kernel`` columns wide) and ``first_kernel // 2`` pixels to the left (the
 paper's 7x7 mask-A split).
 
+**Context** (option, off by default: the paper's model has none). A gated stack's receptive field is local (at the
+default depth: 6 rows above, 6 pixels left, 13 columns wide), so it cannot know whether a dot was drawn far away.
+``context=True`` adds two causal summaries to the features at each pixel: the running maximum over rows of the
+vertical stack (everything in the rows above) and the running maximum along the row of the horizontal stack
+(everything to the left), each through a linear map. Both are exact under the same factorisation.
+
 **Levels.** 16: one step (1/15 = 0.067) is above the dot counter's darkness threshold (0.05), so the palest level
 under white is still ink, and the rounding error (at most 0.033) is far below the 35% contrast of dots; 8 levels
 would double it for no saving (the head's softmax is a few hundred multiply-adds per pixel), 256 need far more data
@@ -53,7 +59,8 @@ class PixelCNN(GenerativeModel):
     """Gated PixelCNN over ``levels`` intensities per channel; loss: mean NLL in nats per sub-pixel.
 
     Options: ``layers`` (gated layers after the first, default 3), ``levels`` (2..256, default 16), ``kernel`` (odd,
-    default 3), ``first_kernel`` (odd, default 7), ``head`` (hidden units of the per-pixel head, default width).
+    default 3), ``first_kernel`` (odd, default 7), ``head`` (hidden units of the per-pixel head, default width), ``context``
+    (causal whole-image summaries, default False).
     """
 
     family = "pixelcnn"
@@ -64,11 +71,13 @@ class PixelCNN(GenerativeModel):
 
     def __init__(self, image_size: int = 64, width: int = 64, z_dim: int = 100, *, layers: int = 3,
                  levels: int = 16, kernel: int = 3, first_kernel: int = 7, head: int | None = None,
-                 **options) -> None:
+                 context: bool = False, **options) -> None:
+        if not isinstance(context, bool):
+            raise ParameterError(f"parameter 'context' must be True or False; got {context!r}", "context")
         if options:
             bad = sorted(options)[0]
             raise ParameterError(f"parameter {bad!r} is not a PixelCNN option; allowed: layers, levels, kernel, "
-                                 f"first_kernel, head", bad)
+                                 f"first_kernel, head, context", bad)
         super().__init__(image_size, width, z_dim)
         check_int("image_size", image_size, 2)
         c = check_int("width", width, 1)
@@ -92,6 +101,10 @@ class PixelCNN(GenerativeModel):
         self.h = nn.ModuleList(nn.Conv2d(c, 2 * c, (1, kv + 1)) for _ in range(self.layers))
         self.vh = nn.ModuleList(nn.Conv2d(2 * c, 2 * c, 1) for _ in range(self.layers))
         self.out = nn.ModuleList(nn.Conv2d(c, c, 1) for _ in range(self.layers))
+        self.context = bool(context)
+        if self.context:  # causal summaries of everything before a pixel: cumulative maxima over rows and columns
+            self.ctx_rows = nn.Linear(c, c)
+            self.ctx_left = nn.Linear(c, c, bias=False)
         # per-pixel head: R | trunk, G | trunk, R, B | trunk, R, G
         self.proj = nn.Linear(c, 3 * d)
         self.emb_g_r = nn.Embedding(self.levels, d)
@@ -129,7 +142,12 @@ class PixelCNN(GenerativeModel):
             v_pre = conv_v(F.pad(v, (kv, kv, kv, 0)))
             h = h + out(_gate(conv_h(F.pad(h, (kv, 0, 0, 0))) + vh(v_pre)))
             v = _gate(v_pre)
-        return h.permute(0, 2, 3, 1)
+        f = h.permute(0, 2, 3, 1)
+        if self.context:
+            rows = v.amax(dim=3).cummax(dim=2).values  # (n, c, H): ink anywhere in the rows above
+            left = h.cummax(dim=3).values  # (n, c, H, W): anything up to this pixel in its row
+            f = f + self.ctx_rows(rows.transpose(1, 2)).unsqueeze(2) + self.ctx_left(left.permute(0, 2, 3, 1))
+        return f
 
     def _head(self, f: torch.Tensor, ch: int, r: torch.Tensor | None = None,
               g: torch.Tensor | None = None) -> torch.Tensor:
@@ -210,12 +228,17 @@ class PixelCNN(GenerativeModel):
         vconv, vhconv = [self.v_in] + list(self.v), [self.vh_in] + list(self.vh)
         for i in range(s):
             vh = []
+            left = None
             for layer in range(L + 1):
                 src = x[:, :, i:i + k0] if layer == 0 else vbuf[layer - 1][:, :, i:i + kv + 1]
                 v_pre = vconv[layer](src)  # (n, 2c, 1, s): row i only
                 vh.append((vhconv[layer](v_pre)[:, :, 0] + bh[layer].unsqueeze(-1)).transpose(1, 2).contiguous())
                 if layer < L:
                     vbuf[layer][:, :, kv + i, kv:kv + s] = _gate(v_pre)[:, :, 0]
+                elif self.context:
+                    top = _gate(v_pre)[:, :, 0].amax(dim=2)
+                    rows = top if i == 0 else torch.maximum(rows, top)
+                    row_ctx = self.ctx_rows(rows)
             for j in range(s):
                 win = x[:, :, k0 + i, j:j + k0].reshape(n, -1)
                 h = F.linear(_gate(torch.addmm(vh[0][:, j], win, wh[0].t())), wo[0], bo[0])
@@ -223,7 +246,11 @@ class PixelCNN(GenerativeModel):
                     hrow[layer - 1][:, :, kv + j] = h
                     win = hrow[layer - 1][:, :, j:j + kv + 1].reshape(n, -1)
                     h = h + F.linear(_gate(torch.addmm(vh[layer][:, j], win, wh[layer].t())), wo[layer], bo[layer])
-                lv = self._pixel_levels(h, u[:, i, j])
+                f = h
+                if self.context:
+                    left = h if j == 0 else torch.maximum(left, h)
+                    f = h + row_ctx + self.ctx_left(left)
+                lv = self._pixel_levels(f, u[:, i, j])
                 q[:, :, i, j] = lv
                 x[:, :, k0 + i, k0 + j] = self._to_input(lv)
         return q.float() / (self.levels - 1)
