@@ -140,3 +140,34 @@ def test_bad_members_are_rejected_before_any_work(pools):
         FleetTrainer("gan", SIZE, WIDTH, [{"seed": 0, "pool": pools[0]}])
     with pytest.raises(ParameterError, match=r"members\[0\].model"):
         FleetTrainer("wgan_gp", SIZE, WIDTH, [{"seed": 0, "pool": pools[0], "model": build("vae", SIZE, WIDTH)}])
+
+
+@pytest.mark.parametrize("family,opts,cfg_kw", [
+    ("vae", dict(recon="l2l1", kl_warmup=2, sigma_floor=1.2, decoder_bn="released", init="normal", beta=0.5),
+     dict(lr=1e-3, lr_halve_every=1)),
+    ("wgan_gp", dict(n_critic=2, reuse_batch=True, init="normal", generator_bn="released"),
+     dict(lr=2e-4, lr_halve_every=2)),
+])
+def test_recipe_options_follow_train(family, opts, cfg_kw, pools):
+    """The recipe options a fleet runs (the released recipe's VAE loss, KL warm-up, sigma floor and KL weight; one
+    batch per WGAN iteration, batch norm in the generator; learning rate and its halving) give each member train()'s
+    losses and samples. sigma_floor 1.2 binds at initialisation (log-variances start near 0), so a fleet ignoring it
+    would fail. Weights are not compared at these learning rates: Adam's first steps are about lr * sign(gradient),
+    so elements whose gradient is at float-noise level move by up to lr in either path."""
+    cfg = TrainConfig(steps=3, batch_size=8, log_every=1, **cfg_kw)
+    members = []
+    for s, p in zip(SEEDS, pools):
+        torch.manual_seed(s)
+        members.append({"seed": s, "pool": p, "model": build(family, SIZE, WIDTH, **opts)})
+    fleet = FleetTrainer(family, SIZE, WIDTH, members, batch_size=8, **opts)
+    res = train_fleet(fleet, cfg, progress=False)
+    for i, seed in enumerate(SEEDS):
+        torch.manual_seed(seed)
+        ref = build(family, SIZE, WIDTH, **opts)
+        ref_res = train(ref, pools[i], cfg, seed=seed, progress=False)
+        assert [r["step"] for r in res[i].losses] == [r["step"] for r in ref_res.losses]
+        for a, b in zip(ref_res.losses, res[i].losses):
+            for g in a:
+                assert b[g] == pytest.approx(a[g], rel=1e-5, abs=1e-5), (g, a["step"])
+        mine = fleet.member(i).sample(16, generator=torch.Generator().manual_seed(9))
+        torch.testing.assert_close(mine, ref.sample(16, generator=torch.Generator().manual_seed(9)), atol=1e-3, rtol=0)
