@@ -48,6 +48,16 @@ results = findings.recipe_search_results()
 findings.recipe_search_table(results, target=target)
 
 # %% [markdown]
+# ## What the search found
+#
+# Computed from the entries above: the best entry per family, whether the share was still rising late in each
+# entry's budget, and what the long runs (four times the `cpu` preset's budget, the recipe of the `cpu` preset)
+# gained over the preset's budget.
+
+# %%
+findings.recipe_search_summary(results, target=target)
+
+# %% [markdown]
 # ## How the share of one-dot samples grows with training time
 
 # %%
@@ -61,3 +71,12 @@ plots.recipe_curves(results, target=target);
 # %%
 for r in results:
     plots.recipe_samples(r);
+
+# %% [markdown]
+# ## Entries planned but not run
+#
+# The search is a budget (core-hours on two cores), so entries whose answer the finished ones already gave were
+# skipped; each keeps its reason in the plan.
+
+# %%
+findings.recipe_search_skipped()

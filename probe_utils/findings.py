@@ -1737,3 +1737,65 @@ def recipe_search_table(results: Sequence[dict], target: float = 0.9) -> Table:
                      "–" if f["mean"] is None else f"{f['mean']:.2f}"])
     return Table(["entry", "family", "trained on", "seed", "recipe", "budget", "exactly k", "… merged by area",
                   "blank", "refused", "mean count"], rows)
+
+
+def recipe_search_skipped(folder=None) -> Table:
+    """The plan's entries that were not run, each with the reason stated in the plan."""
+    import json
+    from pathlib import Path
+
+    from probe_utils.store import default_root
+
+    folder = Path(folder) if folder is not None else default_root().parent / "recipe_search"
+    plan_file = folder / "plan.json"
+    plan = json.loads(plan_file.read_text()) if plan_file.exists() else []
+    rows = [[e["name"], LABELS.get(e["model"], e["model"]), _knobs_text(e.get("knobs", {})), e["skip"]]
+            for e in plan if e.get("skip") and not (folder / f"{e['name']}.json").exists()]
+    return Table(["entry", "family", "recipe", "why it was not run"], rows)
+
+
+def _share_by(probes: Sequence[dict], seconds: float) -> float | None:
+    """The exactly-k share of the last probe taken within ``seconds`` of training (CPU seconds)."""
+    before = [p for p in probes if p["wall_s"] <= seconds]
+    return before[-1]["exact"] if before else None
+
+
+def recipe_search_summary(results: Sequence[dict], target: float = 0.9, budget_minutes: float | None = None
+                          ) -> Markdown:
+    """What the search found, in words computed from its results: per family the best entry and whether any
+    reached ``target``; whether the share still rose in the second half of each entry's budget; and, for entries
+    longer than ``budget_minutes`` (default: the ``cpu`` preset's), the share at that budget against the share at
+    the end."""
+    if not results:
+        return Markdown("No entry of the search has finished yet.")
+    budget = float(budget_minutes if budget_minutes is not None else (PRESETS["cpu"].max_minutes or 15))
+    lines = []
+    for model in sorted({r["model"] for r in results}, key=lambda m: list(LABELS).index(m) if m in LABELS else 99):
+        rs = [r for r in results if r["model"] == model]
+        best = max(rs, key=lambda r: r["final"]["exact"])
+        shares = [r["final"]["exact"] for r in rs]
+        reached = [r["name"] for r in rs if r["final"]["exact"] >= target]
+        verdict = (f"reached the target ({target:.0%}) in {len(reached)} of {len(rs)} entries"
+                   if reached else f"**no entry reached the target of {target:.0%}**")
+        lines.append(f"- **{LABELS.get(model, model)}**: {len(rs)} entries, final exactly-k shares "
+                     f"{min(shares):.1%}–{max(shares):.1%}; best `{best['name']}` ({best['final']['exact']:.1%}, "
+                     f"blank {best['final']['blank']:.1%}); {verdict}.")
+        rising = []
+        for r in rs:
+            ex = [p["exact"] for p in r["probes"]]
+            if len(ex) >= 6:
+                third = len(ex) // 3
+                rising.append(float(np.mean(ex[-third:]) - np.mean(ex[third:2 * third])))
+        if rising:
+            lines.append(f"  Between the middle and the last third of each entry's budget the share moved by "
+                         f"{min(rising):+.1%} to {max(rising):+.1%} (median {float(np.median(rising)):+.1%}).")
+        for r in rs:
+            if r["minutes"] > budget:
+                at_budget = _share_by(r["probes"], 60 * budget)
+                end = r["probes"][-1]["exact"] if r["probes"] else None
+                if at_budget is not None and end is not None:
+                    lines.append(f"  Long run `{r['name']}` ({r['minutes']:g} min, {r['steps']:,} iterations): "
+                                 f"{at_budget:.1%} exactly {r['count']} at the preset's {budget:g} min, "
+                                 f"{end:.1%} at the end (last probe; final 2,000 samples: "
+                                 f"{r['final']['exact']:.1%}).")
+    return Markdown("\n".join(lines))

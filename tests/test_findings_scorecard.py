@@ -86,3 +86,19 @@ def test_verdict_cell_classes():
         cell = F.Verdict(verdict, 1, 2).cell("x.html#a")
         assert cell.css == "verdict-" + verdict.replace(" ", "-") and 'href="x.html#a"' in cell.html
     assert np.isnan(F._nanmean([float("nan")]))
+
+
+def test_recipe_search_summary_says_when_no_entry_reaches_the_target() -> None:
+    def entry(name: str, exact: list[float], minutes: float = 10) -> dict:
+        probes = [{"wall_s": 60.0 * minutes * (i + 1) / len(exact), "exact": e} for i, e in enumerate(exact)]
+        return {"name": name, "model": "vae", "count": 1, "minutes": minutes, "steps": 1000, "probes": probes,
+                "final": {"exact": exact[-1], "blank": 0.1}}
+
+    flat = entry("flat", [0.5, 0.7, 0.7, 0.7, 0.7, 0.7])
+    text = F.recipe_search_summary([flat], target=0.9, budget_minutes=15)
+    assert "no entry reached the target of 90%" in text and "+0.0%" in text
+    good = entry("good", [0.5, 0.8, 0.85, 0.9, 0.92, 0.95], minutes=60)
+    text = F.recipe_search_summary([flat, good], target=0.9, budget_minutes=15)
+    assert "reached the target (90%) in 1 of 2 entries" in text
+    # the long run's share at the preset's 15 minutes is the probe at 10 min (0.5), at the end 0.95
+    assert "50.0% exactly 1 at the preset's 15 min, 95.0% at the end" in text
