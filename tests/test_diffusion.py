@@ -42,9 +42,10 @@ def test_ddim_step_clips_the_predicted_image():
     assert torch.allclose(ddim_step(x_t, eps, 0.25, 1.0, clip=False), torch.full((1, 1, 2, 2), 6.0))
 
 
-def test_sampler_with_an_oracle_noise_recovers_the_image():
-    """The whole DDIM loop: with a network that returns the true noise, every step lands on the same x0."""
-    m = tiny(sample_steps=7)
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_sampler_with_an_oracle_network_recovers_the_image(prediction):
+    """The whole DDIM loop: with a network that returns the true target, every step lands on the same x0."""
+    m = tiny(sample_steps=7, prediction=prediction)
     x0 = torch.rand(2, 3, 16, 16) * 2 - 1
     noise = torch.randn(2, 3, 16, 16)
     ab = m.alphas_cumprod
@@ -54,7 +55,8 @@ def test_sampler_with_an_oracle_noise_recovers_the_image():
     class Oracle(torch.nn.Module):
         def forward(self, x, t):
             a = ab[t].view(-1, 1, 1, 1)
-            return (x - a.sqrt() * x0) / (1 - a).sqrt()
+            eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
+            return eps if prediction == "eps" else a.sqrt() * eps - (1 - a).sqrt() * x0
 
     m.net = Oracle()
     assert torch.allclose(m.denoise(x_t), (x0 + 1) / 2, atol=1e-4)
@@ -81,9 +83,10 @@ def test_sample_shape_range_and_seeding():
     assert m.sample(0).shape == (0, 3, 16, 16)
 
 
-def test_loss_decreases_on_a_tiny_batch():
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_loss_decreases_on_a_tiny_batch(prediction):
     torch.set_num_threads(1)
-    m = tiny()
+    m = tiny(prediction=prediction)
     x = torch.zeros(8, 3, 16, 16)
     x[:, 0, 4:10, 4:10] = 1.0  # a red square on black
 
@@ -127,6 +130,7 @@ def test_trains_in_the_loop_with_weight_averaging_and_resumes(tmp_path):
 
 @pytest.mark.parametrize("kw,name", [
     ({"schedule": "quadratic"}, "schedule"),
+    ({"prediction": "x0"}, "prediction"),
     ({"sample_steps": 0}, "sample_steps"),
     ({"sample_steps": 2000}, "sample_steps"),
     ({"channel_mult": ()}, "channel_mult"),
