@@ -30,10 +30,12 @@ left. That is one network evaluation's worth of arithmetic per image in all, in 
 :func:`sample_naive` (the whole network on the whole image, three times per pixel) is the reference it is tested
 against. All randomness is one uniform per sub-pixel drawn from the given generator (inverse-CDF sampling).
 
-Example (measured, 32 px, width 16, default depth, one thread; see the report of ``scripts/pixelcnn_check.py``)::
+Example (measured by ``scripts/pixelcnn_check.py``: 32 px one-dot renders, width 16, default depth, one thread,
+fp32, on a loaded 2-core machine): 0.27 CPU-s per iteration at batch 64 (probes included), 3.2 CPU-s to sample 1000
+images; bits per sub-pixel 3.39 after 25 iterations, 0.23 at 125, 0.12 at 325, 0.107 at 625 (180 CPU-s)::
 
-    >>> model = PixelCNN(image_size=32, width=16)
-    >>> model.loss(batch, "pixelcnn") / math.log(2)   # bits per sub-pixel: ~2.1 at init, ~0.1 after 5 CPU-min
+    >>> model = PixelCNN(image_size=32, width=16)          # 22,560 parameters
+    >>> model.loss(batch, "pixelcnn") / math.log(2)        # bits/dim
 """
 
 from __future__ import annotations
