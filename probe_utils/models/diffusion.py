@@ -174,7 +174,7 @@ class UNet(nn.Module):
 
 
 class Diffusion(GenerativeModel):
-    """DDPM-trained epsilon-prediction U-Net sampled by deterministic DDIM (family ``"diffusion"``).
+    """DDPM-trained noise-predicting (v or eps) U-Net sampled by deterministic DDIM (family ``"diffusion"``).
 
     ``width``: base channels of the U-Net; ``channel_mult``: channel multiplier per resolution level (its length is
     the number of levels: 32 px with (1, 2, 2) has 32, 16 and 8 px levels); ``attention``: self-attention at the
