@@ -80,6 +80,8 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
         "vae": {"lr": 1e-3, "sample_bn": "batch"},
         "wgan_gp_fc": {"n_critic": 2, "cpu_bf16": True},
         "vae_fc": {"sample_bn": "batch"},
+        # beyond the paper: sampled from weights averaged over training (diffusion models' usual practice)
+        "diffusion": {"ema": 0.999},
     },
 }
 #: recipe keys that set the training loop rather than the model

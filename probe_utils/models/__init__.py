@@ -34,6 +34,8 @@ from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, Union
 
 from probe_utils.models.base import GenerativeModel
+from probe_utils.models.diffusion import Diffusion
+from probe_utils.models.pixelcnn import PixelCNN
 from probe_utils.models.vae import VAE, VAEFC
 from probe_utils.models.wgan_gp import WGANGP, WGANGPFC
 from probe_utils.params import ParameterError, check_choice, check_int
@@ -266,10 +268,13 @@ register("wgan_gp", WGANGP, label="WGAN-GP")
 register("vae", VAE, label="VAE")
 register("wgan_gp_fc", WGANGPFC, label="WGAN-GP FC")
 register("vae_fc", VAEFC, label="VAE FC")
+# beyond the paper's four (the poster names PixelCNN; diffusion models postdate the paper)
+register("pixelcnn", PixelCNN, label="PixelCNN")
+register("diffusion", Diffusion, label="Diffusion")
 
 if os.environ.get(IMPORT_ENV, "").strip():  # last: the modules import this package, now complete
     import_modules(os.environ[IMPORT_ENV], source=IMPORT_ENV, export=False)
 
 __all__ = ["FAMILIES", "LABELS", "Factory", "GenerativeModel", "INTERFACE", "accepts", "build", "check_family",
            "check_model", "import_modules", "label", "missing_methods", "order", "register", "registered",
-           "unregister", "VAE", "VAEFC", "WGANGP", "WGANGPFC"]
+           "unregister", "Diffusion", "PixelCNN", "VAE", "VAEFC", "WGANGP", "WGANGPFC"]
