@@ -138,6 +138,13 @@ plots.training_vs_generated(records, experiments.training_samples("numerosity", 
 plots.impulse_response(records);
 
 # %% [markdown]
+# The same summary table the numerosity chapter shows, for the registered family (a `ci` smoke test: it proves the
+# route, not what the model learns):
+
+# %%
+findings.summary_table(records)
+
+# %% [markdown]
 # ## Your model in a module: chapters, command line and sweep
 #
 # Put the class and its `register(...)` call in a module, say `my_models.py`. Each route imports it first:
