@@ -24,7 +24,7 @@ from scipy import stats
 from probe_utils import analysis as A
 from probe_utils.build import CHAPTERS, CLEVR_EXPERIMENTS, INDEPENDENCE_EXPERIMENTS
 from probe_utils.experiments import EXPERIMENTS, PRESETS
-from probe_utils.models import LABELS
+from probe_utils.models import LABELS, beyond_paper
 from probe_utils.render import pie as pie_render
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1514,7 +1514,7 @@ class Scorecard:
             row += [verdicts[f].cell(s.href) for f in self.families]
             row.append(_count_text([v.verdict for v in verdicts.values()]))
             rows.append(row)
-        return Table(["the paper says", *(LABELS.get(f, f) for f in self.families), "across families"], rows,
+        return Table(["the paper says", *(family_header(f) for f in self.families), "across families"], rows,
                      css="probe-table scorecard")
 
     def counts(self) -> Table:
@@ -1522,7 +1522,7 @@ class Scorecard:
         cells = self.cells()
         per = {f: [v[f].verdict for _, _, v in cells] for f in self.families}
         per["all families"] = [x for v in per.values() for x in v]
-        return Table(["family", *VERDICTS], [[LABELS.get(f, f), *(Cell(str(vs.count(k)), str(vs.count(k)),
+        return Table(["family", *VERDICTS], [[f if f == "all families" else family_header(f), *(Cell(str(vs.count(k)), str(vs.count(k)),
                                                                         f"verdict-{k.replace(' ', '-')}")
                                                                    for k in VERDICTS)] for f, vs in per.items()],
                      css="probe-table scorecard-counts")
@@ -1541,6 +1541,12 @@ class Scorecard:
         if not self.families:
             return "<p>No records at this preset yet.</p>"
         return self.matrix()._repr_html_() + "\n" + self.counts()._repr_html_()
+
+
+def family_header(family: str) -> str:
+    """A family's label as a scorecard column: families the paper did not report on (diffusion, your own) say so."""
+    label = LABELS.get(family, family)
+    return f"{label} (beyond the paper)" if beyond_paper(family) else label
 
 
 def _count_text(verdicts: Sequence[str]) -> str:

@@ -62,6 +62,17 @@ def test_scorecard_matrix_links_each_cell_and_counts_verdicts():
     assert "verdict-agrees" in card.details()._repr_html_()
 
 
+def test_scorecard_marks_families_beyond_the_paper():
+    recs = _numerosity() + [dict(r, model=m) for r in _numerosity()[:2] for m in ("diffusion", "pixelcnn")]
+    card = F.scorecard("cpu", store=FakeStore(recs))
+    header = card.matrix().columns
+    assert "Diffusion (beyond the paper)" in header
+    assert "PixelCNN" in header and "VAE" in header and not any("PixelCNN (" in h or "VAE (" in h for h in header)
+    assert "Diffusion (beyond the paper)" in [row[0].text if hasattr(row[0], "text") else row[0]
+                                              for row in card.counts().rows]
+    assert F.family_header("my_own_model") == "my_own_model (beyond the paper)"
+
+
 def test_scorecard_rejects_an_unknown_preset():
     with pytest.raises(ParameterError, match="parameter 'preset' must be one of"):
         F.scorecard("fast", store=FakeStore([]))

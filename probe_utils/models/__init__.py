@@ -48,6 +48,9 @@ _FACTORIES: dict[str, Factory] = {}
 FAMILIES: Mapping[str, Factory] = MappingProxyType(_FACTORIES)
 #: family name -> its label in figures and tables (kept in step with the registry)
 LABELS: dict[str, str] = {}
+#: the families the paper (or its poster, which adds PixelCNN) reports on; the scorecard marks every other family,
+#: diffusion and your own, as beyond the paper
+PAPER_FAMILIES: frozenset[str] = frozenset({"wgan_gp", "vae", "wgan_gp_fc", "vae_fc", "pixelcnn"})
 
 #: the environment variable naming modules to import first (comma-separated module names or .py paths)
 IMPORT_ENV = "PROBE_UTILS_IMPORT"
@@ -145,6 +148,11 @@ def unregister(name: str) -> None:
     check_family("name", name)
     del _FACTORIES[name]
     LABELS.pop(name, None)
+
+
+def beyond_paper(name: str) -> bool:
+    """Whether family ``name`` is one the paper (and its poster) did not report on."""
+    return name not in PAPER_FAMILIES
 
 
 def registered() -> dict[str, Factory]:
