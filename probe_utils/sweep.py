@@ -217,16 +217,7 @@ def plan_runs(chapters: Iterable[str], *, preset: str | None = None, overrides: 
             seen.setdefault(t.key, t)
     presets = sorted({t.preset for t in seen.values()})
     out = SweepPlan(chapters, presets[0] if len(presets) == 1 else "+".join(presets))
-    rates = _measured_rates(store)
-    for t in seen.values():
-        rec = _stored(store, t)
-        if rec is not None:
-            out.done.append(t)
-            out.done_train_s += float(rec["provenance"].get("train_wall_s") or 0.0)
-        else:
-            est, source = estimate(t, rates, device=device, its_per_s=its_per_s)
-            out.todo.append(Task(**{**asdict(t), "est_s": round(est, 1), "est_source": source}))
-    return out
+    return _split_stored(out, seen.values(), store, device, its_per_s)
 
 
 def _stored(store: Any, t: Task) -> dict | None:
@@ -407,6 +398,13 @@ def read_plan(path: str | Path, store: Any = None, device: str = "auto", its_per
         raise ParameterError(f"parameter 'from_plan' must be a plan written by --write-plan; {path}: {e}") from None
     store = store if isinstance(store, Store) else Store(store)
     out = SweepPlan(list(data.get("chapters", [])), str(data.get("preset", "?")))
+    return _split_stored(out, tasks, store, device, its_per_s)
+
+
+def _split_stored(out: SweepPlan, tasks: Iterable[Task], store: Any, device: str, its_per_s: float | None
+                  ) -> SweepPlan:
+    """Sort ``tasks`` into ``out``: stored runs are done (their training time summed), the rest to do with an
+    estimated cost."""
     rates = _measured_rates(store)
     for t in tasks:
         rec = _stored(store, t)

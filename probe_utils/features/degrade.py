@@ -87,6 +87,20 @@ def noise_images(n: int, size: int, seed: int = 0) -> torch.Tensor:
     return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
 
+def no_data(name: str, n: int, size: int, seed: int = 0, flat: dict[str, float] | None = None) -> torch.Tensor:
+    """``n`` images of side ``size`` that hold no data set's content, which every measurement must refuse:
+    ``"grey_mush"``, ``"noise_images"``, or a flat image of one of the levels ``flat`` names (e.g. a blank white)."""
+    if name == "grey_mush":
+        return grey_mush(n, size, seed)
+    if name == "noise_images":
+        return noise_images(n, size, seed)
+    flat = flat or {}
+    if name not in flat:
+        raise ValueError(f"no_data: {name!r} is not grey_mush, noise_images or one of {', '.join(flat)}")
+    n = check_int("n", n, 1, 100_000)
+    return torch.full((n, 3, size, size), float(flat[name]))
+
+
 def shift(x: torch.Tensor | np.ndarray, dx: np.ndarray, dy: np.ndarray) -> torch.Tensor:
     """Translate each image by whole pixels (``dx`` right, ``dy`` down, one per image), white coming in: objects
     near the border are cut by it."""

@@ -319,12 +319,7 @@ def not_digits(name: str, n: int, size: int, seed: int = 0) -> torch.Tensor:
     from probe_utils.features import degrade as _degrade
 
     check_choice("name", name, NOT_DIGITS)
-    if name == "grey_mush":
-        return _degrade.grey_mush(n, size, seed)
-    if name == "noise_images":
-        return _degrade.noise_images(n, size, seed)
-    n = check_int("n", n, 1, 100_000)
-    return torch.full((n, 3, size, size), 0.0 if name == "blank_black" else 1.0)
+    return _degrade.no_data(name, n, size, seed, {"blank_black": 0.0, "blank_white": 1.0})
 
 
 def generated_like_readings(n: int, seed: int, sizes=(32, 64), conditions=CALIBRATION_CONDITIONS,
