@@ -37,13 +37,13 @@
 preset = "cpu"  # ci | cpu | colab | paper
 models = ["wgan_gp", "vae"]  # any of wgan_gp, vae, wgan_gp_fc, vae_fc, or a family that `imports` registers
 imports = []  # modules to import first (names or .py paths) that register families of your own: see 93_probe_your_model
-pie_combinations = [10, 50, 200]  # training combinations of the pie grid, each in 1..2025 (the paper: 10 to 400)
+pie_combinations = [10, 50, 200, 400]  # training combinations of the pie grid, each in 1..2025 (the paper: 10 to 400)
 mnist_combinations = [10, 40, 160]  # training numbers of three-MNIST, each in 1..1000 (the paper: 10 to 160)
 seeds = 1  # a number of seeds (0..n-1) or a list of seeds
 invariance_model = "wgan_gp"  # the family of the network-size and data-size checks (the paper's Fig. 25: WGAN-GP)
 invariance_combinations = [10, 200]  # pie combinations for those checks
-width_factors = [0.5]  # network widths, as multiples of the preset's width (the paper: 3M to 24M parameters)
-data_factors = [0.5]  # training images, as multiples of the preset's number (the paper: half and twice)
+width_factors = [0.5, 2]  # network widths, as multiples of the preset's width (the paper: 3M to 24M parameters)
+data_factors = [0.5, 2]  # training images, as multiples of the preset's number (the paper: half and twice)
 device = "auto"  # auto | cpu | cuda | mps
 reuse = True  # load stored records that match these settings instead of training again
 repository = "https://github.com/probe-utils/probe-book"  # Colab installs probe_utils from this repository
