@@ -60,9 +60,9 @@ class Preset:
 
 
 #: Training recipes: per model family, model options (see the family's class), ``sample_bn`` (batch-norm statistics
-#: at sampling: "eval" or "batch") and training settings (``lr``, ``lr_halve_every``, ``cpu_bf16``). "paper": the
-#: paper's text (Adam 1e-4, betas (0.5, 0.9), PyTorch's initialisation, running statistics at sampling). "released":
-#: the authors' released code (probe_utils/data/released_recipe.json; book/differences). "cpu": chosen by the recipe
+#: at sampling: "eval" or "batch") and training settings (``lr``, ``lr_halve_every``, ``cpu_bf16``, ``ema``,
+#: ``probe_every_factor``, ``probe_samples_factor``). "paper": the paper's text (Adam 1e-4, betas (0.5, 0.9), PyTorch's
+#: initialisation, running statistics at sampling). "released": the authors' released code (probe_utils/data/released_recipe.json; book/differences). "cpu": chosen by the recipe
 #: search of book/recipe_search for 2 CPU cores (methods page).
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {"wgan_gp": {}, "vae": {}, "wgan_gp_fc": {}, "vae_fc": {}},
@@ -80,12 +80,28 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
         "vae": {"lr": 1e-3, "sample_bn": "batch"},
         "wgan_gp_fc": {"n_critic": 2, "cpu_bf16": True},
         "vae_fc": {"sample_bn": "batch"},
-        # beyond the paper: sampled from weights averaged over training (diffusion models' usual practice)
-        "diffusion": {"ema": 0.999},
+        # beyond the paper: sampled from weights averaged over training (diffusion models' usual practice); its
+        # 20-step sampler costs ~40 CPU-s per 1,000 images, so it is probed half as often on half as many samples
+        # (probes count against the budget: at the cpu preset's probes it would train ~25% fewer iterations)
+        "diffusion": {"ema": 0.999, "probe_every_factor": 2, "probe_samples_factor": 0.5},
     },
 }
 #: recipe keys that set the training loop rather than the model
 TRAIN_KEYS = ("lr", "lr_halve_every", "cpu_bf16", "ema")
+#: recipe keys that scale the preset's probes for one family (its sampler is costly, and probes count against the
+#: budget): ``probe_every_factor`` multiplies the interval (an integer >= 1), ``probe_samples_factor`` the number of
+#: samples (in (0, 1])
+PROBE_KEYS = ("probe_every_factor", "probe_samples_factor")
+
+
+def probe_settings(preset: Preset, settings: dict[str, Any]) -> tuple[int, int]:
+    """(probe_every, probe_samples) of a run: the preset's, scaled by the recipe's :data:`PROBE_KEYS`."""
+    every = int(settings.get("probe_every_factor", 1))
+    share = float(settings.get("probe_samples_factor", 1.0))
+    if every < 1 or not 0.0 < share <= 1.0:
+        raise ParameterError(f"recipe probe factors must be probe_every_factor >= 1 and probe_samples_factor in "
+                             f"(0, 1]; got {every!r} and {share!r}")
+    return preset.probe_every * every, max(2, 2 * round(preset.probe_samples * share / 2))
 
 
 def recipe_settings(recipe: str, family: str) -> dict[str, Any]:
@@ -604,13 +620,14 @@ def _setup(plan: Plan, model: str, value: Any, seed: int) -> _Setup:
     torch.manual_seed(seed)
     opts = dict(params["recipe_settings"])
     train_opts = {k: opts.pop(k) for k in TRAIN_KEYS if k in opts}
+    probe_every, probe_samples = probe_settings(pre, {k: opts.pop(k) for k in PROBE_KEYS if k in opts})
     sample_bn = opts.pop("sample_bn", "eval")
     if "n_critic" in params:
         opts["n_critic"] = params["n_critic"]
     net = models_mod.build(model, params["image_size"], params["width"], **opts)
     net.sample_bn = sample_bn
-    cfg = TrainConfig(steps=pre.steps, batch_size=pre.batch_size, probe_every=pre.probe_every,
-                      probe_samples=pre.probe_samples, checkpoint_every=pre.checkpoint_every,
+    cfg = TrainConfig(steps=pre.steps, batch_size=pre.batch_size, probe_every=probe_every,
+                      probe_samples=probe_samples, checkpoint_every=pre.checkpoint_every,
                       converge_tol=pre.converge_tol, min_steps=pre.min_steps,
                       max_wall_s=None if pre.max_minutes is None else 60.0 * pre.max_minutes, budget_clock="cpu",
                       **train_opts)

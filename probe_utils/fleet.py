@@ -37,8 +37,8 @@ from tqdm.auto import tqdm
 
 from probe_utils.models import FAMILIES, GenerativeModel, build
 from probe_utils.params import ParameterError, check_choice, check_int, check_seed
-from probe_utils.train import (MAX_INVALID, NOISE_MARGIN, CorruptCheckpoint, ImagePool, TrainConfig,
-                               TrainingDiverged, TrainResult, _save_atomic, tv_distance)
+from probe_utils.train import (CorruptCheckpoint, ImagePool, TrainConfig,
+                               TrainingDiverged, TrainResult, _save_atomic, record_probe)
 
 Tensors = dict[str, torch.Tensor]
 
@@ -419,22 +419,9 @@ def train_fleet(fleet: FleetTrainer, config: TrainConfig, *,
 
     def run_probe(i: int, images: torch.Tensor) -> bool:
         """Measure member i as train's probe does, record, and say whether it has converged."""
-        r = results[i]
         half = images.shape[0] // 2
-        (da, ia), (db, ib) = measure(images[:half]), measure(images[half:])
-        dist, invalid = (da + db) / 2, (ia + ib) / 2
-        prev = r.probes[-1]["dist"] if r.probes else None
-        tv = tv_distance(dist, prev) if prev is not None else None
-        noise = tv_distance(da, db) / np.sqrt(2)
-        ok = invalid < MAX_INVALID and (tests[i] is None or bool(tests[i](dist)))
-        r.probes.append({"step": step, "dist": dist.tolist(), "tv": tv, "noise": noise, "invalid": invalid,
-                         "healthy": ok})
-        if config.converge_tol is None or step < config.min_steps:
-            return False
-        recent = r.probes[-config.converge_patience:]
-        return len(recent) == config.converge_patience and all(
-            p["tv"] is not None and p.get("healthy", True) and
-            p["tv"] < max(config.converge_tol, NOISE_MARGIN * p.get("noise", 0.0)) for p in recent)
+        return record_probe(results[i].probes, step, measure(images[:half]), measure(images[half:]), config,
+                            tests[i])
 
     def probe_all(members: list[int]) -> list[int]:
         """Probe ``members``; those that converged."""

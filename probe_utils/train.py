@@ -172,6 +172,27 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
     return outer
 
 
+def record_probe(probes: list[dict], step: int, first: tuple[np.ndarray, float], second: tuple[np.ndarray, float],
+                 config: TrainConfig, healthy: Callable[[np.ndarray], bool] | None = None) -> bool:
+    """Append a probe to ``probes`` from the measurements (distribution, invalid share) of two halves of its samples,
+    and say whether the run has converged: past ``min_steps``, the last ``converge_patience`` probes were healthy
+    and each moved (TV from the previous probe) less than ``converge_tol`` or ``NOISE_MARGIN`` times its sampling
+    noise (the TV between the halves, over sqrt 2)."""
+    (da, ia), (db, ib) = first, second
+    dist, invalid = (da + db) / 2, (ia + ib) / 2
+    prev = probes[-1]["dist"] if probes else None
+    tv = tv_distance(dist, prev) if prev is not None else None
+    noise = tv_distance(da, db) / np.sqrt(2)
+    ok = invalid < MAX_INVALID and (healthy is None or bool(healthy(dist)))
+    probes.append({"step": step, "dist": dist.tolist(), "tv": tv, "noise": noise, "invalid": invalid, "healthy": ok})
+    if config.converge_tol is None or step < config.min_steps:
+        return False
+    recent = probes[-config.converge_patience:]
+    return len(recent) == config.converge_patience and all(
+        p["tv"] is not None and p.get("healthy", True) and
+        p["tv"] < max(config.converge_tol, NOISE_MARGIN * p.get("noise", 0.0)) for p in recent)
+
+
 class WeightAverage:
     """An exponential moving average of a model's floating-point state (weights and batch-norm statistics).
 
@@ -313,21 +334,7 @@ def train(
         else:
             images = model.sample(config.probe_samples, generator=sample_gen)
         half = images.shape[0] // 2
-        (da, ia), (db, ib) = measure(images[:half]), measure(images[half:])
-        dist = (da + db) / 2
-        invalid = (ia + ib) / 2
-        prev = result.probes[-1]["dist"] if result.probes else None
-        tv = tv_distance(dist, prev) if prev is not None else None
-        noise = tv_distance(da, db) / np.sqrt(2)
-        ok = invalid < MAX_INVALID and (healthy is None or bool(healthy(dist)))
-        result.probes.append({"step": step, "dist": dist.tolist(), "tv": tv, "noise": noise, "invalid": invalid,
-                              "healthy": ok})
-        if config.converge_tol is None or step < config.min_steps:
-            return False
-        recent = result.probes[-config.converge_patience:]
-        return len(recent) == config.converge_patience and all(
-            p["tv"] is not None and p.get("healthy", True) and
-            p["tv"] < max(config.converge_tol, NOISE_MARGIN * p.get("noise", 0.0)) for p in recent)
+        return record_probe(result.probes, step, measure(images[:half]), measure(images[half:]), config, healthy)
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else (
         torch.autocast("cpu", dtype=torch.bfloat16) if config.cpu_bf16 else torch.autocast("cpu", enabled=False))

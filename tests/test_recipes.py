@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from probe_utils import models as models_mod
-from probe_utils.experiments import RECIPES, TRAIN_KEYS, recipe_settings
+from probe_utils.experiments import PROBE_KEYS, RECIPES, TRAIN_KEYS, recipe_settings
 from probe_utils.params import ParameterError
 from probe_utils.render import dots
 from probe_utils.train import ImagePool, TrainConfig, train
@@ -19,6 +19,8 @@ from probe_utils.train import ImagePool, TrainConfig, train
 def _build(recipe: str, family: str) -> tuple[models_mod.GenerativeModel, dict]:
     opts = recipe_settings(recipe, family)
     train_opts = {k: opts.pop(k) for k in TRAIN_KEYS if k in opts}
+    for k in PROBE_KEYS:
+        opts.pop(k, None)
     sample_bn = opts.pop("sample_bn", "eval")
     net = models_mod.build(family, 32, 4, **opts)
     net.sample_bn = sample_bn
@@ -35,6 +37,25 @@ def test_every_family_trains_under_every_recipe(recipe: str, family: str) -> Non
     assert res.steps == 4 and all(np.isfinite(v) for row in res.losses for k, v in row.items() if k != "step")
     out = net.sample(6, generator=torch.Generator().manual_seed(1))
     assert out.shape == (6, 3, 32, 32) and torch.isfinite(out).all()
+
+
+def test_a_recipe_scales_a_family_s_probes() -> None:
+    from probe_utils import experiments as ex
+
+    want = recipe_settings("cpu", "diffusion")
+    assert want["probe_every_factor"] > 1 and want["probe_samples_factor"] < 1  # the case this test is about
+    for preset in ("ci", "cpu"):
+        pre = ex.PRESETS[preset]
+        for family in ("diffusion", "wgan_gp"):
+            plan = ex.check_parameters("numerosity", models=[family], values=[1], seeds=[0], preset=preset,
+                                       device="cpu")
+            cfg = ex._setup(plan, family, 1, 0).cfg
+            opts = recipe_settings("cpu", family)
+            assert cfg.probe_every == pre.probe_every * opts.get("probe_every_factor", 1)
+            assert cfg.probe_samples == round(pre.probe_samples * opts.get("probe_samples_factor", 1))
+            assert cfg.probe_every <= pre.steps  # still probed at least once
+    with pytest.raises(ParameterError, match="probe_every_factor"):
+        ex.probe_settings(ex.PRESETS["cpu"], {"probe_every_factor": 0})
 
 
 def test_unknown_recipe_is_refused() -> None:
