@@ -23,14 +23,14 @@
 #
 # **How we probe it.** Each training set has one count *k* of non-overlapping coloured dots on white. We train each
 # model family on it (the paper's two objectives, WGAN-GP and VAE, each with convolutional and with fully connected
-# networks), draw thousands of samples, and count the dots in every sample with the same counter we check on
+# networks; beyond the paper, a PixelCNN and a small diffusion model, marked as such in the scorecard), draw thousands of samples, and count the dots in every sample with the same counter we check on
 # the training images. The distribution of generated counts for a trained count is the model's *impulse response* on
 # numerosity (the paper's Fig. 3, left). The data set, the counter and its accuracy are described on the
 # {ref}`methods page <methods-datasets>` and shown on the {doc}`data-sets page <00_datasets>`.
 
 # %% tags=["parameters"]
 preset = "cpu"  # ci | cpu | colab | paper: scale of the runs (see the methods page)
-models = ["wgan_gp", "vae", "wgan_gp_fc", "vae_fc"]  # any of wgan_gp, vae, wgan_gp_fc, vae_fc, or a family that `imports` registers
+models = ["wgan_gp", "vae", "wgan_gp_fc", "vae_fc", "pixelcnn", "diffusion"]  # any of wgan_gp, vae, wgan_gp_fc, vae_fc, pixelcnn, diffusion, or a family `imports` registers
 imports = []  # modules to import first (names or .py paths) that register families of your own: see 93_probe_your_model
 counts = [1, 3, 5, 8]  # trained numbers of dots, 1..16
 seeds = 3  # a number of seeds (0..n-1) or a list of seeds

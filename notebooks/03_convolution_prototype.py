@@ -31,7 +31,7 @@
 
 # %% tags=["parameters"]
 preset = "cpu"  # ci | cpu | colab | paper
-models = ["wgan_gp", "vae"]  # any of wgan_gp, vae, wgan_gp_fc, vae_fc, or a family that `imports` registers
+models = ["wgan_gp", "vae"]  # any of wgan_gp, vae, wgan_gp_fc, vae_fc, pixelcnn, diffusion, or a family `imports` registers
 imports = []  # modules to import first (names or .py paths) that register families of your own: see 93_probe_your_model
 mixtures = [[0.3, 0.4], [0.3, 0.9]]  # training distributions: equally likely red proportions, in [0, 1]
 seeds = 1  # a number of seeds (0..n-1) or a list of seeds

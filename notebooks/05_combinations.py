@@ -31,14 +31,16 @@
 # its combinations. Precision: the share of the learned support that was in the training set; recall: the share of
 # the training set in the learned support (see the {ref}`methods page <methods-experiments>`). Then the same pie
 # experiment with the network width and the number of training images scaled: the widths and sizes we ran are
-# the ones the figure and tables of that section list, read from the records.
+# the ones the figure and tables of that section list, read from the records. Beyond the paper, a PixelCNN and a
+# small diffusion model are trained on the pie combinations too (parameter `other_models`).
 
 # %% tags=["parameters"]
 preset = "cpu"  # ci | cpu | colab | paper
-models = ["wgan_gp", "vae"]  # any of wgan_gp, vae, wgan_gp_fc, vae_fc, or a family that `imports` registers
+models = ["wgan_gp", "vae"]  # any of wgan_gp, vae, wgan_gp_fc, vae_fc, pixelcnn, diffusion, or a family `imports` registers
 imports = []  # modules to import first (names or .py paths) that register families of your own: see 93_probe_your_model
 pie_combinations = [10, 50, 200, 400]  # training combinations of the pie grid, each in 1..2025 (the paper: 10 to 400)
 mnist_combinations = [10, 40, 160]  # training numbers of three-MNIST, each in 1..1000 (the paper: 10 to 160)
+other_models = ["pixelcnn", "diffusion"]  # families beyond the paper's four, run on the pie combinations only
 seeds = 1  # a number of seeds (0..n-1) or a list of seeds
 invariance_model = "wgan_gp"  # the family of the network-size and data-size checks (the paper's Fig. 25: WGAN-GP)
 invariance_combinations = [10, 200]  # pie combinations for those checks
@@ -68,7 +70,9 @@ sizes = experiments.scaled_settings(preset, width_factors=width_factors, data_fa
 for extra in sizes:
     experiments.check_parameters("pie_combos", models=invariance_model, values=invariance_combinations, **extra,
                                  **common)
-records = {"pie_combos": experiments.run("pie_combos", models=models, values=pie_combinations, **common),
+records = {"pie_combos": experiments.run("pie_combos", models=models, values=pie_combinations, **common)
+                         + (experiments.run("pie_combos", models=other_models, values=pie_combinations, **common)
+                            if other_models else []),
            "mnist_combos": experiments.run("mnist_combos", models=models, values=mnist_combinations, **common)}
 # the invariance runs: the preset's own size first (the same records as above when the family is in `models`)
 variants = [r for extra in sizes for r in experiments.run("pie_combos", models=invariance_model,

@@ -34,7 +34,7 @@
 
 # %% tags=["parameters"]
 preset = "cpu"  # ci | cpu | colab | paper
-models = ["wgan_gp", "vae"]  # any of wgan_gp, vae, wgan_gp_fc, vae_fc, or a family that `imports` registers
+models = ["wgan_gp", "vae"]  # any of wgan_gp, vae, wgan_gp_fc, vae_fc, pixelcnn, diffusion, or a family `imports` registers
 imports = []  # modules to import first (names or .py paths) that register families of your own: see 93_probe_your_model
 counts = [1, 2, 3, 4]  # trained numbers of objects, each in 1..10
 rare = ["shape", "color"]  # which attribute is rare in the pair grids: shape (Fig. 9) and/or color (Fig. 23)

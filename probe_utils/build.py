@@ -30,22 +30,35 @@ CLEVR_EXPERIMENTS: list[str] = CHAPTERS["06_clevr"] or []
 #: ``models``, ``seeds``: the name of the chapter parameter that gives them (default "models" and "seeds");
 #: ``derive``: "mixture_modes" runs each single proportion of the mixtures that ``values`` names; ``scale``: the
 #: chapter parameters of width and data-size factors, a call per ``experiments.scaled_settings`` keyword set
-#: (``width`` / ``pool_size``, the preset's own size first).
+#: (``width`` / ``pool_size``, the preset's own size first); ``optional``: the call is skipped when its models
+#: parameter is an empty list (a chapter's ``other_models``).
 RUN_PLAN: dict[str, list[dict]] = {
     "01_numerosity": [{"experiment": "numerosity", "values": "counts"}],
     "02_color_size_location": [{"experiment": "pie_red", "values": "red_values"},
+                               {"experiment": "pie_red", "values": "red_values", "models": "other_models",
+                                "optional": True},
                                {"experiment": "pie_size", "values": "size_values"},
                                {"experiment": "pie_location", "values": "location_values"}],
     "03_convolution_prototype": [{"experiment": "pie_red", "values": "mixtures", "derive": "mixture_modes"},
                                  {"experiment": "pie_red_mix", "values": "mixtures"}],
     "04_independence": [{"experiment": name, "values": "nuisance_values"} for name in INDEPENDENCE_EXPERIMENTS],
     "05_combinations": [{"experiment": "pie_combos", "values": "pie_combinations"},
+                        {"experiment": "pie_combos", "values": "pie_combinations", "models": "other_models",
+                         "optional": True},
                         {"experiment": "mnist_combos", "values": "mnist_combinations"},
                         {"experiment": "pie_combos", "models": "invariance_model", "values": "invariance_combinations",
                          "scale": ("width_factors", "data_factors")}],
     "06_clevr": [{"experiment": "clevr_numerosity", "values": "counts"}] +
                 [{"experiment": name, "values": "rare"} for name in CLEVR_EXPERIMENTS[1:]],
 }
+
+
+
+def skipped(entry: dict, params: dict) -> bool:
+    """Whether a :data:`RUN_PLAN` entry makes no runs with these chapter parameters (optional, and no models)."""
+    models = params.get(entry.get("models", "models"))
+    return bool(entry.get("optional")) and (models is None or models == [] or models == ()
+                                             or (isinstance(models, str) and models.strip() in ("", "[]", "()")))
 
 
 #: Figures a built chapter page must show (default 1); the scorecard is tables only.

@@ -168,7 +168,7 @@ def check_chapter(stem: str, params: Mapping[str, Any]) -> None:
     ``params``: the chapter's parameters by name (a chapter passes ``globals()``; names it does not declare are
     ignored). The runs are checked as :data:`probe_utils.build.RUN_PLAN` says the chapter makes them."""
     from probe_utils import experiments as ex
-    from probe_utils.build import CHAPTERS, RUN_PLAN
+    from probe_utils.build import CHAPTERS, RUN_PLAN, skipped
 
     check_choice("chapter", stem, CHAPTERS)
     p = dict(params)
@@ -187,6 +187,8 @@ def check_chapter(stem: str, params: Mapping[str, Any]) -> None:
         if name in p:
             check(name, p[name])
     for entry in RUN_PLAN.get(stem, []):
+        if skipped(entry, p):
+            continue
         exp = ex.EXPERIMENTS[entry["experiment"]]
         names = {"models": entry.get("models", "models"), "values": entry["values"],
                  "seeds": entry.get("seeds", "seeds")}

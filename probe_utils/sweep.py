@@ -152,11 +152,13 @@ def parse_value(text: Any) -> Any:
 def _chapter_tasks(stem: str, params: dict[str, Any]) -> list[Task]:
     """Every run chapter ``stem`` makes with these parameters (not yet keyed against the store)."""
     from probe_utils import experiments as ex
-    from probe_utils.build import RUN_PLAN
+    from probe_utils.build import RUN_PLAN, skipped
     from probe_utils.store import record_key
 
     tasks = []
     for entry in RUN_PLAN[stem]:
+        if skipped(entry, params):
+            continue
         names = {"models": entry.get("models", "models"), "values": entry["values"], "seeds": entry.get("seeds", "seeds")}
         args = {k: params[v] for k, v in names.items()}
         where = f"chapter {stem}, parameters " + ", ".join(repr(v) for v in names.values())

@@ -153,6 +153,7 @@ def test_book_bad_value_leaves_the_committed_notebook(sandbox, capsys):
 BAD_VALUES: dict[str, list] = {
     "preset": ["fast", 3],
     "models": [["gan"], []],
+    "other_models": [["gan"], "pixelcnn,nope"],  # empty is allowed: no family beyond the paper's four
     "imports": [["no_such_module_for_probe_utils"], [3], 5],
     "counts": [[0], [3.5]],
     "red_values": [[1.5], [-0.1]],

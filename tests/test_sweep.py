@@ -74,6 +74,22 @@ def test_plan_shares_runs_between_chapters(tmp_store):
     assert len(both.todo) < len(alone.todo) + len(sweep.plan_runs(["02"], preset="ci", store=tmp_store).todo)
 
 
+def test_an_empty_other_models_parameter_makes_no_runs(tmp_store):
+    """other_models (families beyond the paper's four) is optional: [] plans and checks without them."""
+    from probe_utils.params import check_chapter
+
+    for stem in ("02_color_size_location", "05_combinations"):
+        params = sweep.chapter_parameters(stem)
+        assert params["other_models"], "the defaults name families beyond the paper's four"
+        full = sweep.plan_runs([stem], preset="ci", store=tmp_store)
+        bare = sweep.plan_runs([stem], preset="ci", store=tmp_store, overrides={"other_models": []})
+        other = {t.key for t in full.todo if t.model in params["other_models"]}
+        assert other and {t.key for t in bare.todo} == {t.key for t in full.todo} - other
+        check_chapter(stem, {**params, "preset": "ci", "other_models": []})
+        with pytest.raises(ParameterError, match="other_models"):
+            check_chapter(stem, {**params, "preset": "ci", "other_models": ["gan"]})
+
+
 def test_plan_scaled_runs_of_chapter_05(tmp_store):
     plan = sweep.plan_runs(["05_combinations"], preset="ci", store=tmp_store,
                            overrides={"width_factors": [0.5], "data_factors": [2]})
