@@ -27,7 +27,9 @@
 # differ (see [the differences page](../book/differences.md)): learning rate, the VAE's reconstruction loss and KL
 # warm-up, initialisation, where batch norm sits and which statistics it uses when sampling, critic steps and batch
 # reuse, bfloat16 on the CPU. The plan and every result are in `book/recipe_search/`
-# (`python scripts/recipe_search.py --status`).
+# (`python scripts/recipe_search.py --status`). The two families beyond the paper's four, PixelCNN and a small
+# diffusion model, took the same yardstick for 15 minutes each before any chapter run (PixelCNN with and without the
+# causal context summaries of its `context` option, and with weight averaging).
 
 # %% tags=["parameters"]
 target = 0.9  # share of samples with exactly the trained number of dots that counts as "reproduces its data"
