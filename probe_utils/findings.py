@@ -611,7 +611,11 @@ def gate_note(records: Sequence[dict], failed: Sequence[tuple[dict, Gate]]) -> s
     """A paragraph naming the runs that fail their gates, each with its reason."""
     if not failed:
         return f"All {len(records)} runs pass their training-health gate." if records else "No runs."
-    runs = "; ".join(f"{_label(r)}, seed {r.get('seed')}: {g.reason}" for r, g in failed)
+    seeds: dict[tuple[str, str], list[str]] = {}  # the seeds of one setting that fail for the same reason, together
+    for r, g in failed:
+        seeds.setdefault((_label(r), g.reason), []).append(str(r.get("seed")))
+    runs = "; ".join(f"{label}, seed{'s' if len(ss) > 1 else ''} {', '.join(ss)}: {reason}"
+                     for (label, reason), ss in seeds.items())
     return (f"**{len(failed)} of {len(records)} runs fail their training-health gate and are not scored** (they do "
             f"not reproduce their own training data, so they cannot show how the model generalizes): {runs}.")
 
@@ -1480,9 +1484,23 @@ class Details:
             for fam, f in s.families.items():
                 head = f"{LABELS.get(fam, fam)} ({s.runs[fam]} runs at the `{s.preset}` preset)"
                 out.append(f"<h3>{inline_html(head)}</h3>" if html_ else f"### {head}")
-                out.append(f._repr_html_().replace(f"id=\"{f.anchor}\"", f"id=\"{f.anchor}-{fam}\"") if html_
-                           else f.markdown)
+                if f.claims and all(c.verdict.verdict == NOT_TESTABLE for c in f.claims):
+                    out.append(self._untestable(f, fam, html_))  # one line, not a table of identical rows
+                else:
+                    out.append(f._repr_html_().replace(f"id=\"{f.anchor}\"", f"id=\"{f.anchor}-{fam}\"") if html_
+                               else f.markdown)
         return out
+
+    @staticmethod
+    def _untestable(f: "Findings", fam: str, html_: bool) -> str:
+        """A family none of whose claims could be scored: its notes and the reasons, once."""
+        reasons = list(dict.fromkeys(r for c in f.claims for r in c.verdict.reasons)) or ["no run passed its gate"]
+        line = (f"**None of its {len(f.claims)} claims can be scored: not testable at this scale** "
+                f"({'; '.join(reasons)}).")
+        if not html_:
+            return "\n\n".join([*f.notes, line])
+        notes = "".join(f"<p>{inline_html(n.removeprefix('> '))}</p>\n" for n in [*f.notes, line])
+        return f"<div class=\"findings verdict-not-testable-all\" id=\"{f.anchor}-{fam}\">\n{notes}</div>"
 
     def __str__(self) -> str:
         return "\n\n".join(self._parts(False))

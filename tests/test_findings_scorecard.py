@@ -73,6 +73,23 @@ def test_scorecard_marks_families_beyond_the_paper():
     assert F.family_header("my_own_model") == "my_own_model (beyond the paper)"
 
 
+def test_details_say_once_when_no_claim_of_a_family_can_be_scored():
+    card = F.scorecard("cpu", store=FakeStore(_numerosity()))
+    html = card.details()._repr_html_()
+    wgan = html[html.index('id="findings-numerosity-wgan_gp"'):html.index('id="findings-numerosity-vae"')]
+    assert "None of its" in wgan and "can be scored" in wgan and "<table" not in wgan  # all blank: no table
+    vae = html[html.index('id="findings-numerosity-vae"'):]
+    assert "<table" in vae and "verdict-agrees" in vae  # a family with scored claims keeps its table
+    assert "None of its" in str(card.details())
+
+
+def test_gate_note_names_each_setting_once_with_its_seeds():
+    blank = [rec("numerosity", 3, counts({0: 1.0}), model="wgan_gp", seed=s) for s in (0, 1, 2)]
+    note = F.numerosity_findings(blank + [rec("numerosity", 5, counts({0: 1.0}), model="wgan_gp")]).notes
+    text = " ".join(note)
+    assert "WGAN-GP 3, seeds 0, 1, 2:" in text and "WGAN-GP 5, seed 0:" in text and text.count("WGAN-GP 3") == 1
+
+
 def test_scorecard_rejects_an_unknown_preset():
     with pytest.raises(ParameterError, match="parameter 'preset' must be one of"):
         F.scorecard("fast", store=FakeStore([]))
