@@ -773,7 +773,8 @@ def numerosity_findings(records: Sequence[dict], noun: str = "dots", key: str = 
 
 def _count_detail(model: str, value: int, recs: Sequence[dict]) -> str:
     d = _mean_dist(recs)
-    return (f"{LABELS.get(model, model)} on {value} ({len(recs)} seeds): mean {_count_mean(d):.2f}, mode "
+    seeds = f"{len(recs)} seed{'s' if len(recs) != 1 else ''}"
+    return (f"{LABELS.get(model, model)} on {value} ({seeds}): mean {_count_mean(d):.2f}, mode "
             f"{int(np.argmax(d))}, {_share_at(value)(d):.0%} exact, {_excess(value)(d):+.0%} more than fewer")
 
 
