@@ -96,6 +96,52 @@ def chapter_preset(stem: str, store=None) -> str:
     return "ci"
 
 
+#: the environment variable through which the book command tells a chapter which families are not shown yet
+PENDING_ENV = "PROBE_BOOK_PENDING"
+
+
+def chapter_settings(stem: str, store=None) -> tuple[str, dict, list[str]]:
+    """How the book executes chapter ``stem`` from stored records: (preset, parameter overrides, families left out).
+
+    At the largest-scale preset at which every run the chapter asks for is stored: that preset, no overrides. Else at
+    the largest-scale preset at which some model families have every run of the chapter stored (and each of the
+    chapter's required model parameters keeps at least one family): that preset, with the model parameters narrowed
+    to those families, and the families still to run named (the page says so). Else ``ci``."""
+    preset = chapter_preset(stem, store)
+    if preset != "ci" or stem not in RUN_PLAN:
+        return preset, {}, []
+    from probe_utils.experiments import SCALE_ORDER
+    from probe_utils.sweep import chapter_parameters, plan_runs
+
+    defaults = chapter_parameters(stem)
+    names = list(dict.fromkeys(e.get("models", "models") for e in RUN_PLAN[stem]))
+    optional = {e.get("models", "models") for e in RUN_PLAN[stem] if e.get("optional")}
+    for preset in SCALE_ORDER[:-1]:
+        plan = plan_runs([stem], preset=preset, store=store)
+        complete = {t.model for t in plan.done} - {t.model for t in plan.todo}
+        if not complete:
+            continue
+        overrides: dict = {}
+        pending: list[str] = []
+        for name in names:
+            value = defaults[name]
+            if isinstance(value, str):  # one family (e.g. invariance_model): all of its runs, or no page
+                if value not in complete:
+                    break
+                continue
+            keep = [m for m in value if m in complete]
+            if not keep and name not in optional:
+                break
+            pending += [m for m in value if m not in complete and m not in pending]
+            if keep != list(value):
+                overrides[name] = keep
+        else:
+            check = plan_runs([stem], preset=preset, store=store, overrides=overrides)
+            if check.done and not check.todo:
+                return preset, overrides, pending
+    return "ci", {}, []
+
+
 COLAB_URL = "https://colab.research.google.com"
 _GITHUB = re.compile(r"^(?:https://github\.com/|git@github\.com:|ssh://git@github\.com/)?"
                      r"(?P<owner>[A-Za-z0-9][A-Za-z0-9-]*)/(?P<name>[A-Za-z0-9._-]+?)(?:\.git)?/?$")

@@ -104,8 +104,25 @@ def preset_banner(preset: str, experiments: list[str] | None = None) -> Markdown
     from probe_utils.params import check_choice
 
     title, purpose = PRESET_PURPOSE[check_choice("preset", preset, ["auto", *PRESETS])]
-    return Markdown(f"> **{title} (`{preset}` preset).** {preset_settings(preset, experiments)}; {purpose} The "
-                    f"paper used {paper_settings()}.")
+    text = (f"> **{title} (`{preset}` preset).** {preset_settings(preset, experiments)}; {purpose} The "
+            f"paper used {paper_settings()}.")
+    return Markdown(text + pending_note(preset))
+
+
+def pending_note(preset: str) -> str:
+    """What the book build left out of a page (``$PROBE_BOOK_PENDING``, set by ``python -m probe_utils book``): the
+    model families whose runs at ``preset`` are not all stored yet; empty when none."""
+    import os
+
+    from probe_utils.build import PENDING_ENV
+
+    pending = [f for f in os.environ.get(PENDING_ENV, "").split(",") if f.strip()]
+    if not pending:
+        return ""
+    names = ", ".join(LABELS.get(f, f) for f in pending)
+    return (f"\n>\n> **Not shown yet: {names}.** Their runs at the `{preset}` preset are not all stored (the run "
+            f"plan `book/run_plan.json` is under way); this page shows the families whose runs all are, and is "
+            f"rebuilt as the rest land.")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -130,3 +130,11 @@ def test_recipe_search_summary_says_when_no_entry_reaches_the_target() -> None:
     assert "reached the target (90%) in 1 of 2 entries" in text
     # the long run's share at the preset's 15 minutes is the probe at 10 min (0.5), at the end 0.95
     assert "50.0% exactly 1 at the preset's 15 min, 95.0% at the end" in text
+
+
+def test_preset_banner_names_the_families_the_book_left_out(monkeypatch):
+    monkeypatch.delenv("PROBE_BOOK_PENDING", raising=False)
+    assert "Not shown yet" not in F.preset_banner("cpu")
+    monkeypatch.setenv("PROBE_BOOK_PENDING", "vae,diffusion")
+    banner = F.preset_banner("cpu")
+    assert "Not shown yet: VAE, Diffusion." in banner and "`cpu` preset" in banner

@@ -344,3 +344,27 @@ def test_chapter_preset_needs_every_run_of_the_chapter(monkeypatch, tmp_path):
     stored["cpu"] = (["a"], ["b"])
     assert build.chapter_preset("01_numerosity") == "ci"           # partial everywhere: the smoke test
     assert build.chapter_preset("90_scorecard") == "auto"
+
+
+def test_book_shows_the_families_whose_runs_are_all_stored(monkeypatch, tmp_store):
+    """Before a chapter's runs are all stored, the book shows it at that preset with only the complete families
+    (and names the rest); a required model parameter left empty, or a missing single family, means ci."""
+    from probe_utils import build
+
+    stored: set[str] = set()
+    monkeypatch.setattr(sweep, "_stored", lambda store, t: {"provenance": {"train_wall_s": 1.0}}
+                        if t.preset == "cpu" and t.model in stored else None)
+    every = sweep.chapter_parameters("01_numerosity")["models"]
+    assert build.chapter_settings("01_numerosity", store=tmp_store) == ("ci", {}, [])
+    stored.add("wgan_gp")
+    assert build.chapter_settings("01_numerosity", store=tmp_store) == (
+        "cpu", {"models": ["wgan_gp"]}, [m for m in every if m != "wgan_gp"])
+    p02 = sweep.chapter_parameters("02_color_size_location")
+    assert build.chapter_settings("02_color_size_location", store=tmp_store) == (
+        "cpu", {"models": ["wgan_gp"], "other_models": []},
+        [m for m in p02["models"] + p02["other_models"] if m != "wgan_gp"])
+    stored.clear()
+    stored.add("vae")  # chapter 05's invariance runs are WGAN-GP's: without them, no cpu page
+    assert build.chapter_settings("05_combinations", store=tmp_store)[0] == "ci"
+    stored.update(every)
+    assert build.chapter_settings("01_numerosity", store=tmp_store) == ("cpu", {}, [])
