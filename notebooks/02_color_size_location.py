@@ -38,7 +38,7 @@ red_values = [0.1, 0.3, 0.5, 0.7, 0.9]  # trained proportions of red, in [0, 1]
 size_values = [0.5, 0.6, 0.7]  # trained radii, in half-widths, in [0.4, 0.8]
 location_values = [-0.1, 0.0, 0.1]  # trained x of the centre, in half-widths, in [-0.2, 0.2]
 other_models = ["pixelcnn", "diffusion"]  # families beyond the paper's four, run on the red experiment only
-seeds = 1  # a number of seeds (0..n-1) or a list of seeds
+seeds = 3  # a number of seeds (0..n-1) or a list of seeds
 device = "auto"  # auto | cpu | cuda | mps
 reuse = True  # load stored records that match these settings instead of training again
 repository = "https://github.com/probe-utils/probe-book"  # Colab installs probe_utils from this repository
@@ -65,8 +65,8 @@ experiments.check_parameters("pie_size", values=size_values, **common)
 experiments.check_parameters("pie_location", values=location_values, **common)
 records = {
     "pie_red": experiments.run("pie_red", values=red_values, **common)
-               + (experiments.run("pie_red", values=red_values, **{**common, "models": other_models}) if other_models
-                  else []),
+               + (experiments.run("pie_red", values=red_values, **{**common, "models": other_models})
+                  if params.names_any(other_models) else []),
     "pie_size": experiments.run("pie_size", values=size_values, **common),
     "pie_location": experiments.run("pie_location", values=location_values, **common),
 }

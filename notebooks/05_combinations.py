@@ -41,7 +41,7 @@ imports = []  # modules to import first (names or .py paths) that register famil
 pie_combinations = [10, 50, 200, 400]  # training combinations of the pie grid, each in 1..2025 (the paper: 10 to 400)
 mnist_combinations = [10, 40, 160]  # training numbers of three-MNIST, each in 1..1000 (the paper: 10 to 160)
 other_models = ["pixelcnn", "diffusion"]  # families beyond the paper's four, run on the pie combinations only
-seeds = 1  # a number of seeds (0..n-1) or a list of seeds
+seeds = 3  # a number of seeds (0..n-1) or a list of seeds
 invariance_model = "wgan_gp"  # the family of the network-size and data-size checks (the paper's Fig. 25: WGAN-GP)
 invariance_combinations = [10, 200]  # pie combinations for those checks
 width_factors = [0.5, 2]  # network widths, as multiples of the preset's width (the paper: 3M to 24M parameters)
@@ -72,7 +72,7 @@ for extra in sizes:
                                  **common)
 records = {"pie_combos": experiments.run("pie_combos", models=models, values=pie_combinations, **common)
                          + (experiments.run("pie_combos", models=other_models, values=pie_combinations, **common)
-                            if other_models else []),
+                            if params.names_any(other_models) else []),
            "mnist_combos": experiments.run("mnist_combos", models=models, values=mnist_combinations, **common)}
 # the invariance runs: the preset's own size first (the same records as above when the family is in `models`)
 variants = [r for extra in sizes for r in experiments.run("pie_combos", models=invariance_model,

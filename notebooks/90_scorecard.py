@@ -16,8 +16,9 @@
 # %% [markdown]
 # # Scorecard: the paper's claims against our runs
 #
-# One row per claim of the paper, one column per model family, generated from the records in the results store at
-# the chosen preset. Each cell is a verdict with its counts (settings that support the claim / settings scored):
+# One row per claim of the paper, one column per model family, generated from the records in the results store: for
+# each chapter, the records its page shows (its preset, and the families and seeds whose runs are all stored; a family
+# still running is named as such). Each cell is a verdict with its counts (settings that support the claim / settings scored):
 # **agrees** (every scored setting supports it), **partly** (some do), **disagrees** (none does), or **not testable
 # at this scale** (no run passed its training-health gate, or every difference is within the noise). Each cell links
 # to the chapter section that decides it; hover over a "not testable" cell for the reason. Nothing here is typed in.
@@ -26,7 +27,7 @@
 # Verdicts at the `ci` preset are smoke tests, not findings.
 
 # %% tags=["parameters"]
-preset = "auto"  # the preset whose stored records are scored; auto: per chapter, the largest-scale one with records
+preset = "auto"  # the preset whose stored records are scored; auto: per chapter, the records its page shows
 repository = "https://github.com/probe-utils/probe-book"  # Colab installs probe_utils from this repository
 
 # %% tags=["remove-cell"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 #: Which experiments each chapter shows (the book command executes a chapter at the largest-scale preset for
 #: which all of them have stored records). ``None``: the chapter takes ``auto``; ``[]``: no experiments.
@@ -56,9 +57,9 @@ RUN_PLAN: dict[str, list[dict]] = {
 
 def skipped(entry: dict, params: dict) -> bool:
     """Whether a :data:`RUN_PLAN` entry makes no runs with these chapter parameters (optional, and no models)."""
-    models = params.get(entry.get("models", "models"))
-    return bool(entry.get("optional")) and (models is None or models == [] or models == ()
-                                             or (isinstance(models, str) and models.strip() in ("", "[]", "()")))
+    from probe_utils.params import names_any
+
+    return bool(entry.get("optional")) and not names_any(params.get(entry.get("models", "models")))
 
 
 #: Figures a built chapter page must show (default 1); the scorecard is tables only.
@@ -98,48 +99,86 @@ def chapter_preset(stem: str, store=None) -> str:
 
 #: the environment variable through which the book command tells a chapter which families are not shown yet
 PENDING_ENV = "PROBE_BOOK_PENDING"
+#: ... and which of the chapter's seeds are not shown yet (comma-separated; empty when all are)
+PENDING_SEEDS_ENV = "PROBE_BOOK_PENDING_SEEDS"
 
 
 def chapter_settings(stem: str, store=None) -> tuple[str, dict, list[str]]:
     """How the book executes chapter ``stem`` from stored records: (preset, parameter overrides, families left out).
 
     At the largest-scale preset at which every run the chapter asks for is stored: that preset, no overrides. Else at
-    the largest-scale preset at which some model families have every run of the chapter stored (and each of the
-    chapter's required model parameters keeps at least one family): that preset, with the model parameters narrowed
-    to those families, and the families still to run named (the page says so). Else ``ci``."""
+    the largest-scale preset at which some model families have every run of the chapter stored, for all of its seeds
+    or else for its first seeds (more seeds before more families; each of the chapter's required model parameters
+    keeps at least one family): that preset, with the model parameters (and ``seeds``) narrowed to what is stored,
+    and the families still to run named (the page says so, and which seeds it shows). Else ``ci``."""
     preset = chapter_preset(stem, store)
     if preset != "ci" or stem not in RUN_PLAN:
         return preset, {}, []
     from probe_utils.experiments import SCALE_ORDER
-    from probe_utils.sweep import chapter_parameters, plan_runs
+    from probe_utils.sweep import chapter_parameters
 
     defaults = chapter_parameters(stem)
+    seeds = seed_list(defaults.get("seeds", 1))
+    for preset in SCALE_ORDER[:-1]:
+        for k in range(len(seeds), 0, -1):
+            base = {} if k == len(seeds) else {"seeds": seeds[:k]}
+            found = _stored_families(stem, preset, store, defaults, base)
+            if found is not None:
+                return preset, {**base, **found[0]}, found[1]
+    return "ci", {}, []
+
+
+def chapter_records(stem: str, experiments: list[str], store=None) -> tuple[str, dict[str, list[dict]], list[str]]:
+    """The records chapter ``stem``'s page shows, by experiment, as the book builds it (:func:`chapter_settings`):
+    (preset, records, families left out). At ``ci`` (smoke tests, never part of the plan): every stored ``ci``
+    record of ``experiments``."""
+    from probe_utils.store import Store
+    from probe_utils.sweep import _stored, plan_runs
+
+    store = store if isinstance(store, Store) else Store(store)
+    preset, overrides, pending = chapter_settings(stem, store)
+    if preset == "ci" or stem not in RUN_PLAN:
+        return preset, {n: list(store.records(n, preset)) for n in experiments}, []
+    out: dict[str, list[dict]] = {n: [] for n in experiments}
+    for t in plan_runs([stem], preset=preset, store=store, overrides=overrides).done:
+        rec = _stored(store, t)
+        if rec is not None and t.experiment in out:
+            out[t.experiment].append(rec)
+    return preset, out, pending
+
+
+def seed_list(seeds: Any) -> list[int]:
+    """A chapter's ``seeds`` parameter as the list of seeds it means (a number n means 0..n-1)."""
+    return list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+
+
+def _stored_families(stem: str, preset: str, store, defaults: dict, base: dict) -> tuple[dict, list[str]] | None:
+    """The model-parameter overrides that keep the families with every run of chapter ``stem`` stored at ``preset``
+    (under the ``base`` overrides), and the families left out; None when no page can be made from them."""
+    from probe_utils.sweep import plan_runs
+
+    plan = plan_runs([stem], preset=preset, store=store, overrides=base)
+    complete = {t.model for t in plan.done} - {t.model for t in plan.todo}
+    if not complete:
+        return None
     names = list(dict.fromkeys(e.get("models", "models") for e in RUN_PLAN[stem]))
     optional = {e.get("models", "models") for e in RUN_PLAN[stem] if e.get("optional")}
-    for preset in SCALE_ORDER[:-1]:
-        plan = plan_runs([stem], preset=preset, store=store)
-        complete = {t.model for t in plan.done} - {t.model for t in plan.todo}
-        if not complete:
+    overrides: dict = {}
+    pending: list[str] = []
+    for name in names:
+        value = defaults[name]
+        if isinstance(value, str):  # one family (e.g. invariance_model): all of its runs, or no page
+            if value not in complete:
+                return None
             continue
-        overrides: dict = {}
-        pending: list[str] = []
-        for name in names:
-            value = defaults[name]
-            if isinstance(value, str):  # one family (e.g. invariance_model): all of its runs, or no page
-                if value not in complete:
-                    break
-                continue
-            keep = [m for m in value if m in complete]
-            if not keep and name not in optional:
-                break
-            pending += [m for m in value if m not in complete and m not in pending]
-            if keep != list(value):
-                overrides[name] = keep
-        else:
-            check = plan_runs([stem], preset=preset, store=store, overrides=overrides)
-            if check.done and not check.todo:
-                return preset, overrides, pending
-    return "ci", {}, []
+        keep = [m for m in value if m in complete]
+        if not keep and name not in optional:
+            return None
+        pending += [m for m in value if m not in complete and m not in pending]
+        if keep != list(value):
+            overrides[name] = keep
+    check = plan_runs([stem], preset=preset, store=store, overrides={**base, **overrides})
+    return (overrides, pending) if check.done and not check.todo else None
 
 
 COLAB_URL = "https://colab.research.google.com"

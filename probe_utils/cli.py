@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from probe_utils.build import PENDING_ENV
+from probe_utils.build import PENDING_ENV, PENDING_SEEDS_ENV
 from probe_utils.params import ParameterError, notebook_parameters
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,12 +75,13 @@ def chapters() -> list[Path]:
 
 #: per chapter, the model families left out of its page because their runs are not all stored yet (book command)
 PENDING: dict[str, list[str]] = {}
+PENDING_SEEDS: dict[str, list[int]] = {}
 
 
 def _book_chapters(args: argparse.Namespace, extra: dict) -> list[tuple[Path, dict]]:
     """The chapters to execute with the parameters each gets, every parameter checked before any work: a ``-p``
     name that no chosen chapter has, or a value a chapter refuses, raises ParameterError naming it."""
-    from probe_utils.build import chapter_settings
+    from probe_utils.build import chapter_settings, seed_list
     from probe_utils.experiments import PRESETS
     from probe_utils.params import check_chapter, check_unknown, notebook_parameters
 
@@ -99,7 +100,11 @@ def _book_chapters(args: argparse.Namespace, extra: dict) -> list[tuple[Path, di
     for src in chosen:
         preset, narrowed, pending = (args.preset, {}, []) if args.preset else chapter_settings(src.stem)
         params = {"preset": preset, **narrowed, **{k: v for k, v in extra.items() if k in declared[src.stem]}}
-        PENDING[src.stem] = [] if any(k in extra for k in narrowed) else pending
+        PENDING[src.stem] = [] if any(k in extra for k in narrowed if k != "seeds") else pending
+        PENDING_SEEDS[src.stem] = []  # the seeds not stored yet, named on the page
+        if "seeds" in narrowed and "seeds" not in extra:
+            asked = seed_list(declared[src.stem].get("seeds", 1))
+            PENDING_SEEDS[src.stem] = [s for s in asked if s not in narrowed["seeds"]]
         try:
             check_chapter(src.stem, {**declared[src.stem], **params})
         except ParameterError as e:
@@ -170,6 +175,7 @@ def cmd_book(args: argparse.Namespace) -> int:
             stored_only = args.preset is None and params["preset"] not in ("ci", "auto")
             os.environ["PROBE_UTILS_STORED_ONLY"] = "1" if stored_only else "0"
             os.environ[PENDING_ENV] = ",".join(PENDING.get(src.stem, []))
+            os.environ[PENDING_SEEDS_ENV] = ",".join(map(str, PENDING_SEEDS.get(src.stem, [])))
             nb = src.with_suffix(".ipynb")
             print(f"[book] executing {nb.relative_to(REPO)} with {params}", flush=True)
             t0 = time.time()

@@ -110,19 +110,28 @@ def preset_banner(preset: str, experiments: list[str] | None = None) -> Markdown
 
 
 def pending_note(preset: str) -> str:
-    """What the book build left out of a page (``$PROBE_BOOK_PENDING``, set by ``python -m probe_utils book``): the
-    model families whose runs at ``preset`` are not all stored yet; empty when none."""
+    """What the book build left out of a page (``$PROBE_BOOK_PENDING`` and ``$PROBE_BOOK_PENDING_SEEDS``, set by
+    ``python -m probe_utils book``): the model families whose runs at ``preset`` are not all stored yet, and the
+    seeds not shown yet; empty when nothing was left out."""
     import os
 
-    from probe_utils.build import PENDING_ENV
+    from probe_utils.build import PENDING_ENV, PENDING_SEEDS_ENV
 
     pending = [f for f in os.environ.get(PENDING_ENV, "").split(",") if f.strip()]
-    if not pending:
+    seeds = [s.strip() for s in os.environ.get(PENDING_SEEDS_ENV, "").split(",") if s.strip()]
+    parts = []
+    if pending:
+        parts.append(f"**Not shown yet: {', '.join(LABELS.get(f, f) for f in pending)}.** Their runs at the "
+                     f"`{preset}` preset are not all stored; this page shows the families whose runs all are.")
+    if seeds:
+        word = "Seed" if len(seeds) == 1 else "Seeds"
+        parts.append(f"**{word} {', '.join(seeds)} not shown yet:** every setting here shows fewer seeds than the "
+                     f"chapter asks for (the first ones, whose runs are all stored), so spreads across seeds are "
+                     f"narrower than they will be.")
+    if not parts:
         return ""
-    names = ", ".join(LABELS.get(f, f) for f in pending)
-    return (f"\n>\n> **Not shown yet: {names}.** Their runs at the `{preset}` preset are not all stored (the run "
-            f"plan `book/run_plan.json` is under way); this page shows the families whose runs all are, and is "
-            f"rebuilt as the rest land.")
+    return ("\n>\n> " + " ".join(parts) + " The run plan `book/run_plan.json` is under way; the page is rebuilt as "
+            "the rest land.")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1473,12 +1482,15 @@ class ScoredSection:
     families: dict[str, Findings]
     runs: dict[str, int]
     claims: list[Claim]          # the section's claims (as with no runs), for the rows of the matrix
+    pending: list[str] = field(default_factory=list)  # families whose runs at the preset are not all stored yet
 
     @property
     def href(self) -> str:
         return f"{self.section.stem}.html#{self.section.anchor()}"
 
     def verdict(self, family: str, key: str) -> Verdict:
+        if family in self.pending:
+            return Verdict(NOT_TESTABLE, reasons=(f"its runs at the `{self.preset}` preset are not all stored yet",))
         if family not in self.families:
             return Verdict(NOT_TESTABLE, reasons=(f"not run at the `{self.preset}` preset",))
         return self.families[family].verdict(key)
@@ -1533,7 +1545,7 @@ class Scorecard:
 
     def __init__(self, sections: list[ScoredSection]) -> None:
         self.sections = sections
-        self.families = _families({"model": f} for s in sections for f in s.families)
+        self.families = _families({"model": f} for s in sections for f in [*s.families, *s.pending])
 
     def cells(self) -> list[tuple[ScoredSection, Claim, dict[str, Verdict]]]:
         """(section, claim, verdict per family) for every claim, in the book's order."""
@@ -1589,21 +1601,24 @@ def _count_text(verdicts: Sequence[str]) -> str:
     return ", ".join(f"{verdicts.count(k)} {k}" for k in VERDICTS if verdicts.count(k))
 
 
-def score_section(section: Section, records: dict[str, list[dict]], preset: str) -> ScoredSection:
-    """A section's findings per family from its records (one preset)."""
+def score_section(section: Section, records: dict[str, list[dict]], preset: str,
+                  pending: list[str] | None = None) -> ScoredSection:
+    """A section's findings per family from its records (one preset); ``pending``: families whose runs at the
+    preset are not all stored yet (not scored)."""
     fams = _families(r for rs in records.values() for r in rs)
     per = {f: section.findings({n: [r for r in rs if r["model"] == f] for n, rs in records.items()}) for f in fams}
     runs = {f: sum(r["model"] == f for rs in records.values() for r in rs) for f in fams}
     claims = {c.key: c for c in section.findings({n: [] for n in section.experiments}).claims}
     for f in per.values():  # a claim only some records raise (none today) still gets its row
         claims.update({c.key: c for c in f.claims if c.key not in claims})
-    return ScoredSection(section, preset, per, runs, list(claims.values()))
+    return ScoredSection(section, preset, per, runs, list(claims.values()), list(pending or []))
 
 
 def scorecard(preset: str = "auto", store: Any = None) -> Scorecard:
-    """Every claim we check, per section and model family, from the stored records at ``preset`` (``auto``: for
-    each section, the largest-scale preset with records)."""
-    from probe_utils.experiments import best_preset
+    """Every claim we check, per section and model family, from the stored records at ``preset`` (all of them), or
+    with ``auto`` from the records each section's chapter page shows (its preset, families and seeds, as the book
+    builds it: :func:`probe_utils.build.chapter_records`)."""
+    from probe_utils.build import chapter_records
     from probe_utils.params import check_choice
     from probe_utils.store import Store
 
@@ -1611,9 +1626,12 @@ def scorecard(preset: str = "auto", store: Any = None) -> Scorecard:
     store = store or Store()
     out = []
     for section in SECTIONS:
-        at = best_preset(list(section.experiments), store) if preset == "auto" else preset
-        recs = {n: list(store.records(n, at)) for n in section.experiments}
-        out.append(score_section(section, recs, at))
+        if preset == "auto":
+            at, recs, pending = chapter_records(section.stem, list(section.experiments), store)
+        else:
+            at, pending = preset, []
+            recs = {n: list(store.records(n, at)) for n in section.experiments}
+        out.append(score_section(section, recs, at, pending))
     return Scorecard(out)
 
 

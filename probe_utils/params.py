@@ -161,6 +161,15 @@ def _similar(a: str, b: str) -> bool:
     return difflib.SequenceMatcher(None, a, b).ratio() >= 0.75
 
 
+def names_any(value: Any) -> bool:
+    """Whether a list parameter (e.g. ``other_models``) names anything: papermill's ``-p NAME "[]"`` passes the text
+    ``'[]'``, which names nothing although the string is not empty."""
+    if isinstance(value, str):
+        text = value.strip()
+        return text not in ("", "[]", "()", "None")
+    return bool(value)
+
+
 def check_chapter(stem: str, params: Mapping[str, Any]) -> None:
     """Check a chapter's parameters before it does any work; ParameterError names the chapter's own parameter
     (``red_values[0]``, ``pie_combinations[1]``, ``invariance_model``, ``n_check``, ...) and what is allowed.

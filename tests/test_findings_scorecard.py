@@ -138,3 +138,30 @@ def test_preset_banner_names_the_families_the_book_left_out(monkeypatch):
     monkeypatch.setenv("PROBE_BOOK_PENDING", "vae,diffusion")
     banner = F.preset_banner("cpu")
     assert "Not shown yet: VAE, Diffusion." in banner and "`cpu` preset" in banner
+    assert "not shown yet:**" not in banner  # every seed shown
+    monkeypatch.delenv("PROBE_BOOK_PENDING")
+    monkeypatch.setenv("PROBE_BOOK_PENDING_SEEDS", "1,2")
+    banner = F.preset_banner("cpu")
+    assert "**Seeds 1, 2 not shown yet:**" in banner and "Not shown yet" not in banner
+
+
+def test_auto_scorecard_scores_what_each_chapter_page_shows(monkeypatch, tmp_path):
+    """With ``auto``, a section is scored from its chapter's records as the book builds the page (its preset,
+    families and seeds): a stored record the page does not show is not scored, and a family whose runs are not all
+    stored is named as such, not as "not run"."""
+    from probe_utils import build, sweep
+    from probe_utils.store import Store
+
+    shown = {1: counts({1: 0.9, 2: 0.1}), 3: counts({2: 0.2, 3: 0.5, 4: 0.3}), 5: counts({4: 0.3, 5: 0.4, 6: 0.3}),
+             8: counts({7: 0.3, 8: 0.4, 9: 0.3})}
+    monkeypatch.setattr(build, "chapter_settings", lambda stem, store=None: (
+        ("cpu", {"seeds": [0], "models": ["vae"]}, ["wgan_gp"]) if stem == "01_numerosity" else ("ci", {}, [])))
+    monkeypatch.setattr(sweep, "_stored", lambda store, t: rec("numerosity", t.value, shown[t.value], model=t.model,
+                                                               seed=t.seed) if t.model == "vae" else None)
+    card = F.scorecard("auto", store=Store(tmp_path / "results"))
+    s = card.sections[0]
+    assert s.preset == "cpu" and s.runs == {"vae": 4}          # seed 0 of 1, 3, 5, 8: nothing else
+    assert "wgan_gp" in card.families and s.pending == ["wgan_gp"]
+    reason = s.verdict("wgan_gp", "numerosity.not_always_exact").reasons
+    assert reason == ("its runs at the `cpu` preset are not all stored yet",)
+    assert card.sections[1].preset == "ci"

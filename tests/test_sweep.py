@@ -88,6 +88,13 @@ def test_an_empty_other_models_parameter_makes_no_runs(tmp_store):
         check_chapter(stem, {**params, "preset": "ci", "other_models": []})
         with pytest.raises(ParameterError, match="other_models"):
             check_chapter(stem, {**params, "preset": "ci", "other_models": ["gan"]})
+        # papermill's `-p other_models "[]"` passes the text '[]': it names nothing too (the chapter skips the runs)
+        text = sweep.plan_runs([stem], preset="ci", store=tmp_store, overrides={"other_models": "[]"})
+        assert {t.key for t in text.todo} == {t.key for t in bare.todo}
+        source = (sweep.NOTEBOOKS / f"{stem}.py").read_text()
+        assert "params.names_any(other_models)" in source and "if other_models" not in source
+    from probe_utils.params import names_any
+    assert not any(map(names_any, ["[]", " ", "()", [], None, "None"])) and names_any("['pixelcnn']")
 
 
 def test_plan_scaled_runs_of_chapter_05(tmp_store):
@@ -368,3 +375,40 @@ def test_book_shows_the_families_whose_runs_are_all_stored(monkeypatch, tmp_stor
     assert build.chapter_settings("05_combinations", store=tmp_store)[0] == "ci"
     stored.update(every)
     assert build.chapter_settings("01_numerosity", store=tmp_store) == ("cpu", {}, [])
+
+
+def test_book_shows_the_first_seeds_whose_runs_are_all_stored(monkeypatch, tmp_store):
+    """With only seed 0 of a family stored, the page shows that seed (more seeds before more families)."""
+    from probe_utils import build
+
+    stored: dict[str, set[int]] = {}
+    monkeypatch.setattr(sweep, "_stored", lambda store, t: {"provenance": {"train_wall_s": 1.0}}
+                        if t.preset == "cpu" and t.seed in stored.get(t.model, ()) else None)
+    every = sweep.chapter_parameters("01_numerosity")["models"]
+    seeds = build.seed_list(sweep.chapter_parameters("01_numerosity")["seeds"])
+    assert len(seeds) == 3
+    stored["wgan_gp"] = {0, 2}  # seed 1 missing: only the first seed is shown
+    assert build.chapter_settings("01_numerosity", store=tmp_store) == (
+        "cpu", {"seeds": [0], "models": ["wgan_gp"]}, [m for m in every if m != "wgan_gp"])
+    stored["wgan_gp"].add(1)
+    stored["vae"] = {0}
+    assert build.chapter_settings("01_numerosity", store=tmp_store) == (
+        "cpu", {"models": ["wgan_gp"]}, [m for m in every if m != "wgan_gp"])
+    assert build.seed_list(2) == [0, 1] and build.seed_list([4, 7]) == [4, 7]
+
+
+def test_book_command_names_the_seeds_it_left_out(monkeypatch):
+    """The book command passes the narrowed seeds to the chapter and names the others for its banner."""
+    import argparse
+
+    from probe_utils import build, cli
+
+    monkeypatch.setattr(build, "chapter_settings", lambda stem, store=None: (
+        ("cpu", {"seeds": [0], "models": ["wgan_gp"]}, ["vae"]) if stem == "01_numerosity" else ("ci", {}, [])))
+    args = argparse.Namespace(preset=None, only=["01_numerosity"], param=None)
+    [(src, params)] = cli._book_chapters(args, {})
+    assert params["seeds"] == [0] and params["models"] == ["wgan_gp"] and params["preset"] == "cpu"
+    assert cli.PENDING["01_numerosity"] == ["vae"] and cli.PENDING_SEEDS["01_numerosity"] == [1, 2]
+    cli.PENDING_SEEDS.clear()
+    [(src, params)] = cli._book_chapters(args, {"seeds": 1})  # the reader's own seeds: nothing to name
+    assert params["seeds"] == 1 and cli.PENDING_SEEDS["01_numerosity"] == []
