@@ -151,6 +151,27 @@ def _chapter_failure(nb: Path, err: Exception) -> str:
             f"kept (run the chapter in Jupyter to see the cell)")
 
 
+def cmd_remeasure(args: argparse.Namespace) -> int:
+    """Add missing readings to stored records, one thread (as the runs were made, so the samples come out the same)."""
+    import torch
+
+    from probe_utils.experiments import EXPERIMENTS, PRESETS, add_readings
+    from probe_utils.params import check_choice
+
+    if args.experiment is not None:
+        check_choice("experiment", args.experiment, EXPERIMENTS)
+    if args.preset is not None:
+        check_choice("preset", args.preset, PRESETS)
+    torch.set_num_threads(1)
+    done = add_readings(args.store, args.runs_dir, experiment=args.experiment, preset=args.preset)
+    for key, what in done:
+        print(f"{key}: {what}")
+    added = sum(what.startswith("added") for _, what in done)
+    print(f"[remeasure] {added} record(s) given readings, {len(done) - added} left as they were; "
+          f"{'nothing lacked a reading' if not done else 'done'}")
+    return 0
+
+
 def cmd_book(args: argparse.Namespace) -> int:
     from probe_utils.build import launch_config, repository_url
 
@@ -293,6 +314,14 @@ def main(argv: list[str] | None = None) -> int:
                         "Colab install cell (default: $PROBE_BOOK_REPOSITORY, $GITHUB_REPOSITORY or repository.url in _config.yml)")
     b.add_argument("--branch", default="main", help="branch the Colab buttons open (default: main)")
     b.set_defaults(func=cmd_book)
+
+    m = sub.add_parser("remeasure", help="give stored records the readings their experiment defines but they lack "
+                                         "(sampled again from each run's final checkpoint)")
+    m.add_argument("--experiment", default=None, help="only this experiment's records (default: all)")
+    m.add_argument("--preset", default=None, help="only this preset's records (default: all)")
+    m.add_argument("--store", default=None, help="results folder (default: the checkout's book/results)")
+    m.add_argument("--runs-dir", default=None, help="checkpoints folder (default: runs/ beside the book)")
+    m.set_defaults(func=cmd_remeasure)
 
     from probe_utils.sweep import add_parser as add_sweep_parser
 

@@ -176,6 +176,9 @@ class Experiment:
     #: other readings of the same samples where a rule decides the result (name -> measure), stored beside the main
     #: one: e.g. merged blobs counted once (main) or by area ("split_merged")
     readings: tuple[tuple[str, Callable[[torch.Tensor], np.ndarray]], ...] = ()
+    #: the readings a verdict must survive ((name, what the reading does, in words)): defensible alternative rules,
+    #: not readings kept only for comparison (like the paper's biased pie red rule, "majority")
+    robust_readings: tuple[tuple[str, str], ...] = ()
     #: whether a probe's distribution (over ``edges``) shows a working model for a trained value: a run whose probes
     #: fail it never counts as converged (a collapsed run is not finished). None: only the measurable share counts.
     healthy: Callable[[Any, np.ndarray], bool] | None = None
@@ -236,6 +239,18 @@ def _continuous_healthy(edges: np.ndarray, measured: str) -> Callable[[Any, np.n
 
 def _dots_split(x: torch.Tensor) -> np.ndarray:
     return _dots_measure(x, split_merged=True)
+
+
+#: the dot counter's alternative readings, which numerosity verdicts must survive
+COUNT_READINGS = (("split_merged", "merged blobs counted by their area"),
+                  ("ignore_faint", "faint blobs left out (fainter than all but ~0.1% of training dots)"))
+
+
+def _dots_ignore_faint(x: torch.Tensor) -> np.ndarray:
+    from probe_utils.features import dots as dotf
+    c = dotf.count(x, ignore_faint=True).astype(float)
+    c[c < 0] = np.nan
+    return c
 
 
 def _red_majority(x: torch.Tensor) -> np.ndarray:
@@ -489,7 +504,8 @@ EXPERIMENTS: dict[str, Experiment] = {
     "numerosity": Experiment(name="numerosity", section="4.1.1", dataset="dots", feature="count", value_name="counts",
                              allowed=(1, 16), edges=tuple(np.arange(-0.5, 25)), render=_dots_render,
                              measure=_dots_measure, label="number of dots",
-                             readings=(("split_merged", _dots_split),), healthy=_count_healthy),
+                             readings=(("split_merged", _dots_split), ("ignore_faint", _dots_ignore_faint)),
+                             robust_readings=COUNT_READINGS, healthy=_count_healthy),
     "pie_red": _pie_experiment(name="pie_red", feature="red", measured="red", allowed=(0.0, 1.0),
                                edges=np.linspace(0, 1, 51), label="proportion of red"),
     "pie_size": _pie_experiment(name="pie_size", feature="radius", measured="size", allowed=(0.4, 0.8),
@@ -620,21 +636,105 @@ def _setup(plan: Plan, model: str, value: Any, seed: int) -> _Setup:
     images, _ = exp.render(value, params["pool_size"], seed, params["image_size"], torch.device("cpu"))
     pool = ImagePool(images, plan.device)
     del images
-    torch.manual_seed(seed)
-    opts = dict(params["recipe_settings"])
-    train_opts = {k: opts.pop(k) for k in TRAIN_KEYS if k in opts}
-    probe_every, probe_samples = probe_settings(pre, {k: opts.pop(k) for k in PROBE_KEYS if k in opts})
-    sample_bn = opts.pop("sample_bn", "eval")
-    if "n_critic" in params:
-        opts["n_critic"] = params["n_critic"]
-    net = models_mod.build(model, params["image_size"], params["width"], **opts)
-    net.sample_bn = sample_bn
+    net, opts, train_opts, (probe_every, probe_samples) = _build_model(pre, model, seed, params)
+    sample_bn = net.sample_bn
     cfg = TrainConfig(steps=pre.steps, batch_size=pre.batch_size, probe_every=probe_every,
                       probe_samples=probe_samples, checkpoint_every=pre.checkpoint_every,
                       converge_tol=pre.converge_tol, min_steps=pre.min_steps,
                       max_wall_s=None if pre.max_minutes is None else 60.0 * pre.max_minutes, budget_clock="cpu",
                       **train_opts)
     return _Setup(params, key, pool, net, cfg, opts, sample_bn, time.perf_counter() - t0)
+
+
+def _build_model(pre: Preset, model: str, seed: int, params: dict
+                 ) -> tuple[models_mod.GenerativeModel, dict, dict, tuple[int, int]]:
+    """The run's model, built (seeded) from its record's ``params``: (model, build options, training settings of the
+    recipe, (probe_every, probe_samples))."""
+    torch.manual_seed(seed)
+    opts = dict(params["recipe_settings"])
+    train_opts = {k: opts.pop(k) for k in TRAIN_KEYS if k in opts}
+    probes = probe_settings(pre, {k: opts.pop(k) for k in PROBE_KEYS if k in opts})
+    sample_bn = opts.pop("sample_bn", "eval")
+    if "n_critic" in params:
+        opts["n_critic"] = params["n_critic"]
+    net = models_mod.build(model, params["image_size"], params["width"], **opts)
+    net.sample_bn = sample_bn
+    return net, opts, train_opts, probes
+
+
+def _final_samples(exp: Experiment, pre: Preset, net: models_mod.GenerativeModel, seed: int,
+                   device: torch.device) -> torch.Tensor:
+    """The samples a record's final measurement is made on (its own seeded generator)."""
+    gen = torch.Generator(device=device).manual_seed(10_000 + seed)
+    return net.sample(pre.final_samples, generator=gen)
+
+
+def _readings(exp: Experiment, samples: torch.Tensor, names: list[str] | None = None) -> dict[str, dict]:
+    return {name: dict(zip(("distribution", "invalid_share"), (d.tolist(), i)))
+            for name, fn in exp.readings if names is None or name in names
+            for d, i in [exp.distribution(fn(samples))]}
+
+
+def add_readings(store: Store | str | Path | None = None, runs_dir: str | Path | None = None, *,
+                 experiment: str | None = None, preset: str | None = None) -> list[tuple[str, str]]:
+    """Give stored records the readings their experiment defines but they lack (a reading added to the counter after
+    the run), by sampling each run's model again from its final checkpoint with the record's own generator. A record
+    is rewritten only when the main reading comes out exactly as stored (the same samples were measured); its
+    provenance then names the readings added (``readings_added``). Runs trained as fleets, runs without their
+    checkpoint and runs whose samples differ are left as they are. Returns (record key, what happened) per record
+    that lacks a reading. Run it with one thread, as the runs were made."""
+    from probe_utils.train import WeightAverage, load_checkpoint
+
+    store = store if isinstance(store, Store) else Store(store)
+    if runs_dir is None:
+        runs_dir = store.root.parent.parent / "runs" if store.root.parent.name == "book" else \
+            store.root.with_name(store.root.name + "-runs")
+    out = []
+    for rec in list(store.records(experiment, preset)):
+        exp = EXPERIMENTS[rec["experiment"]]
+        have = rec["result"].get("readings", {})
+        missing = [n for n, _ in exp.readings if n not in have]
+        if not missing:
+            continue
+        ckpt = Path(runs_dir) / f"{rec['key']}.pt"
+        if "fleet_size" in rec["provenance"]:
+            out.append((rec["key"], "left as it is: trained in a fleet (no checkpoint of its own)"))
+            continue
+        if not ckpt.exists():
+            out.append((rec["key"], f"left as it is: no checkpoint {ckpt.name} in {runs_dir}"))
+            continue
+        pre = PRESETS[rec["preset"]]
+        state = load_checkpoint(ckpt, "cpu")
+        if int(state["result"]["steps"]) != int(rec["provenance"]["steps"]):
+            out.append((rec["key"], f"left as it is: the checkpoint is at iteration {state['result']['steps']}, "
+                                    f"the record at {rec['provenance']['steps']}"))
+            continue
+        try:
+            net, _, train_opts, _ = _build_model(pre, rec["model"], rec["seed"], rec["params"])
+        except ParameterError as e:  # e.g. a family of the reader's own, not registered in this process
+            out.append((rec["key"], f"left as it is: {e}"))
+            continue
+        net.load_state_dict(state["model"])
+        if train_opts.get("ema") is not None and state.get("ema") is not None:
+            average = WeightAverage(net, train_opts["ema"])
+            average.load(state["ema"])
+            average.swapped_in().__enter__()
+        net.eval()
+        samples = _final_samples(exp, pre, net, rec["seed"], torch.device("cpu"))
+        dist, invalid = exp.distribution(exp.measure(samples))
+        stored = np.asarray(rec["result"]["distribution"], float)
+        if dist.shape != stored.shape or not np.allclose(dist, stored, rtol=0, atol=1e-12) or \
+                abs(invalid - float(rec["result"]["invalid_share"])) > 1e-12:
+            out.append((rec["key"], "left as it is: its samples came out different (TV "
+                                    f"{0.5 * float(np.abs(dist - stored).sum()):.4f}); the readings would not be "
+                                    f"of the samples it measured"))
+            continue
+        rec["result"]["readings"] = {**have, **_readings(exp, samples, missing)}
+        rec["provenance"]["readings_added"] = {"names": missing, "git_commit": git_commit(),
+                                               "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        store.put(rec)
+        out.append((rec["key"], "added " + ", ".join(missing)))
+    return out
 
 
 def _probe(exp: Experiment) -> Callable[[torch.Tensor], tuple[np.ndarray, float]]:
@@ -651,8 +751,7 @@ def _store_record(plan: Plan, model: str, value: Any, seed: int, su: _Setup, net
     """Measure the trained model's final samples, store its record and return it as stored."""
     exp, pre = plan.experiment, plan.preset
     t_measure = time.perf_counter()
-    gen = torch.Generator(device=plan.device).manual_seed(10_000 + seed)
-    samples = net.sample(pre.final_samples, generator=gen)
+    samples = _final_samples(exp, pre, net, seed, plan.device)
     measured = exp.measure(samples)
     dist, invalid = exp.distribution(measured)
     shown = samples[:16]
@@ -675,8 +774,7 @@ def _store_record(plan: Plan, model: str, value: Any, seed: int, su: _Setup, net
         "result": {
             "feature": exp.feature, "bins": exp.bins, "n_samples": int(len(measured)),
             "distribution": dist.tolist(), "invalid_share": invalid,
-            "readings": {name: dict(zip(("distribution", "invalid_share"), (d.tolist(), i)))
-                         for name, fn in exp.readings for d, i in [exp.distribution(fn(samples))]},
+            "readings": _readings(exp, samples),
             "probes": res.probes, "losses": res.losses[:: max(1, len(res.losses) // 60)],
             "sample_grid_png": png_base64(image_grid(shown)),
             "sample_values": [exp.describe(v) if exp.describe else None if not np.isfinite(v) else

@@ -765,9 +765,80 @@ def rule_spread_grows(settings: Sequence[Sequence[dict]]) -> bool | None:
     return out
 
 
+def with_reading(rec: dict, name: str) -> dict:
+    """The record as if its reading ``name`` were the main one (final distribution and unmeasurable share replaced;
+    the probes stay those of the main reading, so the end-of-training drift is the main reading's)."""
+    r = rec["result"]["readings"][name]
+    return {**rec, "result": {**rec["result"], "distribution": r["distribution"],
+                              "invalid_share": r.get("invalid_share", rec["result"].get("invalid_share", 0.0))}}
+
+
+def robust(main: Findings, records: Sequence[dict], compute: Callable[[list[dict]], Findings]) -> Findings:
+    """``main`` with each verdict checked against the measurement's alternative readings of the same samples (the
+    experiments' ``robust_readings``, e.g. merged blobs by area, faint blobs left out): a claim whose verdict
+    (agrees / partly / disagrees / not testable) differs under some reading is **not testable**, because the rule of
+    the measurement decides it, and says which reading gives what. ``compute`` makes the findings from records."""
+    names: dict[str, str] = {}
+    for r in records:
+        names.update(EXPERIMENTS[r["experiment"]].robust_readings)
+    if not names or not records:
+        return main
+    have = {n: d for n, d in names.items() if all(n in r["result"].get("readings", {}) for r in records)}
+    lacking = [d for n, d in names.items() if n not in have]
+    alt = {n: compute([with_reading(r, n) for r in records]) for n in have}
+    claims, changed = [], []
+    for c in main.claims:
+        differ = {n: f.verdict(c.key) for n, f in alt.items() if f.verdict(c.key).verdict != c.verdict.verdict}
+        others = [f"{v.label} with {have[n]}" for n, v in differ.items()]
+        testable = c.verdict.verdict != NOT_TESTABLE
+        if testable and any(v.verdict != NOT_TESTABLE for v in differ.values()):
+            changed.append(c.paper)  # two readings give two different answers: the rule decides, not the runs
+            why = "; ".join([f"the measurement's rules decide it: {c.verdict.label} as counted", *others])
+            c = Claim(c.key, c.paper, c.shows, Verdict(NOT_TESTABLE, 0, c.verdict.total, (why,)))
+        elif differ:  # one reading has no answer: the other's stands, and the cell says what the first lacks
+            v = c.verdict
+            c = Claim(c.key, c.paper, c.shows, Verdict(v.verdict, v.hits, v.total, (*v.reasons, *others)))
+        claims.append(c)
+    if have:
+        ways = " and ".join(have.values())
+        note = (f"Every verdict is checked against other readings of the same samples ({ways}): "
+                + (f"**{len(changed)} of {len(claims)} get another answer** under one of them, so the counting rule, "
+                   f"not the runs, decides them: not testable." if changed else
+                   "no verdict gets another answer (a reading under which a claim cannot be scored is named in "
+                   "its cell)."))
+    else:
+        note = ""
+    _, failed = split_by_gate(records)
+    for n, d in have.items():  # runs whose gate a reading decides: what a reader should know about the failures
+        alt_records = [with_reading(r, n) for r in records]
+        rescued = [r for r, _ in failed if gate(with_reading(r, n), alt_records).passed]
+        if rescued:
+            runs = _run_list(rescued)
+            note += (f" With {d}, {len(rescued)} of the {len(failed)} runs that fail their gate would pass it "
+                     f"({runs}).")
+    if lacking:
+        note += (" " if note else "") + (f"Not checked against {' and '.join(lacking)}: that reading is not stored "
+                                         f"for every run (records made before it existed).")
+    return Findings(main.anchor, claims, main.notes + ([note] if note else []))
+
+
+def _run_list(records: Sequence[dict]) -> str:
+    """'VAE 3, seeds 0, 2; VAE 5, seed 1': runs grouped by setting."""
+    by: dict[str, list[int]] = {}
+    for r in records:
+        by.setdefault(_label(r), []).append(int(r["seed"]))
+    return "; ".join(f"{k}, seed{'s' if len(v) > 1 else ''} {', '.join(map(str, sorted(v)))}" for k, v in by.items())
+
+
 def numerosity_findings(records: Sequence[dict], noun: str = "dots", key: str = "numerosity",
                         anchor: str = "findings-numerosity") -> Findings:
-    """The paper's numerosity claims (Sec. 4.1.1), each checked on the runs that pass their gate."""
+    """The paper's numerosity claims (Sec. 4.1.1), each checked on the runs that pass their gate and against the
+    counter's alternative readings (:func:`robust`)."""
+    return robust(_numerosity_findings(records, noun, key, anchor), records,
+                  lambda recs: _numerosity_findings(recs, noun, key, anchor))
+
+
+def _numerosity_findings(records: Sequence[dict], noun: str, key: str, anchor: str) -> Findings:
     passed, failed = split_by_gate(records)
     settings = A.by_setting(passed)
     why = gate_reasons(failed)
@@ -802,6 +873,24 @@ def _count_detail(model: str, value: int, recs: Sequence[dict]) -> str:
     seeds = f"{len(recs)} seed{'s' if len(recs) != 1 else ''}"
     return (f"{LABELS.get(model, model)} on {value} ({seeds}): mean {_count_mean(d):.2f}, mode "
             f"{int(np.argmax(d))}, {_share_at(value)(d):.0%} exact, {_excess(value)(d):+.0%} more than fewer")
+
+
+def readings_table(records: Sequence[dict]) -> Table:
+    """Per model and trained count (all seeds, gates not applied): the mean count, the mode and the share exactly at
+    the trained count under each reading of the same samples (as counted; then each alternative reading the records
+    store), so a reader sees what a counting rule changes."""
+    names = [n for n, _ in EXPERIMENTS["numerosity"].robust_readings]
+    words = dict(EXPERIMENTS["numerosity"].robust_readings)
+    present = [n for n in names if records and all(n in r["result"].get("readings", {}) for r in records)]
+    head = ["model", "trained", "seeds", "as counted"] + [words[n].split(" (")[0] for n in present]
+    rows = []
+    for (model, value), recs in A.by_setting(records):
+        cells = []
+        for n in [None, *present]:
+            d = _mean_dist([r if n is None else with_reading(r, n) for r in recs])
+            cells.append(f"mean {_count_mean(d):.2f}, mode {int(np.argmax(d))}, {_share_at(value)(d):.0%} exact")
+        rows.append([LABELS.get(model, model), str(value), str(len(recs)), *cells])
+    return Table(head, rows, css="probe-table readings-table")
 
 
 def summary_table(records: Sequence[dict]) -> Table:

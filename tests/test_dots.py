@@ -278,3 +278,21 @@ def test_reports() -> None:
     assert sp["render_images_per_s"] > 0 and sp["count_images_per_s"] > 0
     with pytest.raises(ParameterError, match="'counts"):
         dotf.accuracy_report(n=5, counts=[0])
+
+
+def test_a_ghost_beside_a_dot_counts_unless_faint_blobs_are_left_out() -> None:
+    """A VAE-like ghost (darkness 0.12, below FAINT_PEAK) counts in the main reading, not with ``ignore_faint``;
+    a dot faded with its whole image still counts in the main reading."""
+    r = dots.RADIUS_FRAC * 64
+    img = _disc(_disc(_blank(), 20, 20, r), 45, 45, r, (0.88, 0.88, 0.88))
+    assert dotf.count(img)[0] == 2 and dotf.blob_stats(img)["faint"][0] == 1
+    assert dotf.count(img, ignore_faint=True)[0] == 1
+    faded = _disc(_disc(_blank(), 20, 20, r, (0.8, 0.8, 0.8)), 45, 45, r, (0.85, 0.85, 0.85))
+    assert dotf.count(faded)[0] == 2 and dotf.count(faded, ignore_faint=True)[0] == 0
+    assert dotf.count(_blank(), ignore_faint=True)[0] == 0
+
+
+def test_faint_blobs_are_rare_among_rendered_dots() -> None:
+    """The faint threshold sits below almost every training dot (the docstring says ~0.1%)."""
+    shares = dotf.faint_share(n=150, counts=(1, 5), sizes=(32,))
+    assert 0.0 <= shares[32] < 0.005

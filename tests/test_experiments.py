@@ -46,7 +46,7 @@ def test_run_stores_then_reuses(tmp_path, monkeypatch):
     res = rec["result"]
     # the distribution is over measurable samples: it sums to 1, or to 0 when the counter refused them all
     assert abs(sum(res["distribution"]) - 1) < 1e-9 or (sum(res["distribution"]) == 0 and res["invalid_share"] == 1)
-    assert set(res["readings"]) == {"split_merged"}
+    assert set(res["readings"]) == {"split_merged", "ignore_faint"}
     assert len(rec["result"]["sample_values"]) == 16
 
     def boom(*a, **k):
@@ -108,6 +108,35 @@ def test_cli_run_bad_parameter_exits_2(tmp_path, capsys):
                "--store", str(tmp_path / "s")])
     assert rc == 2 and "parameter 'counts[0]'" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_remeasure_adds_a_missing_reading_only_from_the_same_samples(tmp_path):
+    """A record made before a reading existed gets it from its run's final checkpoint, exactly as a fresh run would
+    have stored it; a record whose stored distribution the checkpoint does not reproduce is left as it is."""
+    import torch
+
+    from probe_utils.experiments import add_readings
+    from probe_utils.store import Store
+
+    torch.set_num_threads(1)
+    store = Store(tmp_path / "s")
+    kw = dict(models="wgan_gp", seeds=[0], preset="ci", device="cpu", store=store, runs_dir=tmp_path / "r",
+              progress=False)
+    (rec,) = run("numerosity", values=[2], **kw)
+    (other,) = run("numerosity", values=[3], **kw)
+    want = rec["result"]["readings"]["ignore_faint"]
+    for r in (rec, other):  # as records made before the reading existed
+        del r["result"]["readings"]["ignore_faint"]
+    other["result"]["distribution"] = [1.0] + [0.0] * (len(other["result"]["distribution"]) - 1)  # not its samples
+    store.put(rec)
+    store.put(other)
+    done = dict(add_readings(store, tmp_path / "r"))
+    assert done[rec["key"]] == "added ignore_faint" and "came out different" in done[other["key"]]
+    again = store.get("numerosity", "wgan_gp", "ci", 0, 2, rec["params"])
+    assert again["result"]["readings"]["ignore_faint"] == want
+    assert again["provenance"]["readings_added"]["names"] == ["ignore_faint"]
+    assert "ignore_faint" not in store.get("numerosity", "wgan_gp", "ci", 0, 3, other["params"])["result"]["readings"]
+    assert dict(add_readings(store, tmp_path / "r")) == {other["key"]: done[other["key"]]}  # nothing else to do
 
 
 def test_stored_only_refuses_to_train(tmp_path, monkeypatch):

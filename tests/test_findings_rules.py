@@ -153,6 +153,44 @@ def test_not_always_exact():
     assert "not testable at this scale" in str(found)
 
 
+def _read(recs, **readings):
+    """The records with alternative readings (name -> distribution) stored beside the main one."""
+    for r in recs:
+        r["result"]["readings"] = {n: {"distribution": (d / d.sum()).tolist(), "invalid_share": 0.0}
+                                   for n, d in readings.items()}
+    return recs
+
+
+def test_a_verdict_the_counting_rule_decides_is_not_testable():
+    """When a reading of the same samples (faint blobs left out) gives another answer, the verdict fails over to
+    not testable and says both answers; when every reading agrees, the verdict stands."""
+    more = counts({2: 0.1, 3: 0.5, 4: 0.4})            # as counted: ghosts make a fourth dot
+    fewer = counts({2: 0.4, 3: 0.5, 4: 0.1})           # the same samples, faint blobs left out
+    split = more
+    key = "numerosity.more"
+    plain = F.numerosity_findings(seeds("numerosity", 3, [more] * 3))
+    assert plain.verdict(key).verdict == F.AGREES and not any("readings" in n for n in plain.notes)
+    decided = F.numerosity_findings(_read(seeds("numerosity", 3, [more] * 3), split_merged=split, ignore_faint=fewer))
+    v = decided.verdict(key)
+    assert v.verdict == F.NOT_TESTABLE and "agrees 1/1 as counted" in v.reasons[0]
+    assert "disagrees 0/1 with faint blobs left out" in v.reasons[0]
+    assert "**1 of 4 get another answer**" in decided.notes[-1]
+    same = F.numerosity_findings(_read(seeds("numerosity", 3, [more] * 3), split_merged=more, ignore_faint=more))
+    assert same.verdict(key) == plain.verdict(key) and "no verdict gets another answer" in same.notes[-1]
+    half = seeds("numerosity", 3, [more] * 3)
+    _read(half[:2], split_merged=more, ignore_faint=fewer)  # one record lacks the readings: not checked, and said
+    assert F.numerosity_findings(half).verdict(key).verdict == F.AGREES
+    assert "Not checked against" in F.numerosity_findings(half).notes[-1]
+
+
+def test_a_gate_a_reading_would_pass_is_named():
+    ghost = counts({3: 0.3, 4: 0.5, 5: 0.2})  # mode 4 when trained on 3: fails its gate as counted
+    clean = counts({2: 0.2, 3: 0.6, 4: 0.2})
+    found = F.numerosity_findings(_read(seeds("numerosity", 3, [ghost] * 2), split_merged=ghost, ignore_faint=clean))
+    assert found.verdict("numerosity.centred").verdict == F.NOT_TESTABLE
+    assert "With faint blobs left out" in found.notes[-1] and "2 of the 2 runs that fail their gate" in found.notes[-1]
+
+
 def test_centred():
     assert F.rule_centred(seeds("numerosity", 3, [SPREAD] * 3)) is True
     tail = counts({3: 0.3, 6: 0.25, 7: 0.25, 8: 0.2})  # mode at 3 but mean 5.6
