@@ -435,11 +435,28 @@ def one_thread() -> None:
 
 def _local_worker() -> None:
     """A local pool's worker: one thread; Ctrl-C is the sweep's to handle (it terminates the workers: a run's lock
-    goes with its process, and a lock file or ``.pt.tmp`` left behind is taken over by the next run of that key)."""
+    goes with its process, and a lock file or ``.pt.tmp`` left behind is taken over by the next run of that key).
+    A worker whose sweep is gone however it ended (a signal to the sweep alone, kill -9) exits within seconds
+    instead of training on as an orphan beside the next sweep; its run resumes from its last checkpoint."""
     import signal
 
     one_thread()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent(os.getppid())
+
+
+def exit_with_parent(parent: int, every_s: float = 2.0) -> None:
+    """Exit this process (``os._exit``) soon after process ``parent`` is gone (a daemon thread checks every
+    ``every_s`` seconds whether this process was handed to another parent)."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(every_s)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def run_task(task: dict, store: str | None, runs_dir: str | None, device: str = "auto") -> dict:

@@ -314,6 +314,39 @@ def test_sweep_resumes_after_a_worker_is_killed(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_workers_of_a_killed_sweep_exit(tmp_path):
+    """kill -9 of the sweep alone (not its workers): no worker trains on as an orphan; the run's lock is freed."""
+    store, runs = tmp_path / "s", tmp_path / "s-runs"
+    args = ["-p", "models", '["wgan_gp"]', "-p", "counts", "[1, 2, 3]", "-p", "seeds", "1", "--workers", "2"]
+    proc = subprocess.Popen(_sweep_cmd(store, *args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=_env(), cwd=REPO)
+    workers: set[int] = set()
+    deadline = time.time() + 300
+    while not workers and time.time() < deadline and proc.poll() is None:
+        for lock in runs.glob("*.lock") if runs.exists() else []:
+            m = re.match(r"pid (\d+)", lock.read_text() if lock.exists() else "")
+            if m:
+                workers.add(int(m[1]))
+        time.sleep(0.05)
+    assert workers, "no worker was caught holding a run"
+    proc.kill()
+    proc.wait(timeout=30)
+    gone = time.time() + 30
+    while time.time() < gone and any(_alive(pid) for pid in workers):
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers), "a worker outlived its sweep"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie (exited, not yet reaped) is gone
+        return f.read().split(") ")[-1][:1] != "Z"
+
+
+@pytest.mark.slow
 def test_sweep_with_ray(tmp_path):
     pytest.importorskip("ray")
     store = tmp_path / "s"
