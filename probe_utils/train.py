@@ -179,7 +179,11 @@ def record_probe(probes: list[dict], step: int, first: tuple[np.ndarray, float],
     and each moved (TV from the previous probe) less than ``converge_tol`` or ``NOISE_MARGIN`` times its sampling
     noise (the TV between the halves, over sqrt 2)."""
     (da, ia), (db, ib) = first, second
-    dist, invalid = (da + db) / 2, (ia + ib) / 2
+    # each half's shares are over its measurable samples: weigh them by how many it had (a half with none measurable
+    # adds nothing), so the probe's shares sum to 1 whenever any sample was measurable
+    wa, wb = 1.0 - ia, 1.0 - ib
+    dist = (da * wa + db * wb) / (wa + wb) if wa + wb > 0 else np.zeros_like(da)
+    invalid = (ia + ib) / 2
     prev = probes[-1]["dist"] if probes else None
     tv = tv_distance(dist, prev) if prev is not None else None
     noise = tv_distance(da, db) / np.sqrt(2)

@@ -122,3 +122,21 @@ def test_weight_average_is_sampled_and_resumes_exactly(tmp_path) -> None:
     assert all(torch.allclose(v, q[k], atol=1e-6) for k, v in resumed.named_parameters())
     with pytest.raises(ParameterError, match="ema"):
         WeightAverage(plain, 1.5)
+
+
+def test_a_probe_whose_half_is_all_unmeasurable_still_sums_to_one():
+    """Each half's shares are over its own measurable samples: a half with none adds nothing (before, the two halves
+    were averaged and such a probe summed to 0.5, which the store then refused)."""
+    import numpy as np
+
+    from probe_utils.train import TrainConfig, record_probe
+
+    probes: list[dict] = []
+    one = np.eye(5)[1]
+    record_probe(probes, 10, (np.zeros(5), 1.0), (one, 0.98), TrainConfig(steps=10, converge_tol=None))
+    assert np.isclose(sum(probes[0]["dist"]), 1.0) and probes[0]["dist"] == one.tolist()
+    assert np.isclose(probes[0]["invalid"], 0.99)
+    record_probe(probes, 20, (np.eye(5)[2], 0.5), (one, 0.0), TrainConfig(steps=10, converge_tol=None))
+    assert np.allclose(probes[1]["dist"], [0, 2 / 3, 1 / 3, 0, 0])  # 1 of 2 vs 2 of 2 measurable samples
+    record_probe(probes, 30, (np.zeros(5), 1.0), (np.zeros(5), 1.0), TrainConfig(steps=10, converge_tol=None))
+    assert sum(probes[2]["dist"]) == 0 and probes[2]["invalid"] == 1.0
