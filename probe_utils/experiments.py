@@ -687,8 +687,7 @@ def add_readings(store: Store | str | Path | None = None, runs_dir: str | Path |
 
     store = store if isinstance(store, Store) else Store(store)
     if runs_dir is None:
-        runs_dir = store.root.parent.parent / "runs" if store.root.parent.name == "book" else \
-            store.root.with_name(store.root.name + "-runs")
+        runs_dir = store.runs_dir
     out = []
     for rec in list(store.records(experiment, preset)):
         exp = EXPERIMENTS[rec["experiment"]]
@@ -975,10 +974,7 @@ def run(experiment: str, *, models: Any, values: Any, seeds: Any = 1, preset: st
     if progress is None:
         progress = os.environ.get("PROBE_UTILS_PROGRESS", "1") != "0"
     store = store if isinstance(store, Store) else Store(store)
-    if runs_dir is None:
-        book_store = store.root.parent.name == "book"
-        runs_dir = store.root.parent.parent / "runs" if book_store else store.root.with_name(store.root.name + "-runs")
-    runs_dir = Path(runs_dir)
+    runs_dir = store.runs_dir if runs_dir is None else Path(runs_dir)
     todo = [(m, v, s) for m in plan.models for v in plan.values for s in plan.seeds]
     found = {t: store.get(plan.experiment.name, t[0], plan.preset.name, t[2], t[1], _run_params(plan, t[0]))
              if reuse else None for t in todo}

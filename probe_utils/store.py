@@ -313,6 +313,14 @@ class Store:
             raise ParameterError(f"parameter 'store' must be a folder path (or None: the book's store); got {root!r}")
         self.root = Path(root) if root is not None else default_root()
 
+    @property
+    def runs_dir(self) -> Path:
+        """Where runs keep their checkpoints for this store by default: ``runs/`` beside the book's ``book/``, else
+        ``<store>-runs``."""
+        if self.root.parent.name == "book":
+            return self.root.parent.parent / "runs"
+        return self.root.with_name(self.root.name + "-runs")
+
     def path_for(self, experiment: str, model: str, preset: str, seed: int, value: Any, key: str) -> Path:
         """Where the record of this identity lives; CorruptRecord for a name that would leave the root."""
         parts = [_check_part(n, v) for n, v in (("experiment", experiment), ("preset", preset), ("model", model),

@@ -27,6 +27,7 @@ import math
 import os
 import statistics
 import sys
+import threading
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -492,7 +493,7 @@ def run_job(tasks: list[dict], store: str | None, runs_dir: str | None, device: 
                                    pool_size=t.get("pool_size"))
         members.append((plan.values[0], plan.seeds[0]))
     st = Store(store)
-    runs = Path(runs_dir) if runs_dir else default_runs_dir(st.root)
+    runs = Path(runs_dir) if runs_dir else st.runs_dir
     st.require_writable("store")
     store_module.require_writable_dir(runs, "runs_dir")
     out = ex.run_fleet(plan, t0["model"], members, store=st, runs_dir=runs, progress=False)
@@ -502,25 +503,57 @@ def run_job(tasks: list[dict], store: str | None, runs_dir: str | None, device: 
 Done = Callable[[list[Task], list[tuple[dict | None, str | None]] | None, BaseException | None], None]
 
 
+def _stop_workers(pool: Any, grace_s: float = 10.0) -> None:
+    """Terminate a process pool's workers now and make sure they are gone (killed after ``grace_s``): their runs
+    resume from their checkpoints next time, and nothing waits at exit for a worker still training."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.join(timeout=grace_s)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(timeout=grace_s)
+
+
 def _run_local(jobs: list[list[Task]], done: Done, *, workers: int, store: str | None, runs_dir: str | None,
                device: str, **_: Any) -> None:
+    """Ctrl-C (SIGINT) or SIGTERM to the sweep stops it: workers terminated, the interrupt reported as such (never
+    as the runs' failures), the remaining runs left to do."""
     import multiprocessing as mp
+    import signal
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
+    stopping = False
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_local_worker)
     try:
         futures = {pool.submit(run_job, [t.to_json() for t in job], store, runs_dir, device): job for job in jobs}
         for f in as_completed(futures):
             err = f.exception()
             if isinstance(err, BrokenProcessPool):
+                if stopping:  # our own stop broke the pool: an interrupt, not the runs' failure
+                    raise KeyboardInterrupt
                 err = RuntimeError("not finished: a worker process died (killed, or out of memory)")
             done(futures[f], None if err else f.result(), err)
-    except KeyboardInterrupt:  # stop the workers now: their runs resume from their checkpoints next time
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            proc.terminate()
+    except KeyboardInterrupt:
+        stopping = True
+        _stop_workers(pool)
         pool.shutdown(wait=False, cancel_futures=True)
         raise
+    finally:
+        for sig, old in handlers.items():
+            signal.signal(sig, old)
     pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -692,13 +725,6 @@ def status_lines(plan: SweepPlan, device: str = "auto") -> list[str]:
     return lines
 
 
-def default_runs_dir(store_root: Path) -> Path:
-    """Where ``experiments.run`` keeps checkpoints for a store: ``runs/`` beside the book's ``book/``, else
-    ``<store>-runs``."""
-    root = Path(store_root)
-    return root.parent.parent / "runs" if root.parent.name == "book" else root.with_name(root.name + "-runs")
-
-
 def _resume_command(args: Any, from_plan: str | None = None) -> str:
     import shlex
 
@@ -767,7 +793,7 @@ def cmd_sweep(args: Any) -> int:
         print(f"[sweep] wrote the plan ({len(plan.todo)} run(s) to do) to {path}", flush=True)
     if args.dry_run or not plan.todo:
         return 0
-    runs_dir = Path(args.runs_dir).resolve() if args.runs_dir else default_runs_dir(store.root)
+    runs_dir = Path(args.runs_dir).resolve() if args.runs_dir else store.runs_dir
     options: dict[str, Any] = {}
     if args.executor == "ray":
         options["address"] = args.address

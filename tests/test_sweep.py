@@ -337,6 +337,32 @@ def test_workers_of_a_killed_sweep_exit(tmp_path):
     assert not any(_alive(pid) for pid in workers), "a worker outlived its sweep"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_sweep_stops_it_as_an_interrupt(tmp_path, sig):
+    """Ctrl-C or SIGTERM to the sweep alone while its workers train: it stops within seconds, says "interrupted",
+    reports no run as failed, and leaves no worker training; the runs stay to do."""
+    store, runs = tmp_path / "s", tmp_path / "s-runs"
+    args = ["-p", "models", '["wgan_gp"]', "-p", "counts", "[1, 2, 3]", "-p", "seeds", "1", "--workers", "2"]
+    proc = subprocess.Popen(_sweep_cmd(store, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env(), cwd=REPO)
+    workers: set[int] = set()
+    deadline = time.time() + 300
+    while len(workers) < 2 and time.time() < deadline and proc.poll() is None:
+        for lock in runs.glob("*.lock") if runs.exists() else []:
+            m = re.match(r"pid (\d+)", lock.read_text() if lock.exists() else "")
+            if m:
+                workers.add(int(m[1]))
+        time.sleep(0.05)
+    assert workers, "no worker was caught holding a run"
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in out and "FAILED" not in err and "failed:" not in err, (out, err[-2000:])
+    assert re.search(r"made \d run\(s\), 0 failed, interrupted", out)
+    assert not any(_alive(pid) for pid in workers), "a worker trained on after the sweep stopped"
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
