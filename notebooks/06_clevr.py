@@ -23,8 +23,10 @@
 # the rare shape pair hardly takes new colours, when it is large (9×9) it takes all colours almost evenly.
 #
 # **How we probe it.** Scenes from our CLEVR-like ray-caster, after CLEVR {cite:p}`johnson2017clevr` (see the
-# {doc}`data-sets page <00_datasets>` and the {ref}`methods page <methods-experiments>`), at 64×64 pixels whatever the
-# preset, because our attribute classifier needs them: at 32 pixels it tells shapes apart far less reliably.
+# {doc}`data-sets page <00_datasets>` and the {ref}`methods page <methods-experiments>`). Pair scenes are 64×64 pixels
+# whatever the preset, because our attribute classifier needs them: at 32 pixels it tells shapes apart far less
+# reliably. Numerosity scenes are at the preset's size (32 px at `cpu`): counting is reliable at 32 px, and a 32-px
+# run fits its scenes better in a CPU budget (numbers on the methods page).
 # Numerosity: spheres, cubes and cylinders, as in the paper, k objects per scene; the classifier counts objects in
 # generated scenes. Pairs: the two objects are told apart left to right; the 4×4 grid crosses the shape pairs of
 # {torus, cone} with the colour pairs of {blue, red}, the 9×9 grid those of {cone, cylinder, torus} and {red, blue,

@@ -75,16 +75,23 @@ PRESET_PURPOSE = {
 
 def preset_settings(preset: str, experiments: list[str] | None = None) -> str:
     """One sentence of a preset's settings, generated from :data:`probe_utils.experiments.PRESETS` (the image size
-    raised to what ``experiments`` need, e.g. CLEVR's 64 px)."""
+    raised to what each of ``experiments`` needs, e.g. 64 px for CLEVR's pair scenes)."""
     from probe_utils.experiments import EXPERIMENTS, PRESETS
     from probe_utils.params import check_choice
 
     p = PRESETS[check_choice("preset", preset, PRESETS)]
-    size = max([p.image_size] + [EXPERIMENTS[e].min_image_size for e in experiments or []])
+    sizes: dict[int, list[str]] = {}
+    for e in experiments or []:
+        sizes.setdefault(max(p.image_size, EXPERIMENTS[e].min_image_size), []).append(e)
+    if len(sizes) > 1:  # the chapter's experiments run at different sizes: say which runs at which
+        images = " and ".join(f"{n}×{n} images ({', '.join(f'`{e}`' for e in es)})" for n, es in sorted(sizes.items()))
+    else:
+        size = next(iter(sizes), p.image_size)
+        images = f"{size}×{size} images"
     stop = (f"stopped earlier once the measured distribution stopped changing (tolerance {p.converge_tol:g}, at "
             f"least {p.min_steps:,} iterations; see the methods page)" if p.converge_tol is not None
             else "no early stopping")
-    return (f"{size}×{size} images, networks of width {p.width}, batch {p.batch_size}, {p.pool_size:,} training "
+    return (f"{images}, networks of width {p.width}, batch {p.batch_size}, {p.pool_size:,} training "
             f"images, at most {p.steps:,} generator iterations ({p.n_critic} critic steps each for WGAN-GP), {stop}")
 
 

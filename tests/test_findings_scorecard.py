@@ -99,7 +99,12 @@ def test_preset_banner_is_generated_from_presets():
     for name, p in PRESETS.items():
         text = F.preset_banner(name)
         assert f"{p.steps:,} generator iterations" in text and f"width {p.width}" in text
-    assert "64×64 images" in F.preset_banner("ci", ["clevr_numerosity"])
+    assert "64×64 images" in F.preset_banner("ci", ["clevr_pairs_4x4"])
+    # experiments of one chapter at different sizes: the banner says which runs at which
+    both = str(F.preset_banner("cpu", ["clevr_numerosity", "clevr_pairs_4x4", "clevr_pairs_9x9"]))
+    assert "32×32 images (`clevr_numerosity`) and 64×64 images (`clevr_pairs_4x4`, `clevr_pairs_9x9`)" in both
+    one = str(F.preset_banner("cpu", ["numerosity"]))
+    assert one.count("32×32 images") == 1 and "images (`" not in one
     with pytest.raises(ParameterError, match="parameter 'preset'"):
         F.preset_banner("fast")
 
