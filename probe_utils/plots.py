@@ -6,6 +6,7 @@ is at least :data:`MIN_TEXT_PX` pixels tall on the page (:func:`house_style` enf
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Sequence
 
 import matplotlib.pyplot as plt
@@ -501,8 +502,12 @@ def recipe_curves(results: Sequence[dict], target: float = 0.9) -> plt.Figure:
     for r in results:
         groups.setdefault((r["model"], r["count"]), []).append(r)
     keys = sorted(groups, key=lambda k: (family_order(k[0]), k[1]))
-    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(_width(max(1, len(keys)), 4.2), 3.4), squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    cols = min(2, max(1, len(keys)))  # two panels a row: each keeps room for its legend in the text column
+    rows = max(1, math.ceil(len(keys) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(_width(cols, 3.9), 3.2 * rows), squeeze=False)
+    for ax in axes.flat[len(keys):]:
+        ax.set_visible(False)
+    for ax, key in zip(axes.flat, keys):
         for i, r in enumerate(groups[key]):
             t = [p["wall_s"] / 60 for p in r["probes"]]
             ax.plot(t, [p["exact"] for p in r["probes"]], color=PALETTE[i % len(PALETTE)], lw=1.5,
@@ -512,7 +517,8 @@ def recipe_curves(results: Sequence[dict], target: float = 0.9) -> plt.Figure:
         ax.set_xlabel("training minutes (one core)")
         ax.set_title(f"{family_label(key[0])}, trained on {key[1]}")
         ax.legend(loc="lower right", fontsize=MIN_FONT_PT)
-    axes[0][0].set_ylabel(f"share of samples with exactly k dots")
+    for row in axes:
+        row[0].set_ylabel("share exactly k dots")
     return house_style(fig)
 
 

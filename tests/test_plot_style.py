@@ -64,3 +64,22 @@ def test_retile_keeps_the_tiles_in_order():
                                           (5, "5"), ("new", "new")])
 def test_tile_labels(value, label):
     assert plots.tile_label(value) == label
+
+
+def test_recipe_curves_stay_in_the_text_column_with_many_families():
+    """Six families of recipe-search entries (long legends): the saved figure (tight crop, as the book saves it) is no
+    wider than MAX_WIDTH_IN plus the quarter inch the crop may add, so its text stays legible in the column."""
+    import io
+
+    from PIL import Image
+
+    families = ["wgan_gp", "vae", "wgan_gp_fc", "vae_fc", "pixelcnn", "diffusion"]
+    probes = [{"wall_s": 60.0 * m, "exact": 0.1 * m} for m in range(1, 8)]
+    results = [{"name": f"{fam}_entry_with_a_long_name_{i}", "model": fam, "count": 1, "seed": 0, "probes": probes}
+               for fam in families for i in range(3)]
+    fig = plots.recipe_curves(results)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=plots.DPI, bbox_inches="tight")
+    plt.close(fig)
+    width = Image.open(io.BytesIO(buf.getvalue())).size[0]
+    assert width <= (plots.MAX_WIDTH_IN + 0.25) * plots.DPI, width
