@@ -223,19 +223,30 @@ def test_resumed_history_equals_a_straight_run(tmp_path):
 # Ctrl-C
 
 
+SLOW_STEPS = textwrap.dedent("""
+    import sys, time
+    from probe_utils import cli, train as tr
+    batch = tr.ImagePool.batch
+    tr.ImagePool.batch = lambda self, *a, **k: (time.sleep(0.05), batch(self, *a, **k))[1]
+    sys.exit(cli.main(sys.argv[1:]))
+""")
+
+
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, reference):
     store = tmp_path / "store"
     cmd = [sys.executable, "-m", "probe_utils", "run", "numerosity", "--models", "vae", "--values", "3", "--seeds",
            "[0]", "--store", str(store), "--quiet", "--threads", "1"]
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the same command, with every training step 50 ms slower: the 20 steps after the first checkpoint leave Ctrl-C
+    # a window of a second however fast the machine (on a fast one the run used to finish first: the test skipped)
+    slowed = [sys.executable, "-c", SLOW_STEPS, *cmd[3:]]
+    proc = subprocess.Popen(slowed, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ckpt = tmp_path / "store-runs" / f"{key_of()}.pt"
     deadline = time.time() + 600
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=600)
-    if proc.returncode == 0:
-        pytest.skip("the run finished before Ctrl-C reached it")
+    assert proc.returncode != 0, "the run finished before Ctrl-C reached it, slowed steps notwithstanding"
     assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
     assert "interrupted" in err and "again to resume" in err
     assert not list(store.rglob("*.json")) and not list(ckpt.parent.glob("*.tmp"))
