@@ -97,6 +97,14 @@ x, lab = clevr.render(n=16, seed=0, count=np.arange(1, 17) % 10 + 1)
 plots.labelled_samples(x, [f"{c}" for c in clevrf.count(x)], "CLEVR: counted objects");
 
 # %% [markdown]
+# At the `cpu` preset the numerosity scenes are 32×32 pixels (pair scenes stay at 64: the shapes need them). The same
+# scenes at 32 px, counted by the same reader ({numref}`fig-data-clevr-32`):
+
+# %% mystnb={"figure": {"caption": "The scenes above rendered at 32\u00d732 pixels, the size the `cpu` preset trains CLEVR numerosity on, each labelled with the number of objects our classifier counts at that size.", "name": "fig-data-clevr-32"}}
+x32, _ = clevr.render(n=16, seed=0, size=32, count=np.arange(1, 17) % 10 + 1)
+plots.labelled_samples(x32, [f"{c}" for c in clevrf.count(x32)], "CLEVR at 32 px: counted objects");
+
+# %% [markdown]
 # ## How accurate is each measurement?
 #
 # Each row is computed now, on fresh renders drawn with the seed above, and compared with what the experiments need.
