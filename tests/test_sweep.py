@@ -313,6 +313,20 @@ def test_sweep_resumes_after_a_worker_is_killed(tmp_path, capsys):
     assert not list(runs.glob("*.lock")) and not list(runs.glob("*.tmp"))
 
 
+def _workers_holding_runs(proc: subprocess.Popen, runs: Path, want: int, timeout_s: float = 300) -> set[int]:
+    """The pids of the sweep's workers seen holding a run's lock (up to ``want`` of them, or fewer if the sweep ends
+    or ``timeout_s`` passes first)."""
+    workers: set[int] = set()
+    deadline = time.time() + timeout_s
+    while len(workers) < want and time.time() < deadline and proc.poll() is None:
+        for lock in runs.glob("*.lock") if runs.exists() else []:
+            m = re.match(r"pid (\d+)", lock.read_text() if lock.exists() else "")
+            if m:
+                workers.add(int(m[1]))
+        time.sleep(0.05)
+    return workers
+
+
 @pytest.mark.slow
 def test_workers_of_a_killed_sweep_exit(tmp_path):
     """kill -9 of the sweep alone (not its workers): no worker trains on as an orphan; the run's lock is freed."""
@@ -320,14 +334,7 @@ def test_workers_of_a_killed_sweep_exit(tmp_path):
     args = ["-p", "models", '["wgan_gp"]', "-p", "counts", "[1, 2, 3]", "-p", "seeds", "1", "--workers", "2"]
     proc = subprocess.Popen(_sweep_cmd(store, *args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=_env(), cwd=REPO)
-    workers: set[int] = set()
-    deadline = time.time() + 300
-    while not workers and time.time() < deadline and proc.poll() is None:
-        for lock in runs.glob("*.lock") if runs.exists() else []:
-            m = re.match(r"pid (\d+)", lock.read_text() if lock.exists() else "")
-            if m:
-                workers.add(int(m[1]))
-        time.sleep(0.05)
+    workers = _workers_holding_runs(proc, runs, want=1)
     assert workers, "no worker was caught holding a run"
     proc.kill()
     proc.wait(timeout=30)
@@ -346,14 +353,7 @@ def test_a_signal_to_the_sweep_stops_it_as_an_interrupt(tmp_path, sig):
     args = ["-p", "models", '["wgan_gp"]', "-p", "counts", "[1, 2, 3]", "-p", "seeds", "1", "--workers", "2"]
     proc = subprocess.Popen(_sweep_cmd(store, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=_env(), cwd=REPO)
-    workers: set[int] = set()
-    deadline = time.time() + 300
-    while len(workers) < 2 and time.time() < deadline and proc.poll() is None:
-        for lock in runs.glob("*.lock") if runs.exists() else []:
-            m = re.match(r"pid (\d+)", lock.read_text() if lock.exists() else "")
-            if m:
-                workers.add(int(m[1]))
-        time.sleep(0.05)
+    workers = _workers_holding_runs(proc, runs, want=2)
     assert workers, "no worker was caught holding a run"
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
