@@ -13,7 +13,9 @@ Every threshold below is our choice: the paper states its claims in words and gi
 
 from __future__ import annotations
 
+import functools
 import html
+import inspect
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
@@ -309,6 +311,10 @@ class Findings:
     anchor: str
     claims: list[Claim]
     notes: list[str] = field(default_factory=list)
+    #: the same claims judged on the families the paper did not report on (:func:`by_scope`), shown after these
+    beyond: Findings | None = None
+    #: the model families these findings were computed on, where a split by scope named them
+    families: list[str] = field(default_factory=list)
 
     def table(self) -> Table:
         return Table(["the paper says", "what our runs show", "verdict"],
@@ -316,14 +322,18 @@ class Findings:
 
     @property
     def markdown(self) -> str:
-        return "\n\n".join([*self.notes, self.table().markdown])
+        extra = [_beyond_heading(self.beyond), self.beyond.markdown] if self.beyond else []
+        return "\n\n".join([*self.notes, self.table().markdown, *extra])
 
     def __str__(self) -> str:
         return self.markdown
 
     def _repr_html_(self) -> str:
         notes = "".join(f"<p>{inline_html(n.removeprefix('> '))}</p>\n" for n in self.notes)
-        return f"<div class=\"findings\" id=\"{self.anchor}\">\n{notes}{self.table()._repr_html_()}\n</div>"
+        extra = (f"\n<p class=\"findings-beyond\">{inline_html(_beyond_heading(self.beyond))}</p>\n"
+                 f"{self.beyond._repr_html_()}" if self.beyond else "")
+        return (f"<div class=\"findings\" id=\"{self.anchor}\">\n{notes}{self.table()._repr_html_()}\n</div>"
+                + extra)
 
     def verdict(self, key: str) -> Verdict:
         """The verdict of the claim ``key``."""
@@ -694,6 +704,50 @@ def _family_index(model: str) -> tuple[int, str]:
     return (list(LABELS).index(model) if model in LABELS else len(LABELS), model)
 
 
+def _records_of(records: Any, keep: Callable[[dict], bool]) -> Any:
+    """``records`` (a list, or lists by experiment) narrowed to the records ``keep`` accepts, in the same shape."""
+    if isinstance(records, dict):
+        return {n: [r for r in rs if keep(r)] for n, rs in records.items()}
+    return [r for r in records if keep(r)]
+
+
+def _all_records(records: Any) -> list[dict]:
+    return [r for rs in records.values() for r in rs] if isinstance(records, dict) else list(records)
+
+
+def by_scope(compute: Callable[..., Findings]) -> Callable[..., Findings]:
+    """A chapter's findings judged on the families the paper reported on, with the families it did not (diffusion, a
+    family of your own: :func:`probe_utils.models.beyond_paper`) judged by the same rules apart, after them
+    (``Findings.beyond``): a verdict on the paper's claim is never moved by a model the paper did not train. With
+    families of one kind only, one set of findings as before."""
+
+    @functools.wraps(compute)
+    def scoped(records: Any, *args: Any, **kwargs: Any) -> Findings:
+        every = _all_records(records)
+        if not any(beyond_paper(r["model"]) for r in every) or all(beyond_paper(r["model"]) for r in every):
+            return compute(records, *args, **kwargs)
+        main = compute(_records_of(records, lambda r: not beyond_paper(r["model"])), *args, **kwargs)
+        rest = _records_of(records, lambda r: beyond_paper(r["model"]))
+        bound = inspect.signature(compute).bind(rest, *args, **kwargs)
+        bound.arguments["anchor"] = f"{main.anchor}-beyond"
+        main.beyond = compute(*bound.args, **bound.kwargs)
+        main.beyond.families = _families(_all_records(rest))
+        said = set(_preset_note(every))  # the preset (and a ci warning), said once, above
+        main.beyond.notes = [n for n in main.beyond.notes if n not in said]
+        main.families = _families(r for r in every if not beyond_paper(r["model"]))
+        return main
+
+    return scoped
+
+
+def _beyond_heading(beyond: Findings) -> str:
+    """The line that introduces the findings of families beyond the paper."""
+    names = ", ".join(LABELS.get(m, m) for m in beyond.families) or "families the paper did not train"
+    return (f"**Beyond the paper** ({names}):"
+            " the same claims, judged by the same rules on the runs of families the paper did not train; they do not "
+            "count in the verdicts above.")
+
+
 def _families(records: Iterable[dict]) -> list[str]:
     """The model families of ``records``, in the book's order."""
     return sorted({r["model"] for r in records}, key=_family_index)
@@ -837,6 +891,7 @@ def _run_list(records: Sequence[dict]) -> str:
     return "; ".join(f"{k}, seed{'s' if len(v) > 1 else ''} {', '.join(map(str, sorted(v)))}" for k, v in by.items())
 
 
+@by_scope
 def numerosity_findings(records: Sequence[dict], noun: str = "dots", key: str = "numerosity",
                         anchor: str = "findings-numerosity") -> Findings:
     """The paper's numerosity claims (Sec. 4.1.1), each checked on the runs that pass their gate and against the
@@ -1026,6 +1081,7 @@ def _settings(records: Sequence[dict]) -> list[list[dict]]:
     return [recs for _, recs in A.by_setting(records)]
 
 
+@by_scope
 def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -> Findings:
     """The paper's claims on colour, size and location (Sec. 4.1.2-4.1.3), checked on the runs that pass their
     gate."""
@@ -1127,6 +1183,7 @@ def rule_snap(row: dict) -> bool:
     return bool(row["mode_in_middle"])
 
 
+@by_scope
 def convolution_findings(records: dict[str, list[dict]], anchor: str = "findings-convolution") -> Findings:
     """The paper's claims of Sec. 4.2 on ``{"pie_red": ..., "pie_red_mix": ...}``: far modes combine like a linear
     filter, close modes merge towards their mean (prototype enhancement); only runs that pass their gates."""
@@ -1243,6 +1300,7 @@ def independence_table(records: dict[str, list[dict]]) -> Table:
     return table_from_rows(rows, cols, fmt)
 
 
+@by_scope
 def independence_findings(records: dict[str, list[dict]], anchor: str = "findings-independence") -> Findings:
     """The paper's claims of Sec. 4.3, checked on the runs that pass their gates (the run with the fewest nuisance
     values must reproduce the three trained values)."""
@@ -1423,6 +1481,7 @@ def _size_outcomes(points: Sequence[dict], vary: str) -> tuple[list[bool | None]
     return outcomes, txt
 
 
+@by_scope
 def combination_findings(records: dict[str, list[dict]], anchor: str = "findings-combinations") -> Findings:
     """The paper's claims of Sec. 5 (pie and three-MNIST) and App. A (Fig. 25), on the runs that pass their gate."""
     every = list({r.get("key", id(r)): r for rs in records.values() for r in rs}.values())
@@ -1506,6 +1565,7 @@ def rule_even(row: dict) -> bool | None:
     return bool(row["rare_novel"] >= EVEN_SHARE * row["rare_even"]) if np.isfinite(row["rare_novel"]) else None
 
 
+@by_scope
 def clevr_findings(records: dict[str, list[dict]], anchor: str = "findings-clevr") -> Findings:
     """The paper's CLEVR claims (Fig. 3 middle, Fig. 9 / 23) on the runs that pass their gates."""
     num = numerosity_findings(records.get("clevr_numerosity", []), noun="objects", key="clevr_numerosity")

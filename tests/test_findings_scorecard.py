@@ -170,3 +170,28 @@ def test_auto_scorecard_scores_what_each_chapter_page_shows(monkeypatch, tmp_pat
     reason = s.verdict("wgan_gp", "numerosity.not_always_exact").reasons
     assert reason == ("its runs at the `cpu` preset are not all stored yet",)
     assert card.sections[1].preset == "ci"
+
+
+def test_a_family_beyond_the_paper_never_moves_a_verdict_on_the_paper():
+    """Diffusion runs that draw fewer dots than trained sit beside VAE runs that draw more: the paper's claim ("biased
+    towards more") is judged on the VAE alone, and diffusion gets a table of its own after it."""
+    up = counts({2: 0.1, 3: 0.5, 4: 0.4})
+    down = counts({2: 0.4, 3: 0.5, 4: 0.1})
+    vae = [rec("numerosity", 3, up, model="vae", seed=s) for s in (0, 1, 2)]
+    diffusion = [rec("numerosity", 3, down, model="diffusion", seed=s) for s in (0, 1, 2)]
+    alone = F.numerosity_findings(vae)
+    both = F.numerosity_findings(vae + diffusion)
+    key = "numerosity.more"
+    assert both.verdict(key).label == alone.verdict(key).label == "agrees 1/1"
+    assert both.beyond is not None and both.beyond.verdict(key).verdict == F.DISAGREES
+    assert both.beyond.families == ["diffusion"] and both.families == ["vae"]
+    page = both._repr_html_()
+    assert 'id="findings-numerosity"' in page and 'id="findings-numerosity-beyond"' in page
+    assert page.index("Beyond the paper") > page.index('id="findings-numerosity"')
+    assert page.count("Measured at the <code>cpu</code> preset.") == 1
+    assert "Diffusion on 3" not in " ".join(both.notes) and "Diffusion on 3" in " ".join(both.beyond.notes)
+    # one kind of family only: one set of findings, as before
+    assert F.numerosity_findings(diffusion).beyond is None and F.numerosity_findings(vae).beyond is None
+    # chapters whose findings take records by experiment split the same way, keeping their anchor
+    pie = F.pie_findings({"pie_red": [], "pie_size": [], "pie_location": []}, anchor="x")
+    assert pie.anchor == "x" and pie.beyond is None
