@@ -78,7 +78,7 @@ PRESET_PURPOSE = {
 def preset_settings(preset: str, experiments: list[str] | None = None) -> str:
     """One sentence of a preset's settings, generated from :data:`probe_utils.experiments.PRESETS` (the image size
     raised to what each of ``experiments`` needs, e.g. 64 px for CLEVR's pair scenes)."""
-    from probe_utils.experiments import EXPERIMENTS, PRESETS
+    from probe_utils.experiments import EXPERIMENTS, PRESETS, SEED_0_ONLY
     from probe_utils.params import check_choice
 
     p = PRESETS[check_choice("preset", preset, PRESETS)]
@@ -93,8 +93,11 @@ def preset_settings(preset: str, experiments: list[str] | None = None) -> str:
     stop = (f"stopped earlier once the measured distribution stopped changing (tolerance {p.converge_tol:g}, at "
             f"least {p.min_steps:,} iterations; see the methods page)" if p.converge_tol is not None
             else "no early stopping")
+    only = [e for e in experiments or [] if (e, preset) in SEED_0_ONLY]
+    seed0 = (f"; seed 0 only for {', '.join(f'`{e}`' for e in only)}: {SEED_0_ONLY[only[0], preset]}" if only else "")
     return (f"{images}, networks of width {p.width}, batch {p.batch_size}, {p.pool_size:,} training "
-            f"images, at most {p.steps:,} generator iterations ({p.n_critic} critic steps each for WGAN-GP), {stop}")
+            f"images, at most {p.steps:,} generator iterations ({p.n_critic} critic steps each for WGAN-GP), {stop}"
+            f"{seed0}")
 
 
 def paper_settings() -> str:

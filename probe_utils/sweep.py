@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -369,10 +369,43 @@ def format_plan(plan: SweepPlan, workers: int, device: str = "auto") -> str:
     return "\n".join(lines)
 
 
+def book_order(plan: SweepPlan, store: Any = None) -> SweepPlan:
+    """``plan`` with its runs to do reordered so that the book's pages grow soonest. A page shows a chapter with the
+    families and first seeds whose runs are all stored (:func:`probe_utils.build.chapter_settings`), so the runs
+    fall into steps that each add to a page: for a chapter already shown with its first S seeds, each family not
+    shown yet (its runs at those seeds), then each further seed; for a chapter not shown yet, each seed. Steps run
+    by the seed they add (first seeds first), then the cheapest first; runs keep their order within a step."""
+    from probe_utils.build import RUN_PLAN, chapter_settings, seed_list
+
+    shown: dict[str, int] = {}
+    seeds: dict[str, list[int]] = {}
+    for stem in dict.fromkeys(t.chapter for t in plan.todo):
+        seeds[stem] = seed_list(chapter_parameters(stem).get("seeds", 1))
+        at, overrides, _ = chapter_settings(stem, store) if stem in RUN_PLAN else ("", {}, [])
+        shown[stem] = len(overrides.get("seeds", seeds[stem])) if at == plan.preset and at != "ci" else 0
+
+    def step(t: Task) -> tuple[int, tuple]:
+        idx = seeds[t.chapter].index(t.seed) if t.seed in seeds[t.chapter] else t.seed
+        s = shown[t.chapter]
+        if idx < s:
+            return 0, (t.chapter, "family", t.model)
+        return idx - s + (1 if s else 0), (t.chapter, "seed", idx)
+
+    steps = [step(t) for t in plan.todo]
+    cost: dict[tuple, float] = {}
+    first: dict[tuple, int] = {}
+    for i, (t, (_, name)) in enumerate(zip(plan.todo, steps)):
+        cost[name] = cost.get(name, 0.0) + t.est_s
+        first.setdefault(name, i)
+    order = sorted(range(len(plan.todo)), key=lambda i: (steps[i][0], cost[steps[i][1]], first[steps[i][1]], i))
+    return replace(plan, todo=[plan.todo[i] for i in order])
+
+
 def plan_json(plan: SweepPlan, command: str) -> dict:
     """The plan as a file: the runs still to do with their estimated cost, and the command that resumes them."""
     return {
-        "about": "runs still to do; resume with the command below (stored runs are skipped, checkpoints resume)",
+        "about": "runs still to do, in the order they run (the book's pages grow soonest: see sweep.book_order); "
+                 "resume with the command below (stored runs are skipped, checkpoints resume)",
         "command": command, "chapters": plan.chapters, "preset": plan.preset,
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "done": len(plan.done), "done_train_hours": round(plan.done_train_s / 3600, 3),
@@ -776,8 +809,8 @@ def cmd_sweep(args: Any) -> int:
                 raise ParameterError(f"parameter 'chapter' is required (all or one of "
                                      f"{', '.join(chapter_names())}), or --from-plan FILE")
             overrides = {k: parse_value(v) for k, v in (args.param or [])}
-            plan = plan_runs(resolve_chapters(args.chapter), preset=args.preset, overrides=overrides, store=store,
-                             device=args.device, its_per_s=args.its_per_s)
+            plan = book_order(plan_runs(resolve_chapters(args.chapter), preset=args.preset, overrides=overrides,
+                                        store=store, device=args.device, its_per_s=args.its_per_s), store)
     except CorruptRecord as e:
         raise ParameterError(f"the store {store.root} holds a record that does not check out ({e}); move it away "
                              f"or delete it, then re-run") from None

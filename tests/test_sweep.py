@@ -63,6 +63,54 @@ def test_plan_from_chapter_defaults(tmp_store):
     assert all(t.est_s > 0 and t.est_source for t in plan.todo)
 
 
+def test_a_preset_that_cannot_fit_an_experiment_runs_its_seed_0_only(tmp_store):
+    """SEED_0_ONLY: at `cpu` the CLEVR pair grids plan and run seed 0 only (seeds asked for beyond it are dropped, a
+    list without it is refused by name); CLEVR numerosity keeps every seed, and other presets are untouched."""
+    from probe_utils import findings
+
+    assert ("clevr_pairs_4x4", "cpu") in experiments.SEED_0_ONLY
+    plan = sweep.plan_runs(["06_clevr"], preset="cpu", store=tmp_store)
+    seeds = {}
+    for t in plan.todo:
+        seeds.setdefault(t.experiment, set()).add(t.seed)
+    assert seeds["clevr_pairs_4x4"] == seeds["clevr_pairs_9x9"] == {0}
+    assert seeds["clevr_numerosity"] == {0, 1, 2}
+    ci = sweep.plan_runs(["06_clevr"], preset="ci", store=tmp_store)
+    assert {t.seed for t in ci.todo if t.experiment == "clevr_pairs_4x4"} == set(range(len({t.seed for t in ci.todo})))
+    assert experiments.check_parameters("clevr_pairs_9x9", models="vae", values="shape", seeds=3, preset="cpu",
+                                        device="cpu").seeds == [0]
+    with pytest.raises(ParameterError, match=r"parameter 'seeds': 'clevr_pairs_4x4' runs seed 0 only at the 'cpu'"):
+        experiments.check_parameters("clevr_pairs_4x4", models="vae", values="shape", seeds=[1, 2], preset="cpu")
+    banner = findings.preset_settings("cpu", ["clevr_numerosity", "clevr_pairs_4x4"])
+    assert "seed 0 only for `clevr_pairs_4x4`" in banner and "`clevr_numerosity`:" not in banner
+    assert "seed 0 only" not in findings.preset_settings("cpu", ["clevr_numerosity"])
+
+
+def test_book_order_runs_the_steps_that_add_to_a_page_first(monkeypatch):
+    """A chapter shown with all its seeds gains a family only with that family's every seed (one step); a chapter not
+    shown yet gains its seed 0 first, then each further seed. Steps go by the seed they add, then cheapest first."""
+    from probe_utils import build
+
+    shown = {"01_numerosity": ("cpu", {"models": ["wgan_gp"]}, ["pixelcnn"]), "04_independence": ("ci", {}, [])}
+    monkeypatch.setattr(build, "chapter_settings", lambda stem, store=None: shown[stem])
+
+    def task(chapter, model, seed, est):
+        return sweep.Task("numerosity" if chapter.startswith("01") else "indep_red", model, 1, seed, "cpu",
+                          key=f"{chapter}-{model}-{seed}", chapter=chapter, est_s=est)
+
+    todo = [task("01_numerosity", "pixelcnn", s, 900.0) for s in (0, 1, 2)]
+    todo += [task("04_independence", "vae", s, 100.0) for s in (0, 1, 2)]
+    plan = sweep.SweepPlan(["01_numerosity", "04_independence"], "cpu", todo=todo)
+    order = [t.key for t in sweep.book_order(plan).todo]
+    assert order == ["04_independence-vae-0", "01_numerosity-pixelcnn-0", "01_numerosity-pixelcnn-1",
+                     "01_numerosity-pixelcnn-2", "04_independence-vae-1", "04_independence-vae-2"]
+    # a chapter shown with its first seed only: its seed 1 comes before anyone's seed 2
+    shown["01_numerosity"] = ("cpu", {"seeds": [0]}, [])
+    order = [t.key for t in sweep.book_order(plan).todo]
+    assert order.index("01_numerosity-pixelcnn-1") < order.index("04_independence-vae-2")
+    assert order.index("04_independence-vae-0") < order.index("01_numerosity-pixelcnn-1")
+
+
 def test_plan_shares_runs_between_chapters(tmp_store):
     """Chapter 03's single-mode runs are chapter 02's red runs when their values match: planned once."""
     both = sweep.plan_runs(["02_color_size_location", "03_convolution_prototype"], preset="ci", store=tmp_store)
