@@ -437,6 +437,15 @@ def read_plan(path: str | Path, store: Any = None, device: str = "auto", its_per
     return _split_stored(out, tasks, store, device, its_per_s)
 
 
+def spent_s(provenance: dict) -> float:
+    """A stored run's training cost in device-seconds: on the CPU its CPU time (core-seconds, whatever else shared
+    the machine; its wall time where an older record lacks it), on a GPU its wall time."""
+    wall = float(provenance.get("train_wall_s") or 0.0)
+    if "cuda" in str(provenance.get("device", "cpu")) or provenance.get("train_cpu_s") is None:
+        return wall
+    return float(provenance["train_cpu_s"])
+
+
 def _split_stored(out: SweepPlan, tasks: Iterable[Task], store: Any, device: str, its_per_s: float | None
                   ) -> SweepPlan:
     """Sort ``tasks`` into ``out``: stored runs are done (their training time summed), the rest to do with an
@@ -446,7 +455,7 @@ def _split_stored(out: SweepPlan, tasks: Iterable[Task], store: Any, device: str
         rec = _stored(store, t)
         if rec is not None:
             out.done.append(t)
-            out.done_train_s += float(rec["provenance"].get("train_wall_s") or 0.0)
+            out.done_train_s += spent_s(rec["provenance"])
         else:
             est, source = estimate(t, rates, device=device, its_per_s=its_per_s)
             out.todo.append(Task(**{**asdict(t), "est_s": round(est, 1), "est_source": source}))
@@ -753,7 +762,8 @@ def status_lines(plan: SweepPlan, device: str = "auto") -> list[str]:
         todo = [t for t in plan.todo if t.chapter == stem]
         lines.append(f"{stem:<26} done {len(done):>4}  to do {len(todo):>4}  (estimate {_hours(sum(t.est_s for t in todo))})")
     lines.append(f"{'all':<26} done {len(plan.done):>4}  to do {len(plan.todo):>4}  spent "
-                 f"{plan.done_train_s / 3600:.3f} {unit} (records' train_wall_s); to do about "
+                 f"{plan.done_train_s / 3600:.3f} {unit} (the records' training time: CPU time on the CPU, wall time on a "
+                 f"GPU); to do about "
                  f"{plan.est_s / 3600:.3f} {unit}")
     return lines
 

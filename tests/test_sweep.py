@@ -519,3 +519,11 @@ def test_book_command_names_the_seeds_it_left_out(monkeypatch):
     cli.PENDING_SEEDS.clear()
     [(src, params)] = cli._book_chapters(args, {"seeds": 1})  # the reader's own seeds: nothing to name
     assert params["seeds"] == 1 and cli.PENDING_SEEDS["01_numerosity"] == []
+
+
+def test_core_hours_spent_count_cpu_time_not_a_shared_machine_s_wall_time():
+    """A one-thread CPU run that shared its core took longer on the clock than it trained: the plan counts its CPU
+    time; a GPU run counts its wall time; an old record without CPU time counts its wall time."""
+    assert sweep.spent_s({"device": "cpu (x86_64, 1 threads)", "train_wall_s": 1869.2, "train_cpu_s": 900.0}) == 900.0
+    assert sweep.spent_s({"device": "cuda (NVIDIA H200)", "train_wall_s": 300.0, "train_cpu_s": 310.0}) == 300.0
+    assert sweep.spent_s({"device": "cpu", "train_wall_s": 500.0}) == 500.0
