@@ -224,8 +224,10 @@ def test_resumed_history_equals_a_straight_run(tmp_path):
 
 
 SLOW_STEPS = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
     from probe_utils import cli, train as tr
+    # Ctrl-C as in a terminal: a test run started in the background (`cmd &`, nohup) hands its children SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     batch = tr.ImagePool.batch
     tr.ImagePool.batch = lambda self, *a, **k: (time.sleep(0.05), batch(self, *a, **k))[1]
     sys.exit(cli.main(sys.argv[1:]))
