@@ -929,8 +929,34 @@ def _numerosity_findings(records: Sequence[dict], noun: str, key: str, anchor: s
               f"with two or more scored counts", judge(grows, why or ("fewer than two trained counts scored",))),
     ]
     per = "; ".join(_count_detail(model, value, recs) for (model, value), recs in settings)
-    notes = [*_preset_note(records), gate_note(records, failed)] + ([f"Scored settings: {per}."] if per else [])
-    return Findings(anchor, claims, notes)
+    notes = [*_preset_note(records), gate_note(records, failed), *mode_gate_note(failed, noun)]
+    return Findings(anchor, claims, notes + ([f"Scored settings: {per}."] if per else []))
+
+
+def mode_gate_note(failed: Sequence[tuple[dict, Gate]], noun: str = "dots") -> list[str]:
+    """Which way the runs lean that the count gate leaves out only for their mode (measurable, but the trained count
+    is not the most frequent, nor is 0): per family, how many draw more and how many fewer most often. The gate asks for the
+    trained count to be the mode, so it removes the runs with the strongest bias in either direction; a reader
+    weighing the "more" claim should see where they went. Empty when no run fails on its mode alone."""
+    lean: dict[str, list[int]] = {}
+    for r, g in failed:
+        if _measurable_reasons(r):
+            continue
+        d, value = _dist(r), int(r["value"])
+        mode = int(round(float(_centres(r)[int(np.argmax(d))])))
+        if mode != value and mode != 0:  # mostly blank images: a model that failed, not a bias
+            lean.setdefault(r["model"], [0, 0])[0 if mode > value else 1] += 1
+    if not lean:
+        return []
+    parts = []
+    for model in sorted(lean, key=_family_index):
+        up, down = lean[model]
+        side = " and ".join(x for x in (f"{up} more" if up else "", f"{down} fewer" if down else "") if x)
+        parts.append(f"{LABELS.get(model, model)} {up + down} ({side})")
+    n = sum(map(sum, lean.values()))
+    return [f"Which way the left-out runs lean: {n} run{'s' if n != 1 else ''} fail the gate only because another "
+            f"count (not 0) is the most frequent: the strongest biases, which the verdicts above do not see. Per "
+            f"family, runs whose most frequent count is more or fewer {noun} than trained: {'; '.join(parts)}."]
 
 
 def _count_detail(model: str, value: int, recs: Sequence[dict]) -> str:

@@ -195,3 +195,17 @@ def test_a_family_beyond_the_paper_never_moves_a_verdict_on_the_paper():
     # chapters whose findings take records by experiment split the same way, keeping their anchor
     pie = F.pie_findings({"pie_red": [], "pie_size": [], "pie_location": []}, anchor="x")
     assert pie.anchor == "x" and pie.beyond is None
+
+
+def test_mode_gate_note_says_which_way_the_left_out_runs_lean():
+    over = [rec("numerosity", 3, counts({3: 0.3, 4: 0.4, 5: 0.3}), model="vae", seed=s) for s in (0, 1)]
+    under = [rec("numerosity", 5, counts({4: 0.5, 5: 0.3, 6: 0.2}), model="pixelcnn")]
+    fine = [rec("numerosity", 3, counts({2: 0.2, 3: 0.5, 4: 0.3}), model="wgan_gp", seed=1)]
+    blank = [rec("numerosity", 3, counts({0: 0.6, 3: 0.4}), model="wgan_gp")]  # a failed model, not a bias
+    text = " ".join(F.numerosity_findings(over + under + fine + blank).notes)
+    lean = text[text.index("Which way"):]
+    assert "3 runs fail the gate only" in lean and "VAE 2 (2 more)" in lean and "PixelCNN 1 (1 fewer)" in lean
+    assert "WGAN-GP" not in lean.split("than trained:")[1].split("Scored")[0]
+    assert not F.mode_gate_note([])
+    for alone in (fine, blank):
+        assert "Which way" not in " ".join(F.numerosity_findings(alone).notes)
