@@ -191,13 +191,21 @@ def mean_spread(records: list[dict], xlabel: str = "trained number of dots",
     return house_style(fig)
 
 
+#: Line styles that tell model families apart where colour already says something else (the trained value): one per
+#: built-in family, in registration order (so a family keeps its style in every chapter), repeated beyond that.
+FAMILY_DASHES: list[Any] = ["-", "--", ":", "-.", (0, (6, 2, 1, 2, 1, 2)), (0, (10, 2, 3, 2))]
+
+
 def convergence(records: list[dict], ylabel: str = "mean generated number of dots") -> plt.Figure:
     """Training curves of the probed feature: its mean over iterations (left) and the total-variation distance
-    between consecutive probes (right), one line per run."""
+    between consecutive probes (right), one line per run: colour for the trained value, line style for the family,
+    in one legend below both panels (so it covers no curve)."""
+    from matplotlib.lines import Line2D
+
     models = sorted({r["model"] for r in records}, key=family_order)
     values = sorted({r["value"] for r in records})
     color = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(values)}
-    style = {m: ["-", "--", ":", "-."][i % 4] for i, m in enumerate(models)}
+    style = {m: FAMILY_DASHES[family_order(m)[0] % len(FAMILY_DASHES)] for m in models}  # the same in every chapter
     fig, axes = plt.subplots(1, 2, figsize=(MAX_WIDTH_IN, 3.6))
     for r in records:
         probes = r["result"]["probes"]
@@ -205,15 +213,24 @@ def convergence(records: list[dict], ylabel: str = "mean generated number of dot
             continue
         steps = [p["step"] for p in probes]
         means = [float(np.dot(np.arange(len(p["dist"])), p["dist"])) for p in probes]
-        lab = f"{family_label(r['model'])}, {r['value']}" if r["seed"] == min(x["seed"] for x in records) else None
-        axes[0].plot(steps, means, style[r["model"]], color=color[r["value"]], label=lab, lw=1.2)
+        axes[0].plot(steps, means, ls=style[r["model"]], color=color[r["value"]], lw=1.2)
         tv = [(s, p["tv"]) for s, p in zip(steps, probes) if p["tv"] is not None]
         if tv:
-            axes[1].plot(*zip(*tv), style[r["model"]], color=color[r["value"]], lw=1.2)
+            axes[1].plot(*zip(*tv), ls=style[r["model"]], color=color[r["value"]], lw=1.2)
     axes[0].set(xlabel="training iteration", ylabel=ylabel, title="probed feature during training")
     axes[1].set(xlabel="training iteration", ylabel="TV distance to previous probe", title="change between probes")
-    axes[0].legend(ncol=2)
-    return house_style(fig)
+    handles = ([Line2D([], [], color=color[v], lw=2, label=f"trained on {v}") for v in values]
+               + [Line2D([], [], color="0.25", ls=style[m], lw=1.2, label=family_label(m)) for m in models])
+    ncol = min(6, max(len(values), len(models)))
+    house_style(fig)
+    legend = fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False, fontsize=MIN_FONT_PT,
+                        handlelength=3)
+    fig.canvas.draw()
+    room = legend.get_window_extent().height / fig.dpi + 0.05  # inches the legend needs under the panels
+    w, h = fig.get_size_inches()
+    fig.set_size_inches(w, h + room)
+    fig.tight_layout(rect=(0, room / (h + room), 1, 1))
+    return fig
 
 
 def labelled_samples(images: torch.Tensor | np.ndarray, labels: Sequence[str], title: str = "",

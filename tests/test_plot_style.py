@@ -83,3 +83,24 @@ def test_recipe_curves_stay_in_the_text_column_with_many_families():
     plt.close(fig)
     width = Image.open(io.BytesIO(buf.getvalue())).size[0]
     assert width <= (plots.MAX_WIDTH_IN + 0.25) * plots.DPI, width
+
+
+def test_convergence_legend_sits_below_the_panels_and_tells_families_apart():
+    from probe_utils.models import FAMILIES
+
+    families = list(FAMILIES)[:6]
+    probes = [{"step": s, "dist": [0.2, 0.5, 0.3], "tv": None if s == 500 else 0.1} for s in (500, 1000, 1500)]
+    records = [{"model": m, "value": v, "seed": 0, "result": {"probes": probes}} for m in families for v in (1, 3)]
+    fig = plots.convergence(records)
+    fig.canvas.draw()
+    (legend,) = fig.legends
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels[:2] == ["trained on 1", "trained on 3"] and len(labels) == 2 + len(families)
+    # no two families share a line style (the dash pattern itself: get_linestyle says '--' for any custom dashes)
+    styles = [str(getattr(h, "_unscaled_dash_pattern", h.get_linestyle())) for h in legend.legend_handles[2:]]
+    assert len(set(styles)) == len(families)
+    box = legend.get_window_extent()
+    for ax in fig.axes:
+        assert box.y1 <= ax.get_tightbbox().y0 + 1  # below each panel and its axis labels: it covers no curve
+    assert fig.get_size_inches()[0] <= plots.MAX_WIDTH_IN and plots.smallest_text_pt(fig) >= plots.MIN_FONT_PT
+    plt.close(fig)
