@@ -144,28 +144,52 @@ def training_vs_generated(records: list[dict], render: Callable[[int, int], tupl
     return house_style(fig)
 
 
+def _legend_below(fig: plt.Figure, handles: Sequence[Any], ncol: int) -> plt.Figure:
+    """Apply the house style, then put one legend of ``handles`` under all panels (so it covers no data), growing
+    the figure by the room it needs."""
+    house_style(fig)
+    legend = fig.legend(handles=handles, loc="lower center", ncol=max(1, ncol), frameon=False,
+                        fontsize=MIN_FONT_PT, handlelength=3)
+    fig.canvas.draw()
+    room = legend.get_window_extent().height / fig.dpi + 0.05  # inches the legend needs under the panels
+    w, h = fig.get_size_inches()
+    fig.set_size_inches(w, h + room)
+    fig.tight_layout(rect=(0, room / (h + room), 1, 1))
+    return fig
+
+
 def impulse_response(records: list[dict], xlabel: str = "number of dots generated") -> plt.Figure:
-    """The paper's Fig. 3 (left): for each trained value (arrow), the distribution of the generated feature."""
+    """The paper's Fig. 3 (left): for each trained value (arrow), the distribution of the generated feature; one
+    panel per family (at most three to a row; four as two by two), one legend of the trained values below them."""
+    from matplotlib.lines import Line2D
+
     responses = impulse_responses(records)
     models = sorted({r.model for r in responses}, key=family_order)
     values = sorted({r.value for r in responses})
     color = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(values)}
     xmax = min(max(len(r.dist) for r in responses) - 1, int(max(values) * 1.6) + 3)
-    fig, axes = plt.subplots(1, len(models), figsize=(_width(len(models), 4.25), 3.4), squeeze=False, sharey=True)
-    for ax, m in zip(axes[0], models):
+    cols = 2 if len(models) == 4 else min(len(models), 3)
+    rows = math.ceil(len(models) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(_width(cols, 2.9), 2.9 * rows), squeeze=False, sharey=True)
+    for ax in axes.flat[len(models):]:
+        ax.set_visible(False)
+    for ax, m in zip(axes.flat, models):
         for r in (r for r in responses if r.model == m):
             k = np.arange(len(r.dist))[: xmax + 1]
-            ax.plot(k, r.dist[: xmax + 1], "-o", ms=3, color=color[r.value], label=f"{r.value}")
+            ax.plot(k, r.dist[: xmax + 1], "-o", ms=3, color=color[r.value])
             ax.fill_between(k, r.lo[: xmax + 1], r.hi[: xmax + 1], color=color[r.value], alpha=0.2, lw=0)
             _arrow(ax, r.value, color[r.value], depth=0.12)
         seeds = sorted({s for r in responses if r.model == m for s in r.seeds})
         ax.set_title(f"{family_label(m)}  ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})")
-        ax.set_xlabel(xlabel)
         ax.set_xlim(-0.5, xmax + 0.5)
-        ax.set_xticks(range(0, xmax + 1, 1 if xmax <= 16 else 2))
-    axes[0, 0].set_ylabel("share of generated images")
-    axes[0, -1].legend(title="trained on", loc="upper right")
-    return house_style(fig)
+        ax.set_xticks(range(0, xmax + 1, max(1, math.ceil((xmax + 1) / 8))))
+    for ax in axes[:, 0]:
+        ax.set_ylabel("share of generated images")
+    for i, ax in enumerate(axes.flat[:len(models)]):
+        if i + cols >= len(models):  # the lowest panel of its column
+            ax.set_xlabel(xlabel)
+    handles = [Line2D([], [], color=color[v], marker="o", ms=3, label=f"trained on {v}") for v in values]
+    return _legend_below(fig, handles, ncol=min(len(values), 6))
 
 
 def mean_spread(records: list[dict], xlabel: str = "trained number of dots",
@@ -186,9 +210,8 @@ def mean_spread(records: list[dict], xlabel: str = "trained number of dots",
         axes[1].plot(v, [r["sd"] for r in rs], "o-", color=PALETTE[i], label=family_label(m))
     axes[0].set(xlabel=xlabel, ylabel=f"mean {ylabel}", title="mean of the response")
     axes[1].set(xlabel=xlabel, ylabel="standard deviation", title="spread of the response")
-    for ax in axes:
-        ax.legend()
-    return house_style(fig)
+    handles, _ = axes[0].get_legend_handles_labels()
+    return _legend_below(fig, handles, ncol=min(len(handles), 4))
 
 
 #: Line styles that tell model families apart where colour already says something else (the trained value): one per
@@ -214,23 +237,14 @@ def convergence(records: list[dict], ylabel: str = "mean generated number of dot
         steps = [p["step"] for p in probes]
         means = [float(np.dot(np.arange(len(p["dist"])), p["dist"])) for p in probes]
         axes[0].plot(steps, means, ls=style[r["model"]], color=color[r["value"]], lw=1.2)
-        tv = [(s, p["tv"]) for s, p in zip(steps, probes) if p["tv"] is not None]
+        tv = [(s, p["tv"]) for s, p in zip(steps, probes) if p.get("tv") is not None]
         if tv:
             axes[1].plot(*zip(*tv), ls=style[r["model"]], color=color[r["value"]], lw=1.2)
     axes[0].set(xlabel="training iteration", ylabel=ylabel, title="probed feature during training")
     axes[1].set(xlabel="training iteration", ylabel="TV distance to previous probe", title="change between probes")
     handles = ([Line2D([], [], color=color[v], lw=2, label=f"trained on {v}") for v in values]
                + [Line2D([], [], color="0.25", ls=style[m], lw=1.2, label=family_label(m)) for m in models])
-    ncol = min(6, max(len(values), len(models)))
-    house_style(fig)
-    legend = fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False, fontsize=MIN_FONT_PT,
-                        handlelength=3)
-    fig.canvas.draw()
-    room = legend.get_window_extent().height / fig.dpi + 0.05  # inches the legend needs under the panels
-    w, h = fig.get_size_inches()
-    fig.set_size_inches(w, h + room)
-    fig.tight_layout(rect=(0, room / (h + room), 1, 1))
-    return fig
+    return _legend_below(fig, handles, ncol=min(6, max(len(values), len(models))))
 
 
 def labelled_samples(images: torch.Tensor | np.ndarray, labels: Sequence[str], title: str = "",

@@ -47,7 +47,9 @@ def test_every_figure_goes_through_the_house_style(name, fn):
     tree = ast.parse(inspect.getsource(fn).strip())
     styled = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
     others = {n for n, _ in _figure_functions()} - {name}
-    assert "house_style" in styled or styled & others, f"plots.{name} returns figures without plots.house_style"
+    helpers = {n for n, f in inspect.getmembers(plots, inspect.isfunction)  # private helpers that apply it
+               if n.startswith("_") and f.__module__ == plots.__name__ and "house_style(" in inspect.getsource(f)}
+    assert "house_style" in styled or styled & (others | helpers), f"plots.{name} returns figures without plots.house_style"
 
 
 def test_retile_keeps_the_tiles_in_order():
@@ -85,22 +87,46 @@ def test_recipe_curves_stay_in_the_text_column_with_many_families():
     assert width <= (plots.MAX_WIDTH_IN + 0.25) * plots.DPI, width
 
 
-def test_convergence_legend_sits_below_the_panels_and_tells_families_apart():
+def _six_families() -> list[dict]:
     from probe_utils.models import FAMILIES
+    from test_findings_rules import counts, rec
 
-    families = list(FAMILIES)[:6]
-    probes = [{"step": s, "dist": [0.2, 0.5, 0.3], "tv": None if s == 500 else 0.1} for s in (500, 1000, 1500)]
-    records = [{"model": m, "value": v, "seed": 0, "result": {"probes": probes}} for m in families for v in (1, 3)]
-    fig = plots.convergence(records)
+    return [rec("numerosity", k, counts({k - 1: 0.2, k: 0.5, k + 1: 0.3}), model=m, seed=s)
+            for m in list(FAMILIES)[:6] for k in (1, 3) for s in (0, 1)]
+
+
+def _legend_below_every_panel(fig) -> list[str]:
     fig.canvas.draw()
     (legend,) = fig.legends
-    labels = [t.get_text() for t in legend.get_texts()]
-    assert labels[:2] == ["trained on 1", "trained on 3"] and len(labels) == 2 + len(families)
-    # no two families share a line style (the dash pattern itself: get_linestyle says '--' for any custom dashes)
-    styles = [str(getattr(h, "_unscaled_dash_pattern", h.get_linestyle())) for h in legend.legend_handles[2:]]
-    assert len(set(styles)) == len(families)
     box = legend.get_window_extent()
     for ax in fig.axes:
-        assert box.y1 <= ax.get_tightbbox().y0 + 1  # below each panel and its axis labels: it covers no curve
-    assert fig.get_size_inches()[0] <= plots.MAX_WIDTH_IN and plots.smallest_text_pt(fig) >= plots.MIN_FONT_PT
+        if ax.get_visible():
+            assert box.y1 <= ax.get_tightbbox().y0 + 1  # below each panel and its axis labels: it covers no data
+    assert fig.get_size_inches()[0] <= plots.MAX_WIDTH_IN + 1e-6 and plots.smallest_text_pt(fig) >= plots.MIN_FONT_PT
+    return [t.get_text() for t in legend.get_texts()]
+
+
+def test_convergence_legend_sits_below_the_panels_and_tells_families_apart():
+    records = _six_families()
+    fig = plots.convergence(records)
+    labels = _legend_below_every_panel(fig)
+    assert labels[:2] == ["trained on 1", "trained on 3"] and len(labels) == 2 + 6
+    # no two families share a line style (the dash pattern itself: get_linestyle says '--' for any custom dashes)
+    styles = [str(getattr(h, "_unscaled_dash_pattern", h.get_linestyle())) for h in fig.legends[0].legend_handles[2:]]
+    assert len(set(styles)) == 6
+    plt.close(fig)
+
+
+def test_response_and_mean_figures_keep_their_legend_off_the_data():
+    records = _six_families()
+    fig = plots.impulse_response(records)
+    assert _legend_below_every_panel(fig) == ["trained on 1", "trained on 3"]
+    assert sum(ax.get_visible() for ax in fig.axes) == 6 and len({round(ax.get_position().y0, 3) for ax in fig.axes}) == 2
+    plt.close(fig)
+    four = [r for r in records if r["model"] in {r["model"] for r in records[:16]}]  # 4 families: two by two
+    fig = plots.impulse_response(four)
+    assert len(fig.axes) == 4 and len({round(ax.get_position().x0, 3) for ax in fig.axes}) == 2
+    plt.close(fig)
+    fig = plots.mean_spread(records)
+    assert "generated = trained" in _legend_below_every_panel(fig)
     plt.close(fig)
