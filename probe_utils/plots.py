@@ -158,6 +158,27 @@ def _legend_below(fig: plt.Figure, handles: Sequence[Any], ncol: int) -> plt.Fig
     return fig
 
 
+def _legends_under(fig: plt.Figure, columns: Sequence[tuple[Any, Sequence[Any], dict]]) -> plt.Figure:
+    """Apply the house style, then give each of ``columns`` — (the panel at the foot of a column, the panels whose
+    entries it lists, legend keywords) — a legend under that panel, below its tick and axis labels, so it covers
+    no data; the layout is tightened around them."""
+    from matplotlib.transforms import ScaledTranslation
+
+    house_style(fig)
+    fig.canvas.draw()
+    for foot, panels, kw in columns:
+        entries: dict[str, Any] = {}
+        for ax in panels:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                entries.setdefault(lab, h)
+        below = (foot.get_window_extent().y0 - foot.get_tightbbox().y0) / fig.dpi + 0.05  # inches
+        foot.legend(entries.values(), entries.keys(), loc="upper center", bbox_to_anchor=(0.5, 0),
+                    bbox_transform=foot.transAxes + ScaledTranslation(0, -below, fig.dpi_scale_trans),
+                    frameon=False, fontsize=MIN_FONT_PT, title_fontsize=MIN_FONT_PT, **kw)
+    fig.tight_layout()
+    return fig
+
+
 def impulse_response(records: list[dict], xlabel: str = "number of dots generated") -> plt.Figure:
     """The paper's Fig. 3 (left): for each trained value (arrow), the distribution of the generated feature; one
     panel per family (at most three to a row; four as two by two), one legend of the trained values below them."""
@@ -313,8 +334,7 @@ def feature_responses(records: dict[str, list[dict]]) -> plt.Figure:
                 ax.fill_between(centres, r.lo / width, r.hi / width, color=color[r.value], alpha=0.2, lw=0)
                 _arrow(ax, r.value, color[r.value])
             _feature_panel(ax, exp, m, j == 0, i == len(models) - 1)
-        axes[0, j].legend(title="trained on", loc="upper right")
-    return house_style(fig)
+    return _legends_under(fig, [(axes[-1, j], axes[:, j], dict(title="trained on", ncol=3)) for j in range(len(names))])
 
 
 def convolution_effect(rows: list[dict], centres: np.ndarray) -> plt.Figure:
@@ -348,8 +368,8 @@ def convolution_effect(rows: list[dict], centres: np.ndarray) -> plt.Figure:
                 ax.set_xlabel("generated proportion of red")
             if j == 0:
                 ax.set_ylabel("density")
-    axes[0, -1].legend(loc="upper right")
-    return house_style(fig)
+    handles, _ = next(ax for ax in axes.flat if ax.get_visible()).get_legend_handles_labels()
+    return _legend_below(fig, handles, ncol=2)
 
 
 def independence(records: dict[str, list[dict]]) -> plt.Figure:
@@ -378,8 +398,8 @@ def independence(records: dict[str, list[dict]]) -> plt.Figure:
             for v in fixed:
                 _arrow(ax, v)
             _feature_panel(ax, exp, m, j == 0, i == len(models) - 1)
-        axes[0, j].legend(title="nuisance values", loc="upper right")
-    return house_style(fig)
+    return _legends_under(fig, [(axes[-1, j], axes[:, j], dict(title="nuisance values", ncol=3))
+                                for j in range(len(names))])
 
 
 def independence_frames(records: dict[str, list[dict]]) -> list[tuple[str, plt.Figure]]:
@@ -414,8 +434,11 @@ def precision_recall(rows: dict[str, list[dict]], title: str = "{}") -> plt.Figu
         ax.set(xlabel="combinations in the training set", ylabel="precision / recall", ylim=(-0.03, 1.03),
                title=title.format(name))
         ax.set_xscale("log")
-        ax.legend(ncol=1)
-    return house_style(fig)
+    entries: dict[str, Any] = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(lab, h)
+    return _legend_below(fig, list(entries.values()), ncol=3 if len(entries) > 4 else len(entries))
 
 
 def combination_frames(records: list[dict], rows: list[dict], render: Callable[[int, int], tuple[torch.Tensor, Any]],

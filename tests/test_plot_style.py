@@ -130,3 +130,41 @@ def test_response_and_mean_figures_keep_their_legend_off_the_data():
     fig = plots.mean_spread(records)
     assert "generated = trained" in _legend_below_every_panel(fig)
     plt.close(fig)
+
+
+def _legends_off_the_panels(fig) -> int:
+    """How many legends ``fig`` has; each must lie outside every visible panel's plotting area."""
+    fig.canvas.draw()
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    for legend in legends:
+        box = legend.get_window_extent()
+        for ax in fig.axes:
+            if ax.get_visible():
+                assert not box.overlaps(ax.get_window_extent()), f"a legend covers the panel {ax.get_title()!r}"
+    assert plots.smallest_text_pt(fig) >= plots.MIN_FONT_PT
+    plt.close(fig)
+    return len(legends)
+
+
+def test_feature_figures_keep_their_legends_off_the_data():
+    import numpy as np
+
+    from test_findings_rules import gauss, rec
+
+    pie = {"pie_red": [rec("pie_red", v, gauss("pie_red", v, 0.05), model=m) for m in ("wgan_gp", "vae")
+                       for v in (0.1, 0.5, 0.9)],
+           "pie_size": [rec("pie_size", v, gauss("pie_size", v, 0.05), model=m) for m in ("wgan_gp", "vae")
+                        for v in (0.5, 0.6, 0.7)]}
+    assert _legends_off_the_panels(plots.feature_responses(pie)) == 2  # one per feature column
+    indep = {"indep_red": [rec("indep_red", k, gauss("indep_red", 0.5, 0.2), model=m) for m in ("wgan_gp", "vae")
+                           for k in (1, 10, 50)]}
+    assert _legends_off_the_panels(plots.independence(indep)) == 1
+    centres = np.linspace(0.01, 0.99, 50)
+    bump = np.exp(-0.5 * ((centres - 0.6) / 0.2) ** 2)
+    conv = [{"model": m, "value": v, "window": (0.55, 0.65), "predicted": bump, "actual": bump, "tv": 0.1,
+             "ratio": 1.0} for m in ("wgan_gp", "vae") for v in ("0.3+0.9", "0.3+0.4")]
+    assert _legends_off_the_panels(plots.convolution_effect(conv, centres)) == 1
+    pr = {"pie": [{"group": m, "n_train": n, "chance_precision": 0.1, **{f"{k}{x}": 0.5 for k in ("precision", "recall")
+                                                                         for x in ("", "_lo", "_hi")}}
+                  for m in ("wgan_gp", "vae") for n in (10, 50, 200)]}
+    assert _legends_off_the_panels(plots.precision_recall(pr)) == 1
