@@ -123,24 +123,24 @@ def _show_grid(ax, grid: np.ndarray, values: Sequence, cols: int = 8, pad: int =
 
 def training_vs_generated(records: list[dict], render: Callable[[int, int], tuple[torch.Tensor, np.ndarray]],
                           seed: int = 0, n: int = 16, labels: str = "sample_values") -> plt.Figure:
-    """One row per trained value: training images (left) and each model's generated images, each tile annotated
-    with its measured feature (``labels="sample_status"``: train / new / ? for combinations records).
+    """One row per trained value: training images (left) and each model's generated images (titled in two short
+    lines, so seven columns fit the page), each tile annotated with its measured feature (``labels="sample_status"``: train / new / ? for combinations records).
     ``render(value, n) -> (images, measured values)`` makes the training samples."""
     models = sorted({r["model"] for r in records}, key=family_order)
     values = sorted({r["value"] for r in records})
     w = _width(1 + len(models), 2.8)
-    row_h = w / (1 + len(models)) / PANEL_COLS * (PANEL_IMAGES // PANEL_COLS) + 0.45  # the tiles and a title
+    row_h = w / (1 + len(models)) / PANEL_COLS * (PANEL_IMAGES // PANEL_COLS) + 0.6  # the tiles, a 2-line title
     fig, axes = plt.subplots(len(values), 1 + len(models), figsize=(w, row_h * len(values)), squeeze=False)
     panel = dict(show_cols=PANEL_COLS, limit=PANEL_IMAGES)
     for i, v in enumerate(values):
         imgs, measured = render(v, n)
-        _show_grid(axes[i, 0], image_grid(imgs), list(measured), title=f"training, {v}", **panel)
+        _show_grid(axes[i, 0], image_grid(imgs), list(measured), title=f"training\n{v}", **panel)
         for j, m in enumerate(models):
             rec = next((r for r in records if r["model"] == m and r["value"] == v and r["seed"] == seed), None)
             rec = rec or next(r for r in records if r["model"] == m and r["value"] == v)
             res = rec["result"]
             _show_grid(axes[i, 1 + j], png_decode(res["sample_grid_png"]), res[labels],
-                       title=f"{family_label(m)} on {v} (seed {rec['seed']})", **panel)
+                       title=f"{family_label(m)}\non {v}, seed {rec['seed']}", **panel)
     return house_style(fig)
 
 

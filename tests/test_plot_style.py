@@ -168,3 +168,21 @@ def test_feature_figures_keep_their_legends_off_the_data():
                                                                          for x in ("", "_lo", "_hi")}}
                   for m in ("wgan_gp", "vae") for n in (10, 50, 200)]}
     assert _legends_off_the_panels(plots.precision_recall(pr)) == 1
+
+
+def test_sample_grids_titles_do_not_run_into_each_other():
+    import numpy as np
+
+    from probe_utils.models import FAMILIES
+    from probe_utils.store import image_grid, png_base64
+
+    grid = png_base64(image_grid(np.ones((8, 3, 32, 32), np.float32), cols=4))
+    records = [{"model": m, "value": v, "seed": 0, "result": {"sample_grid_png": grid, "sample_values": [v] * 8}}
+               for m in list(FAMILIES)[:6] for v in (1, 8)]
+    fig = plots.training_vs_generated(records, lambda v, n: (np.ones((n, 3, 32, 32), np.float32), [v] * n))
+    fig.canvas.draw()
+    for row in range(2):
+        boxes = sorted((ax.title.get_window_extent() for ax in fig.axes[7 * row:7 * row + 7]), key=lambda b: b.x0)
+        assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:])), "two titles of a row overlap"
+    assert fig.get_size_inches()[0] <= plots.MAX_WIDTH_IN + 1e-6 and plots.smallest_text_pt(fig) >= plots.MIN_FONT_PT
+    plt.close(fig)
