@@ -289,16 +289,16 @@ def response_frames(records: list[dict], render: Callable[[int, int], tuple[torc
     xmax = min(max(len(r.dist) for r in responses) - 1, int(max(values) * 1.6) + 3)
     frames = []
     for v in values:
-        fig = plt.figure(figsize=(MAX_WIDTH_IN, 4.4))
+        fig = plt.figure(figsize=(MAX_WIDTH_IN, 4.6))
         gs = fig.add_gridspec(2, 1 + len(models), height_ratios=[1, 1.25])
         imgs, measured = render(v, 16)
         panel = dict(show_cols=PANEL_COLS, limit=PANEL_IMAGES)
-        _show_grid(fig.add_subplot(gs[0, 0]), image_grid(imgs), list(measured), title=f"training: {v}", **panel)
+        _show_grid(fig.add_subplot(gs[0, 0]), image_grid(imgs), list(measured), title=f"training\n{v}", **panel)
         for j, m in enumerate(models):
             rec = min((r for r in records if r["model"] == m and r["value"] == v), key=lambda r: r["seed"])
             res = rec["result"]
             _show_grid(fig.add_subplot(gs[0, 1 + j]), png_decode(res["sample_grid_png"]), res["sample_values"],
-                       title=f"{family_label(m)} (seed {rec['seed']})", **panel)
+                       title=f"{family_label(m)}\nseed {rec['seed']}", **panel)
         ax = fig.add_subplot(gs[1, :])
         for j, r in enumerate(r for r in responses if r.value == v):
             k = np.arange(len(r.dist))[: xmax + 1]

@@ -186,3 +186,10 @@ def test_sample_grids_titles_do_not_run_into_each_other():
         assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:])), "two titles of a row overlap"
     assert fig.get_size_inches()[0] <= plots.MAX_WIDTH_IN + 1e-6 and plots.smallest_text_pt(fig) >= plots.MIN_FONT_PT
     plt.close(fig)
+    for rec in records:  # the slider's frames: the same row of sample grids above the distributions
+        rec["result"].update(distribution=[0.0, 0.5, 0.5] + [0.0] * 10, n_samples=100, invalid_share=0.0, probes=[])
+    fig = plots.response_frames(records, lambda v, n: (np.ones((n, 3, 32, 32), np.float32), [v] * n))[0][1]
+    fig.canvas.draw()
+    boxes = sorted((ax.title.get_window_extent() for ax in fig.axes[:7]), key=lambda b: b.x0)
+    assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:])), "two titles of the slider's row overlap"
+    plt.close(fig)
