@@ -300,6 +300,11 @@ def stale_reason(rec: dict, cache: dict | None = None) -> str | None:
             (", ..." if len(diff) > 4 else ""))
 
 
+#: Digests of record files this process has validated: validation is a function of a file's bytes alone, so a file
+#: read again unchanged (sweep planning reads the store many times) is parsed but not checked again.
+_VALIDATED: set[bytes] = set()
+
+
 class Store:
     """A folder of records. ``Store()`` is the book's store (``book/results``).
 
@@ -312,6 +317,7 @@ class Store:
                                  or "\x00" in str(root)):
             raise ParameterError(f"parameter 'store' must be a folder path (or None: the book's store); got {root!r}")
         self.root = Path(root) if root is not None else default_root()
+        self._resolved_root: Path | None = None
 
     @property
     def runs_dir(self) -> Path:
@@ -377,16 +383,23 @@ class Store:
                 tmp.unlink(missing_ok=True)
 
     def read(self, path: str | Path) -> dict:
-        """Read and validate one record file; a file under the root must be the one its identity names."""
+        """Read and validate one record file; a file under the root must be the one its identity names. Bytes
+        validated before in this process are parsed but not checked again (validation depends on them alone)."""
         path = Path(path)
         try:
-            rec = json.loads(path.read_text(encoding="utf-8"))
+            data = path.read_bytes()
+            digest = hashlib.blake2b(data, digest_size=20).digest()
+            rec = json.loads(data.decode("utf-8"))
         except (OSError, ValueError) as e:  # ValueError: bad JSON or bytes that are not UTF-8
             raise CorruptRecord(f"unreadable record {path}: {e}; move it away or delete it (the run is remade "
                                 f"on the next `run`)") from e
-        rec = validate(rec, path)
+        if digest not in _VALIDATED:
+            rec = validate(rec, path)
+            _VALIDATED.add(digest)
         try:
-            inside = path.resolve().is_relative_to(self.root.resolve())
+            if self._resolved_root is None:
+                self._resolved_root = self.root.resolve()
+            inside = path.resolve().is_relative_to(self._resolved_root)
         except OSError:
             inside = False
         if inside:

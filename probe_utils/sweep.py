@@ -235,9 +235,20 @@ def _stored(store: Any, t: Task) -> dict | None:
 # cost
 
 
+_RATES: dict[str, dict[tuple, list[float]]] = {}
+
+
 def _measured_rates(store: Any) -> dict[tuple, list[float]]:
     """Seconds per training iteration of stored runs, by (preset, model, image size, width) and by (preset, model):
-    the store's current and stale records, and those archived beside it (``<store>/../archive/*``)."""
+    the store's current and stale records, and those archived beside it (``<store>/../archive/*``). Read once per
+    store and process (a plan asks for them for every chapter and preset it looks at)."""
+    root = str(Path(store.root).resolve())
+    if root not in _RATES:
+        _RATES[root] = _read_rates(store)
+    return _RATES[root]
+
+
+def _read_rates(store: Any) -> dict[tuple, list[float]]:
     from probe_utils.store import Store
 
     roots = [store.root]
@@ -450,14 +461,18 @@ def _split_stored(out: SweepPlan, tasks: Iterable[Task], store: Any, device: str
                   ) -> SweepPlan:
     """Sort ``tasks`` into ``out``: stored runs are done (their training time summed), the rest to do with an
     estimated cost."""
-    rates = _measured_rates(store)
+    from probe_utils import experiments as ex
+
+    rates: dict[tuple, list[float]] | None = None  # read from the whole store only when an estimate needs them
     for t in tasks:
         rec = _stored(store, t)
         if rec is not None:
             out.done.append(t)
             out.done_train_s += spent_s(rec["provenance"])
         else:
-            est, source = estimate(t, rates, device=device, its_per_s=its_per_s)
+            if rates is None and ex.PRESETS[t.preset].max_minutes is None and its_per_s is None:
+                rates = _measured_rates(store)
+            est, source = estimate(t, rates or {}, device=device, its_per_s=its_per_s)
             out.todo.append(Task(**{**asdict(t), "est_s": round(est, 1), "est_source": source}))
     return out
 

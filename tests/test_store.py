@@ -41,6 +41,7 @@ def test_round_trip_and_lookup(tmp_store):
 ])
 def test_refuses_tampered_records(tmp_store, tamper):
     path = tmp_store.put(make_record())
+    assert tmp_store.read(path)["seed"] == 0  # read (and validated) once, as a sweep does, before the edit
     rec = json.loads(path.read_text())
     tamper(rec)
     path.write_text(json.dumps(rec))
