@@ -101,7 +101,7 @@ findings.summary_table(records)
 # %% [markdown]
 # ## Does the counting rule decide?
 #
-# Generated dots are not all clean: a VAE often draws a faint ghost of a dot beside the clear ones, and two dots may
+# Generated dots are not all clean: a model often draws a faint ghost of a dot beside the clear ones (the table shows which), and two dots may
 # merge into one blob. The counter's rules count a faint blob as a dot and a merged blob once; the same samples are
 # also read with faint blobs left out (fainter than all but ~0.1% of training dots) and with merged blobs counted by
 # their area. Where the readings disagree, the rule, not the model, sets the number; the verdicts below are checked
