@@ -300,7 +300,7 @@ def response_frames(records: list[dict], render: Callable[[int, int], tuple[torc
             _show_grid(fig.add_subplot(gs[0, 1 + j]), png_decode(res["sample_grid_png"]), res["sample_values"],
                        title=f"{family_label(m)}\nseed {rec['seed']}", **panel)
         ax = fig.add_subplot(gs[1, :])
-        for j, r in enumerate(r for r in responses if r.value == v):
+        for j, r in enumerate(sorted((r for r in responses if r.value == v), key=lambda r: family_order(r.model))):
             k = np.arange(len(r.dist))[: xmax + 1]
             ax.bar(k + (j - (len(models) - 1) / 2) * 0.8 / len(models), r.dist[: xmax + 1], width=0.8 / len(models),
                    color=PALETTE[models.index(r.model)], label=family_label(r.model))
