@@ -222,6 +222,10 @@ def cmd_book(args: argparse.Namespace) -> int:
     for p in problems:
         print(f"[book] PROBLEM: {p}", file=sys.stderr)
     print(f"[book] built {REPO / '_build' / 'html' / 'index.html'}" if not problems else "[book] build has problems")
+    if todo:  # the executed chapters replaced the committed ones in the working tree, outputs and all
+        names = ", ".join(str(src.with_suffix(".ipynb").relative_to(REPO)) for src, _ in todo)
+        print(f"[book] executed in place (with outputs): {names}; the repository keeps them without outputs: "
+              f"`git checkout -- notebooks/` restores them before a commit", flush=True)
     return 1 if problems else 0
 
 
