@@ -148,9 +148,15 @@ def _legend_below(fig: plt.Figure, handles: Sequence[Any], ncol: int) -> plt.Fig
     """Apply the house style, then put one legend of ``handles`` under all panels (so it covers no data), growing
     the figure by the room it needs."""
     house_style(fig)
-    legend = fig.legend(handles=handles, loc="lower center", ncol=max(1, ncol), frameon=False,
-                        fontsize=MIN_FONT_PT, handlelength=3)
-    fig.canvas.draw()
+    ncol = max(1, ncol)
+    while True:  # as many columns as fit the figure's width (a wider legend would widen the saved figure)
+        legend = fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False, fontsize=MIN_FONT_PT,
+                            handlelength=3)
+        fig.canvas.draw()
+        if ncol == 1 or legend.get_window_extent().width <= fig.bbox.width:
+            break
+        legend.remove()
+        ncol -= 1
     room = legend.get_window_extent().height / fig.dpi + 0.05  # inches the legend needs under the panels
     w, h = fig.get_size_inches()
     fig.set_size_inches(w, h + room)

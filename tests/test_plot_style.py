@@ -99,6 +99,7 @@ def _legend_below_every_panel(fig) -> list[str]:
     fig.canvas.draw()
     (legend,) = fig.legends
     box = legend.get_window_extent()
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width  # within the figure: it does not widen the saved image
     for ax in fig.axes:
         if ax.get_visible():
             assert box.y1 <= ax.get_tightbbox().y0 + 1  # below each panel and its axis labels: it covers no data
