@@ -456,13 +456,18 @@ def _measurable_reasons(rec: dict) -> list[str]:
     return [] if _dist(rec).sum() > 0 else ["no measurable sample"]
 
 
+def _count_mode(rec: dict) -> int:
+    """The most frequent count of a count record (numerosity, CLEVR numerosity)."""
+    return int(round(float(_centres(rec)[int(np.argmax(_dist(rec)))])))
+
+
 def gate_count(rec: dict, siblings: Sequence[dict] = ()) -> Gate:
     """numerosity, clevr_numerosity: at least :data:`MIN_MEASURABLE` of the samples can be counted, and the trained
     count is the most frequent count among them."""
     reasons = _measurable_reasons(rec)
     if not reasons:
         d = _dist(rec)
-        mode = int(round(float(_centres(rec)[int(np.argmax(d))])))
+        mode = _count_mode(rec)
         if mode != int(rec["value"]):
             reasons.append(f"the most frequent count is {mode} ({d.max():.0%}), not the trained {rec['value']}")
     return _gate(reasons)
@@ -934,16 +939,15 @@ def _numerosity_findings(records: Sequence[dict], noun: str, key: str, anchor: s
 
 
 def mode_gate_note(failed: Sequence[tuple[dict, Gate]], noun: str = "dots") -> list[str]:
-    """Which way the runs lean that the count gate leaves out only for their mode (measurable, but the trained count
-    is not the most frequent, nor is 0): per family, how many draw more and how many fewer most often. The gate asks for the
-    trained count to be the mode, so it removes the runs with the strongest bias in either direction; a reader
-    weighing the "more" claim should see where they went. Empty when no run fails on its mode alone."""
+    """Which way the runs lean that the count gate leaves out only for their mode (measurable, but the trained
+    count is not the most frequent, nor is 0): per family, how many draw more and how many fewer most often. The
+    gate asks for the trained count to be the mode, so it removes the runs with the strongest bias in either
+    direction; a reader weighing the "more" claim should see where they went. Empty when none fails on its mode."""
     lean: dict[str, list[int]] = {}
-    for r, g in failed:
+    for r, _ in failed:
         if _measurable_reasons(r):
             continue
-        d, value = _dist(r), int(r["value"])
-        mode = int(round(float(_centres(r)[int(np.argmax(d))])))
+        mode, value = _count_mode(r), int(r["value"])
         if mode != value and mode != 0:  # mostly blank images: a model that failed, not a bias
             lean.setdefault(r["model"], [0, 0])[0 if mode > value else 1] += 1
     if not lean:
