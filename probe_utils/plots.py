@@ -124,7 +124,8 @@ def _show_grid(ax, grid: np.ndarray, values: Sequence, cols: int = 8, pad: int =
 def training_vs_generated(records: list[dict], render: Callable[[int, int], tuple[torch.Tensor, np.ndarray]],
                           seed: int = 0, n: int = 16, labels: str = "sample_values") -> plt.Figure:
     """One row per trained value: training images (left) and each model's generated images (titled in two short
-    lines, so seven columns fit the page), each tile annotated with its measured feature (``labels="sample_status"``: train / new / ? for combinations records).
+    lines, so seven columns fit the page), each tile annotated with its measured feature
+    (``labels="sample_status"``: train / new / ? for combinations records).
     ``render(value, n) -> (images, measured values)`` makes the training samples."""
     models = sorted({r["model"] for r in records}, key=family_order)
     values = sorted({r["value"] for r in records})

@@ -49,7 +49,8 @@ def test_every_figure_goes_through_the_house_style(name, fn):
     others = {n for n, _ in _figure_functions()} - {name}
     helpers = {n for n, f in inspect.getmembers(plots, inspect.isfunction)  # private helpers that apply it
                if n.startswith("_") and f.__module__ == plots.__name__ and "house_style(" in inspect.getsource(f)}
-    assert "house_style" in styled or styled & (others | helpers), f"plots.{name} returns figures without plots.house_style"
+    assert "house_style" in styled or styled & (others | helpers), \
+        f"plots.{name} returns figures without plots.house_style"
 
 
 def test_retile_keeps_the_tiles_in_order():
@@ -122,7 +123,8 @@ def test_response_and_mean_figures_keep_their_legend_off_the_data():
     records = _six_families()
     fig = plots.impulse_response(records)
     assert _legend_below_every_panel(fig) == ["trained on 1", "trained on 3"]
-    assert sum(ax.get_visible() for ax in fig.axes) == 6 and len({round(ax.get_position().y0, 3) for ax in fig.axes}) == 2
+    assert sum(ax.get_visible() for ax in fig.axes) == 6
+    assert len({round(ax.get_position().y0, 3) for ax in fig.axes}) == 2  # two rows of three
     plt.close(fig)
     four = [r for r in records if r["model"] in {r["model"] for r in records[:16]}]  # 4 families: two by two
     fig = plots.impulse_response(four)
