@@ -168,20 +168,32 @@ def _legend_below(fig: plt.Figure, handles: Sequence[Any], ncol: int) -> plt.Fig
 def _legends_under(fig: plt.Figure, columns: Sequence[tuple[Any, Sequence[Any], dict]]) -> plt.Figure:
     """Apply the house style, then give each of ``columns`` — (the panel at the foot of a column, the panels whose
     entries it lists, legend keywords) — a legend under that panel, below its tick and axis labels, so it covers
-    no data; the layout is tightened around them."""
+    no data, with no more columns than fit between its neighbours and the figure's edges; the layout is tightened
+    around them."""
     from matplotlib.transforms import ScaledTranslation
 
     house_style(fig)
     fig.canvas.draw()
+    centres = sorted((foot.get_window_extent().x0 + foot.get_window_extent().x1) / 2 for foot, _, _ in columns)
     for foot, panels, kw in columns:
         entries: dict[str, Any] = {}
         for ax in panels:
             for h, lab in zip(*ax.get_legend_handles_labels()):
                 entries.setdefault(lab, h)
         below = (foot.get_window_extent().y0 - foot.get_tightbbox().y0) / fig.dpi + 0.05  # inches
-        foot.legend(entries.values(), entries.keys(), loc="upper center", bbox_to_anchor=(0.5, 0),
-                    bbox_transform=foot.transAxes + ScaledTranslation(0, -below, fig.dpi_scale_trans),
-                    frameon=False, fontsize=MIN_FONT_PT, title_fontsize=MIN_FONT_PT, **kw)
+        centre = (foot.get_window_extent().x0 + foot.get_window_extent().x1) / 2
+        room = 2 * min(centre, fig.bbox.width - centre)  # a legend centred here stays inside the figure ...
+        room = min([room] + [abs(c - centre) for c in centres if c != centre])  # ... and clear of its neighbours'
+        kw = dict(kw)
+        ncol = max(1, kw.pop("ncol", 1))
+        while True:  # as many columns as fit that room
+            legend = foot.legend(entries.values(), entries.keys(), loc="upper center", bbox_to_anchor=(0.5, 0),
+                                 bbox_transform=foot.transAxes + ScaledTranslation(0, -below, fig.dpi_scale_trans),
+                                 frameon=False, fontsize=MIN_FONT_PT, title_fontsize=MIN_FONT_PT, ncol=ncol, **kw)
+            fig.canvas.draw()
+            if ncol == 1 or legend.get_window_extent().width <= room:
+                break
+            ncol -= 1
     fig.tight_layout()
     return fig
 

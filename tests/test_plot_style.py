@@ -196,3 +196,22 @@ def test_sample_grids_titles_do_not_run_into_each_other():
     boxes = sorted((ax.title.get_window_extent() for ax in fig.axes[:7]), key=lambda b: b.x0)
     assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:])), "two titles of the slider's row overlap"
     plt.close(fig)
+
+
+def test_column_legends_narrow_to_fit_between_their_neighbours():
+    """Legends under each column (feature responses) take fewer columns when their labels are long, so they neither
+    overlap each other nor widen the figure."""
+    from test_findings_rules import gauss, rec
+
+    values = {"pie_red": (0.123456, 0.234567, 0.345678, 0.456789, 0.567891), "pie_size": (0.512345, 0.612345, 0.712345),
+              "pie_location": (-0.112345, 0.012345, 0.112345)}
+    records = {name: [rec(name, v, gauss(name, v, 0.05), model=m) for m in ("wgan_gp", "vae") for v in vs]
+               for name, vs in values.items()}
+    fig = plots.feature_responses(records)
+    fig.canvas.draw()
+    boxes = sorted((ax.get_legend().get_window_extent() for ax in fig.axes if ax.get_legend()), key=lambda b: b.x0)
+    assert len(boxes) == 3
+    assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:])), "two column legends overlap"
+    assert boxes[0].x0 >= 0 and boxes[-1].x1 <= fig.bbox.width
+    assert fig.get_size_inches()[0] <= plots.MAX_WIDTH_IN + 1e-6
+    plt.close(fig)
