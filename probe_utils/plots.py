@@ -513,7 +513,8 @@ def pair_grids(rows: dict[str, list[dict]]) -> plt.Figure:
         cp = ["-".join(p) for p in fp["color_pairs"]]
         first = next(r for r in rows[name] if r["rare"] == rare)
         mats = [("training", first["train"], None)] + [
-            (family_label(m), r["joint"], r) for m in models for r in rows[name] if r["model"] == m and r["rare"] == rare]
+            (family_label(m), r["joint"], r)
+            for m in models for r in rows[name] if r["model"] == m and r["rare"] == rare]
         vmax = max(float(mat.max()) for _, mat, _ in mats)
         for j, (label, mat, r) in enumerate(mats):
             ax = axes[i, j]
