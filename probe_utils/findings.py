@@ -1712,10 +1712,16 @@ class Details:
 
     @staticmethod
     def _untestable(f: "Findings", fam: str, html_: bool) -> str:
-        """A family none of whose claims could be scored: its notes and the reasons, once."""
-        reasons = list(dict.fromkeys(r for c in f.claims for r in c.verdict.reasons)) or ["no run passed its gate"]
+        """A family none of whose claims could be scored: its notes and the reasons every claim shares, once; a
+        reason of one claim only (what another reading would say) follows, named by its claim."""
+        shared = [r for r in dict.fromkeys(r for c in f.claims for r in c.verdict.reasons)
+                  if all(r in c.verdict.reasons for c in f.claims)] or ["no run passed its gate"]
+        own = [f"{c.paper.rstrip('.')}: {'; '.join(r for r in c.verdict.reasons if r not in shared)}"
+               for c in f.claims if any(r not in shared for r in c.verdict.reasons)]
         line = (f"**None of its {len(f.claims)} claims can be scored: not testable at this scale** "
-                f"({'; '.join(reasons)}).")
+                f"({'; '.join(shared)}).")
+        if own:
+            line += f" By claim: {'; '.join(own)}."
         if not html_:
             return "\n\n".join([*f.notes, line])
         notes = "".join(f"<p>{inline_html(n.removeprefix('> '))}</p>\n" for n in [*f.notes, line])

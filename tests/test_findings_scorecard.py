@@ -83,6 +83,19 @@ def test_details_say_once_when_no_claim_of_a_family_can_be_scored():
     assert "None of its" in str(card.details())
 
 
+def test_untestable_family_names_each_claims_own_reasons_with_the_claim():
+    gate = "3 runs fail their training-health gate"
+    claims = [F.Claim("a", "Claim one.", "", F.Verdict(F.NOT_TESTABLE, reasons=(gate, "agrees 3/3 read another way"))),
+              F.Claim("b", "Claim two.", "", F.Verdict(F.NOT_TESTABLE, reasons=(gate,))),
+              F.Claim("c", "Claim three.", "", F.Verdict(F.NOT_TESTABLE, reasons=(gate, "partly 1/3 read another way")))]
+    line = F.Details._untestable(F.Findings("x", claims), "vae", False)
+    assert line.count(gate) == 1  # the shared reason once
+    assert "Claim one: agrees 3/3 read another way" in line and "Claim three: partly 1/3 read another way" in line
+    assert "Claim two" not in line  # a claim with nothing of its own is not listed
+    alone = F.Details._untestable(F.Findings("x", [F.Claim("a", "A.", "", F.Verdict(F.NOT_TESTABLE))]), "vae", False)
+    assert "no run passed its gate" in alone and "By claim" not in alone
+
+
 def test_gate_note_names_each_setting_once_with_its_seeds():
     blank = [rec("numerosity", 3, counts({0: 1.0}), model="wgan_gp", seed=s) for s in (0, 1, 2)]
     note = F.numerosity_findings(blank + [rec("numerosity", 5, counts({0: 1.0}), model="wgan_gp")]).notes
