@@ -705,7 +705,7 @@ def _seed_mean(recs: Sequence[dict], stat: Stat) -> float:
 def _not_scored(records: Sequence[dict], passed: Sequence[dict]) -> str:
     """' (n settings not scored: every run fails its gate)' or ''."""
     n = len({(r["model"], str(r["value"])) for r in records} - {(r["model"], str(r["value"])) for r in passed})
-    return f" ({n} settings not scored: every run fails its gate)" if n else ""
+    return f" ({n} setting{'s' if n != 1 else ''} not scored: every run fails its gate)" if n else ""
 
 
 def _family_index(model: str) -> tuple[int, str]:
@@ -966,8 +966,10 @@ def mode_gate_note(failed: Sequence[tuple[dict, Gate]], noun: str = "dots") -> l
 def _count_detail(model: str, value: int, recs: Sequence[dict]) -> str:
     d = _mean_dist(recs)
     seeds = f"{len(recs)} seed{'s' if len(recs) != 1 else ''}"
+    above, below = (float(d[value + 1:].sum() / d.sum()), float(d[:value].sum() / d.sum())) if d.sum() > 0 else (
+        float("nan"), float("nan"))
     return (f"{LABELS.get(model, model)} on {value} ({seeds}): mean {_count_mean(d):.2f}, mode "
-            f"{int(np.argmax(d))}, {_share_at(value)(d):.0%} exact, {_excess(value)(d):+.0%} more than fewer")
+            f"{int(np.argmax(d))}, {_share_at(value)(d):.0%} exact, {above:.0%} more and {below:.0%} fewer")
 
 
 def readings_table(records: Sequence[dict]) -> Table:

@@ -222,3 +222,11 @@ def test_mode_gate_note_says_which_way_the_left_out_runs_lean():
     assert not F.mode_gate_note([])
     for alone in (fine, blank):
         assert "Which way" not in " ".join(F.numerosity_findings(alone).notes)
+
+
+def test_scored_settings_give_the_shares_above_and_below_the_trained_count():
+    d = counts({2: 0.2, 3: 0.5, 4: 0.3})
+    line = F._count_detail("vae", 3, [rec("numerosity", 3, d, model="vae")])
+    assert "50% exact, 30% more and 20% fewer" in line and "1 seed)" in line
+    one_failed = [rec("numerosity", 3, counts({3: 1.0}), model="vae"), rec("numerosity", 5, counts({0: 1.0}), model="vae")]
+    assert F._not_scored(one_failed, one_failed[:1]) == " (1 setting not scored: every run fails its gate)"
