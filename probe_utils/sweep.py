@@ -14,9 +14,11 @@ family, preset and size are grouped into fleets of up to K, and each fleet is on
 record per run, the record ``run`` would store. Runs whose recipe the fleet does not implement stay one per task, with
 the reason in the plan's printout.
 
-Cost estimates (printed before any work): per run, the preset's ``max_minutes`` budget when it has one, else its
-iterations times the seconds per iteration measured on stored records of the same preset and model family (the
-store's current and stale records, and ``book/archive``), else times a stated rate (:data:`ASSUMED_ITERS_PER_S`).
+Cost estimates (printed before any work): per run, on a preset with a ``max_minutes`` budget, the median training
+cost of the store's current records of the same experiment, family and size at that preset where it holds at least
+:data:`MIN_LIKE_RUNS` (runs stop early once converged) and the budget is larger, else the budget; on a preset without
+one, its iterations times the seconds per iteration measured on stored records of the same preset and model family
+(the store's current and stale records, and ``book/archive``), else times a stated rate (:data:`ASSUMED_ITERS_PER_S`).
 """
 
 from __future__ import annotations
@@ -236,6 +238,26 @@ def _stored(store: Any, t: Task) -> dict | None:
 
 
 _RATES: dict[str, dict[tuple, list[float]]] = {}
+_SPENT: dict[tuple[str, str], dict[tuple, list[float]]] = {}
+#: stored runs of the same setting needed before their median cost replaces a budgeted preset's budget as the estimate
+MIN_LIKE_RUNS = 3
+
+
+def _spent_like(store: Any, preset: str) -> dict[tuple, list[float]]:
+    """Training cost (:func:`spent_s`) of the store's current records at ``preset``, by (experiment, model, width,
+    pool size). Read once per store, preset and process, like the rates."""
+    key = (str(Path(store.root).resolve()), preset)
+    if key not in _SPENT:
+        out: dict[tuple, list[float]] = defaultdict(list)
+        try:
+            recs = list(store.records(preset=preset))
+        except Exception:  # an unreadable record spoils no estimate; the sweep's own reads report it
+            recs = []
+        for r in recs:
+            p = r["params"]
+            out[(r["experiment"], r["model"], p.get("width"), p.get("pool_size"))].append(spent_s(r["provenance"]))
+        _SPENT[key] = dict(out)
+    return _SPENT[key]
 
 
 def _measured_rates(store: Any) -> dict[tuple, list[float]]:
@@ -273,13 +295,18 @@ def _read_rates(store: Any) -> dict[tuple, list[float]]:
 
 
 def estimate(t: Task, rates: dict[tuple, list[float]], *, device: str = "auto",
-             its_per_s: float | None = None) -> tuple[float, str]:
-    """(estimated seconds of one worker, where the estimate comes from) for task ``t``."""
+             its_per_s: float | None = None, spent: dict[tuple, list[float]] | None = None) -> tuple[float, str]:
+    """(estimated seconds of one worker, where the estimate comes from) for task ``t``; ``spent``: stored runs'
+    costs by setting (:func:`_spent_like`), for presets with a budget."""
     from probe_utils import experiments as ex
 
     pre = ex.PRESETS[t.preset]
     if pre.max_minutes is not None:
-        return 60.0 * pre.max_minutes, f"the preset's budget ({pre.max_minutes:g} min)"
+        budget = 60.0 * pre.max_minutes
+        like = (spent or {}).get((t.experiment, t.model, t.width or pre.width, t.pool_size or pre.pool_size), [])
+        if len(like) >= MIN_LIKE_RUNS and statistics.median(like) < budget:
+            return statistics.median(like), f"stored runs like it where {MIN_LIKE_RUNS}+ (their median cost)"
+        return budget, f"the preset's budget ({pre.max_minutes:g} min)"
     if its_per_s is not None:
         return pre.steps / its_per_s, f"{its_per_s:g} it/s (given)"
     kind = "cuda" if _device_kind(device) == "cuda" else "cpu"
@@ -470,9 +497,11 @@ def _split_stored(out: SweepPlan, tasks: Iterable[Task], store: Any, device: str
             out.done.append(t)
             out.done_train_s += spent_s(rec["provenance"])
         else:
-            if rates is None and ex.PRESETS[t.preset].max_minutes is None and its_per_s is None:
+            budgeted = ex.PRESETS[t.preset].max_minutes is not None
+            if rates is None and not budgeted and its_per_s is None:
                 rates = _measured_rates(store)
-            est, source = estimate(t, rates or {}, device=device, its_per_s=its_per_s)
+            est, source = estimate(t, rates or {}, device=device, its_per_s=its_per_s,
+                                   spent=_spent_like(store, t.preset) if budgeted else None)
             out.todo.append(Task(**{**asdict(t), "est_s": round(est, 1), "est_source": source}))
     return out
 

@@ -184,6 +184,39 @@ def test_estimate_sources(tmp_store, monkeypatch):
     monkeypatch.setitem(experiments.PRESETS, "ci", dataclasses.replace(experiments.PRESETS["ci"], max_minutes=2.0))
     est, src = sweep.estimate(t, {("ci", "vae"): [0.5]}, device="cpu")
     assert est == 120.0 and "budget" in src
+    # a budgeted preset: runs like it that stopped early (converged) say what a run costs, once there are enough
+    pre = experiments.PRESETS["ci"]
+    like = ("numerosity", "vae", pre.width, pre.pool_size)
+    est, src = sweep.estimate(t, {}, device="cpu", spent={like: [30.0, 60.0, 90.0]})
+    assert est == 60.0 and "median" in src
+    assert sweep.estimate(t, {}, device="cpu", spent={like: [30.0, 60.0]})[0] == 120.0  # too few
+    assert sweep.estimate(t, {}, device="cpu", spent={like: [130.0, 150.0, 190.0]})[0] == 120.0  # never above it
+    wider = dataclasses.replace(t, width=pre.width * 2)  # another size is another setting
+    assert sweep.estimate(wider, {}, device="cpu", spent={like: [30.0, 60.0, 90.0]})[0] == 120.0
+
+
+def test_budgeted_estimates_read_the_stored_runs_cost(tmp_path, monkeypatch):
+    from test_findings_rules import counts, rec
+
+    monkeypatch.setitem(experiments.PRESETS, "cpu", dataclasses.replace(experiments.PRESETS["cpu"], max_minutes=2.0))
+    pre = experiments.PRESETS["cpu"]
+    recs = []
+    for v in (1, 3, 5):
+        r = rec("numerosity", v, counts({v: 1.0}), model="vae")
+        r["params"].update(width=pre.width, pool_size=pre.pool_size)
+        r["provenance"].update(device="cpu (x86_64, 1 threads)", train_cpu_s=30.0 * v, train_wall_s=40.0 * v)
+        recs.append(r)
+
+    class Records:
+        root = tmp_path
+
+        def records(self, preset=None, **_):
+            return iter([r for r in recs if preset in (None, r["preset"])])
+
+    spent = sweep._spent_like(Records(), "cpu")
+    est, _ = sweep.estimate(sweep.Task("numerosity", "vae", 8, 0, "cpu"), {}, device="cpu", spent=spent)
+    assert est == 90.0  # the median CPU time of the three, not their wall time, not the budget
+    assert sweep.estimate(sweep.Task("numerosity", "wgan_gp", 8, 0, "cpu"), {}, spent=spent)[0] == 120.0
 
 
 def test_cli_dry_run_writes_a_plan_and_trains_nothing(tmp_path, capsys):
