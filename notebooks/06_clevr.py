@@ -27,8 +27,8 @@
 # whatever the preset, because our attribute classifier needs them: at 32 pixels it tells shapes apart far less
 # reliably; at the `cpu` preset a run does not draw them sharply enough in its 15 CPU-minutes for their shapes to be
 # read, so there the pair grids run seed 0 only and their claims cannot be tested (numbers on the
-# {ref}`methods page <methods-experiments>`). Numerosity scenes are at the preset's size (32 px at `cpu`): counting is reliable at 32 px, and a 32-px
-# run fits its scenes better in a CPU budget (numbers on the methods page).
+# {ref}`methods page <methods-experiments>`). Numerosity scenes are at the preset's size (32 px at `cpu`): counting
+# is reliable at 32 px, and a 32-px run fits its scenes better in a CPU budget (numbers on the methods page).
 # Numerosity: spheres, cubes and cylinders, as in the paper, k objects per scene; the classifier counts objects in
 # generated scenes. Pairs: the two objects are told apart left to right; the 4×4 grid crosses the shape pairs of
 # {torus, cone} with the colour pairs of {blue, red}, the 9×9 grid those of {cone, cylinder, torus} and {red, blue,
