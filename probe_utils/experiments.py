@@ -50,7 +50,8 @@ class Preset:
     min_steps: int
     checkpoint_every: int
     recipe: str = "paper"               # how the models are trained: a key of RECIPES
-    max_minutes: float | None = None    # training budget per run in CPU minutes of the process (resumed sessions included)
+    max_minutes: float | None = None    # training budget per run in CPU minutes at the reference core's speed
+    #                                     (train.CpuBudget; resumed sessions included)
 
     def settings(self) -> dict:
         """Everything but the name: part of each record's identity."""
@@ -784,6 +785,9 @@ def _store_record(plan: Plan, model: str, value: Any, seed: int, su: _Setup, net
             "resumed_from": res.resumed_from, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "code_version": __version__, "git_commit": git_commit(), "python": platform.python_version(),
             "n_parameters": net.n_parameters(),
+            # a `cpu` budget counts CPU seconds at the reference core's speed: this machine's speed, as measured
+            **({"cpu_speed": round(float(np.median(res.cpu_speeds)), 3), "train_budget_s": round(res.budget_s, 1)}
+               if getattr(res, "cpu_speeds", None) else {}),
             **(fleet or {}),
         },
         "result": {

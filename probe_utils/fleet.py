@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from probe_utils.models import FAMILIES, GenerativeModel, build
 from probe_utils.params import ParameterError, check_choice, check_int, check_seed
-from probe_utils.train import (CorruptCheckpoint, ImagePool, TrainConfig,
+from probe_utils.train import (CorruptCheckpoint, CpuBudget, ImagePool, TrainConfig,
                                TrainingDiverged, TrainResult, _save_atomic, record_probe)
 
 Tensors = dict[str, torch.Tensor]
@@ -433,6 +433,9 @@ def train_fleet(fleet: FleetTrainer, config: TrainConfig, *,
     active = [i for i in range(k) if results[i].converged_at is None and i not in fleet.failed]
     start = time.perf_counter() - max((r.wall_s for r in results), default=0.0)
     cpu_start = time.process_time() - max((r.cpu_s for r in results), default=0.0)
+    last = max(results, key=lambda r: r.cpu_s)
+    budget = CpuBudget(last.cpu_s, last.budget_s, last.cpu_speeds, measure=config.budget_clock == "cpu"
+                       and config.max_wall_s is not None and fleet.device.type != "cuda")
     bar = tqdm(total=config.steps, initial=step, desc=desc or f"{fleet.family} x{k}", disable=not progress,
                dynamic_ncols=True, leave=False)
     while active and step < config.steps:
@@ -462,9 +465,13 @@ def train_fleet(fleet: FleetTrainer, config: TrainConfig, *,
         if step % config.probe_every == 0 or step == config.steps:
             done = probe_all(active)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        spent_cpu = budget.update(cpu)
+        if step % config.probe_every == 0:
+            budget.check()
         for i in active:
             results[i].steps, results[i].wall_s, results[i].cpu_s = step, wall, cpu
-        spent = cpu if config.budget_clock == "cpu" else wall
+            results[i].budget_s, results[i].cpu_speeds = spent_cpu, list(budget.speeds)
+        spent = spent_cpu if config.budget_clock == "cpu" else wall
         out_of_time = config.max_wall_s is not None and spent >= config.max_wall_s
         if out_of_time and step % config.probe_every != 0:
             probe_all([i for i in active if i not in done])  # the history ends with the state the fleet stops in

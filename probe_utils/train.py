@@ -65,7 +65,8 @@ class TrainConfig:
     lr_halve_every: int | None = None   # halve the learning rate every this many iterations (released code: 30k)
     cpu_bf16: bool = False              # bfloat16 autocast on CPU too (CUDA always uses it)
     max_wall_s: float | None = None     # stop after this much training time (resumed sessions included)
-    budget_clock: str = "wall"          # what max_wall_s counts: "wall" time or this process's "cpu" time
+    budget_clock: str = "wall"          # what max_wall_s counts: "wall" time, or this process's "cpu" time at the
+    #                                     reference core's speed (CPU seconds times :func:`cpu_speed`)
     ema: float | None = None            # sample from an exponential moving average of the weights (decay, e.g. 0.999)
 
 
@@ -79,8 +80,81 @@ class TrainResult:
     converged_at: int | None
     resumed_from: int | None
     cpu_s: float = 0.0              # CPU time of this process spent training (resumed sessions included)
+    budget_s: float = 0.0           # that CPU time at the reference core's speed (what a "cpu" budget counts)
+    cpu_speeds: list[float] = field(default_factory=list)  # cpu_speed() at the start and at each probe
     losses: list[dict] = field(default_factory=list)   # {"step": s, group: mean loss, ...}
     probes: list[dict] = field(default_factory=list)   # {"step": s, "dist": [...], "tv": float | None}
+
+
+#: CPU seconds (one thread) that :func:`cpu_speed`'s fixed workload takes on the reference core: the speed of the
+#: machines that made the stored `cpu` runs up to 2026-12-02 (see :func:`cpu_speed`; derivation on the methods page)
+REFERENCE_CHECK_S = 0.0174
+
+
+class _SpeedCheck(torch.nn.Module):
+    """A fixed small convolutional network (three convolutions, 32×32 RGB in), trained one step per call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 32, 4, 2, 1), torch.nn.LeakyReLU(0.2), torch.nn.Conv2d(32, 64, 4, 2, 1),
+            torch.nn.LeakyReLU(0.2), torch.nn.Conv2d(64, 64, 4, 2, 1), torch.nn.LeakyReLU(0.2), torch.nn.Flatten(),
+            torch.nn.Linear(64 * 16, 1))
+
+
+def check_workload_s(steps: int = 6) -> float:
+    """CPU seconds of this process for one training step of a fixed small conv net on a fixed batch of 64 images
+    (the median of ``steps`` after one warm-up step; float32 on the CPU, whatever else the process does)."""
+    with torch.random.fork_rng(devices=[]):  # the run's own random stream is not touched
+        torch.manual_seed(0)
+        net = _SpeedCheck()
+    x = torch.rand(64, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+    times = []
+    for i in range(steps + 1):
+        t = time.process_time()
+        opt.zero_grad(set_to_none=True)
+        net.net(x).square().mean().backward()
+        opt.step()
+        if i:
+            times.append(time.process_time() - t)
+    return float(np.median(times))
+
+
+def cpu_speed() -> float:
+    """This process's CPU speed relative to the reference core (:data:`REFERENCE_CHECK_S` over the time the fixed
+    workload takes now): 0.5 on a core that does half the work per CPU second. A ``cpu`` budget counts CPU seconds
+    times this, so a run on a slow or shared core trains about as far as on the reference core."""
+    return REFERENCE_CHECK_S / max(check_workload_s(), 1e-9)
+
+
+class CpuBudget:
+    """What a run has spent of a ``cpu`` budget: its CPU seconds times the speed :func:`cpu_speed` measured last
+    (at the start and again at each probe, as other tenants come and go). ``measure=False`` (a CUDA run): speed 1.
+    Resumes from ``budget_s``, ``cpu_s`` and ``speeds`` of a checkpoint; one from before speeds were measured
+    counts its CPU time at today's speed."""
+
+    def __init__(self, cpu_s: float = 0.0, budget_s: float = 0.0, speeds: list[float] | None = None,
+                 measure: bool = True) -> None:
+        self.measure = measure
+        self.speeds = list(speeds or [])
+        self.counted = cpu_s
+        self.check()
+        self.budget_s = budget_s if budget_s or not cpu_s else cpu_s * self.speed
+
+    @property
+    def speed(self) -> float:
+        return self.speeds[-1] if self.speeds else 1.0
+
+    def check(self) -> None:
+        if self.measure:
+            self.speeds.append(round(cpu_speed(), 3))
+
+    def update(self, cpu_s: float) -> float:
+        """Count the CPU seconds since the last update at the current speed; return the budget seconds spent."""
+        self.budget_s += (cpu_s - self.counted) * self.speed
+        self.counted = cpu_s
+        return self.budget_s
 
 
 def pick_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -350,6 +424,8 @@ def train(
         counts.update({g: int(v) for g, v in log_carry["counts"].items() if g in counts})
     start = time.perf_counter() - result.wall_s
     cpu_start = time.process_time() - result.cpu_s
+    budget = CpuBudget(result.cpu_s, result.budget_s, result.cpu_speeds,
+                       measure=config.budget_clock == "cpu" and config.max_wall_s is not None and not cuda)
     bar = tqdm(total=config.steps, initial=result.steps, desc=desc or model.family, disable=not progress,
                dynamic_ncols=True, leave=False)
     model.train()
@@ -391,14 +467,19 @@ def train(
             sums = {g: torch.zeros((), device=device) for g in groups}
             counts = {g: 0 for g in groups}
         converged = False
-        if probe is not None and (step % config.probe_every == 0 or step == config.steps):
+        probed = probe is not None and (step % config.probe_every == 0 or step == config.steps)
+        if probed:
             converged = run_probe(step)
         result.steps = step
         result.wall_s = time.perf_counter() - start
         result.cpu_s = time.process_time() - cpu_start
+        result.budget_s = budget.update(result.cpu_s)
+        if probed:
+            budget.check()
+        result.cpu_speeds = budget.speeds
         if converged:
             result.converged_at = step
-        spent = result.cpu_s if config.budget_clock == "cpu" else result.wall_s
+        spent = result.budget_s if config.budget_clock == "cpu" else result.wall_s
         out_of_time = config.max_wall_s is not None and spent >= config.max_wall_s
         if out_of_time and probe is not None and step % config.probe_every != 0:
             run_probe(step)  # the history ends with the state the run stops in

@@ -227,6 +227,8 @@ def test_presets_table_comes_from_presets(ext):
     for name, p in PRESETS.items():
         assert by_name[name]["iterations (at most)"] == f"{p.steps:,}"
         assert by_name[name]["images"] == f"{p.image_size}×{p.image_size}"
+        assert by_name[name]["budget per run"] == (
+            "none" if p.max_minutes is None else f"{p.max_minutes:g} min of a reference core")
     assert by_name["(the paper)"]["iterations (at most)"] == f"{PAPER_SETTINGS['steps']:,}"
     assert "clevr" in note
 

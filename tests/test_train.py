@@ -140,3 +140,37 @@ def test_a_probe_whose_half_is_all_unmeasurable_still_sums_to_one():
     assert np.allclose(probes[1]["dist"], [0, 2 / 3, 1 / 3, 0, 0])  # 1 of 2 vs 2 of 2 measurable samples
     record_probe(probes, 30, (np.zeros(5), 1.0), (np.zeros(5), 1.0), TrainConfig(steps=10, converge_tol=None))
     assert sum(probes[2]["dist"]) == 0 and probes[2]["invalid"] == 1.0
+
+
+def test_cpu_budget_counts_cpu_seconds_at_the_reference_speed(monkeypatch):
+    from probe_utils import train as tr
+
+    speeds = iter([0.5, 0.25])
+    monkeypatch.setattr(tr, "cpu_speed", lambda: next(speeds))
+    b = tr.CpuBudget()
+    assert b.update(10.0) == pytest.approx(5.0)  # half the reference speed: 10 CPU seconds are 5 of its seconds
+    b.check()  # the machine slowed down (another tenant)
+    assert b.update(14.0) == pytest.approx(6.0) and b.speeds == [0.5, 0.25]
+    monkeypatch.setattr(tr, "cpu_speed", lambda: 0.5)
+    old = tr.CpuBudget(cpu_s=10.0)  # a checkpoint from before speeds were measured: counted at today's speed
+    assert old.budget_s == pytest.approx(5.0) and old.update(12.0) == pytest.approx(6.0)
+    assert tr.CpuBudget(cpu_s=10.0, budget_s=3.0, speeds=[0.3]).budget_s == 3.0  # resumed: as it was
+    assert tr.CpuBudget(measure=False).update(4.0) == 4.0  # a CUDA run: CPU seconds as they are
+
+
+def test_a_cpu_budget_on_a_slow_core_trains_longer(pool, monkeypatch):
+    from probe_utils import train as tr
+
+    monkeypatch.setattr(tr, "cpu_speed", lambda: 0.25)
+    cfg = TrainConfig(steps=100_000, batch_size=8, max_wall_s=0.3, budget_clock="cpu")
+    res = train(build("vae", 32, 4), pool, cfg, progress=False)
+    assert res.steps < 100_000 and res.cpu_speeds and res.cpu_speeds[0] == 0.25
+    assert res.budget_s == pytest.approx(res.cpu_s * 0.25) and 1.2 <= res.cpu_s < 3.0  # 4x the budget in CPU time
+
+
+def test_cpu_speed_is_one_on_the_reference_core(monkeypatch):
+    from probe_utils import train as tr
+
+    assert tr.check_workload_s() > 0
+    monkeypatch.setattr(tr, "check_workload_s", lambda: tr.REFERENCE_CHECK_S / 2)
+    assert tr.cpu_speed() == pytest.approx(2.0)

@@ -137,15 +137,16 @@ def presets_rows() -> tuple[list[str], list[list[str]], str]:
     from probe_utils.findings import PAPER_SETTINGS, PRESET_PURPOSE
 
     header = ["preset", "scale", "images", "width", "batch", "critic steps", "training images",
-              "iterations (at most)", "early stop"]
+              "iterations (at most)", "early stop", "budget per run"]
     rows = []
     for name, p in PRESETS.items():
         stop = f"TV < {p.converge_tol:g}, from {p.min_steps:,}" if p.converge_tol is not None else "no"
+        budget = f"{p.max_minutes:g} min of a reference core" if p.max_minutes is not None else "none"
         rows.append([name, PRESET_PURPOSE.get(name, ("", ""))[0], f"{p.image_size}×{p.image_size}", str(p.width),
-                     str(p.batch_size), str(p.n_critic), f"{p.pool_size:,}", f"{p.steps:,}", stop])
+                     str(p.batch_size), str(p.n_critic), f"{p.pool_size:,}", f"{p.steps:,}", stop, budget])
     s = PAPER_SETTINGS
     rows.append(["(the paper)", "the authors' runs", f"{s['image_size']}×{s['image_size']}", str(s["width"]),
-                 str(s["batch_size"]), str(s["n_critic"]), "–", f"{s['steps']:,}", "no"])
+                 str(s["batch_size"]), str(s["n_critic"]), "–", f"{s['steps']:,}", "no", "none"])
     larger = sorted({(e.min_image_size, n) for n, e in EXPERIMENTS.items() if e.min_image_size})
     note = ""
     if larger:
