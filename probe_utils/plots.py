@@ -331,15 +331,22 @@ def response_frames(records: list[dict], render: Callable[[int, int], tuple[torc
     return frames
 
 
+def _feature_grid(records: dict[str, list[dict]]) -> tuple[list[str], list[str], plt.Figure, np.ndarray]:
+    """The experiments with records (columns), their model families (rows, in the book's order) and a figure with
+    one panel per (family, experiment)."""
+    names = [n for n in records if records[n]]
+    models = sorted({r["model"] for n in names for r in records[n]}, key=family_order)
+    fig, axes = plt.subplots(len(models), len(names), figsize=(_width(len(names), 2.9), 2.7 * len(models)),
+                             squeeze=False)
+    return names, models, fig, axes
+
+
 def feature_responses(records: dict[str, list[dict]]) -> plt.Figure:
     """The paper's Fig. 5: one column per feature (experiment), one row per model; for each trained value (arrow) the
     density of the generated feature over the experiment's bins."""
     from probe_utils.experiments import EXPERIMENTS
 
-    names = [n for n in records if records[n]]
-    models = sorted({r["model"] for n in names for r in records[n]}, key=family_order)
-    fig, axes = plt.subplots(len(models), len(names), figsize=(_width(len(names), 2.9), 2.7 * len(models)),
-                             squeeze=False)
+    names, models, fig, axes = _feature_grid(records)
     for j, name in enumerate(names):
         exp = EXPERIMENTS[name]
         edges, centres = np.asarray(exp.edges), exp.centres
@@ -398,10 +405,7 @@ def independence(records: dict[str, list[dict]]) -> plt.Figure:
     from probe_utils.experiments import EXPERIMENTS
     from probe_utils.render.pie import INDEPENDENCE_VALUES
 
-    names = [n for n in records if records[n]]
-    models = sorted({r["model"] for n in names for r in records[n]}, key=family_order)
-    fig, axes = plt.subplots(len(models), len(names), figsize=(_width(len(names), 2.9), 2.7 * len(models)),
-                             squeeze=False)
+    names, models, fig, axes = _feature_grid(records)
     for j, name in enumerate(names):
         exp = EXPERIMENTS[name]
         edges, centres = np.asarray(exp.edges), exp.centres
