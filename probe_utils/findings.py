@@ -520,8 +520,10 @@ def _mode_mass_reasons(rec: dict) -> list[str]:
     values = pie_render.INDEPENDENCE_VALUES["radius" if feature == "size" else feature]
     modes = A.per_mode(_dist(rec), _centres(rec), values)
     low = [m for m in modes if m["mass"] < MODE_MASS_MIN]
-    return [f"at {rec['value']} nuisance values only " + ", ".join(f"{m['mass']:.0%} near {m['value']:g}" for m in low)
-            + f" (needs {MODE_MASS_MIN:.0%} near each trained value)"] if low else []
+    k = rec["value"]
+    near = ", ".join(f"{m['mass']:.0%} near {m['value']:g}" for m in low)
+    return [f"the run with {k} nuisance value{'' if k == 1 else 's'} puts only {near} (needs "
+            f"{MODE_MASS_MIN:.0%} near each trained value)"] if low else []
 
 
 def gate_independence(rec: dict, siblings: Sequence[dict] = ()) -> Gate:
