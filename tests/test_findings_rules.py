@@ -295,6 +295,21 @@ def test_unchanged():
     assert F.rule_unchanged(0.6, jumpy) is None  # the run moves that much between its own last probes
 
 
+def test_unchanged_counts_mass_that_moves_not_a_mode_that_widens():
+    """A response whose modes only widen (the paper's second claim) is unchanged, although the TV distance between
+    the whole distributions is large; one that loses a trained value is not."""
+    narrow = seeds("indep_size", 1, [sum(gauss("indep_size", v, 0.004) for v in (0.5, 0.55, 0.8))])
+    wide = seeds("indep_size", 10, [sum(gauss("indep_size", v, 0.012) for v in (0.5, 0.55, 0.8))])
+    assert F._tv(F._mean_dist(narrow), F._mean_dist(wide)) > 0.3  # the whole distributions overlap little
+    assert F.mass_shift(narrow + wide) < 0.05 and F.rule_unchanged(F.mass_shift(narrow + wide), narrow + wide)
+    lost = seeds("indep_size", 10, [sum(gauss("indep_size", v, 0.004) for v in (0.55, 0.8))])
+    assert abs(F.mass_shift(narrow + lost) - 1 / 3) < 0.02
+    assert F.rule_unchanged(F.mass_shift(narrow + lost), narrow + lost) is False
+    off = seeds("indep_red", 50, [gauss("indep_red", 0.1, 0.02) + _three()])  # mass below every window
+    assert F.mode_masses("indep_red", F._mean_dist(off))[-1] > 0.2
+    assert F.rule_unchanged(F.mass_shift(seeds("indep_red", 1, [_three()]) + off), off) is False
+
+
 def test_variance_rises_per_mode():
     fewest = seeds("indep_red", 1, [_three(0.02)])
     assert F.rule_variance_rises(fewest, seeds("indep_red", 50, [_three(0.03)])) is True
