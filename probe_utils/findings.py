@@ -233,13 +233,21 @@ UNDEFINED_SKEW = "the skewness is undefined (sd = 0) or " + WITHIN_NOISE
 
 @dataclass(frozen=True)
 class Verdict:
-    """A claim's verdict over the settings scored: ``hits`` of ``total`` support it; ``reasons`` say why a claim is
-    not testable (failed gates, differences within the noise) or what was left undecided."""
+    """A claim's verdict over the settings scored: ``hits`` of ``total`` support it, ``misses`` contradict it (the
+    rest are undecided); ``reasons`` say why a claim is not testable (failed gates, differences within the noise)
+    or what was left undecided."""
 
     verdict: str
     hits: int = 0
     total: int = 0
     reasons: tuple[str, ...] = ()
+    misses: int = 0
+
+    @property
+    def answer(self) -> tuple[bool, bool] | None:
+        """Which way the decided settings go: (some support the claim, some contradict it); None when not testable.
+        Undecided settings do not count, so "agrees 2/2" and "partly 1/2" with one undecided give the same answer."""
+        return None if self.verdict == NOT_TESTABLE else (self.hits > 0, self.misses > 0)
 
     @property
     def label(self) -> str:
@@ -281,7 +289,7 @@ def judge(outcomes: Sequence[bool | None], reasons: Sequence[str] = (), undecide
     note = (f"{n_undecided} of {total} undecided: {undecided}",) if n_undecided else ()
     if hits == total:
         return Verdict(AGREES, hits, total, ())
-    return Verdict(DISAGREES if hits == 0 else PARTLY, hits, total, note)
+    return Verdict(DISAGREES if hits == 0 else PARTLY, hits, total, note, misses)
 
 
 @dataclass(frozen=True)
@@ -848,9 +856,12 @@ def with_reading(rec: dict, name: str) -> dict:
 
 def robust(main: Findings, records: Sequence[dict], compute: Callable[[list[dict]], Findings]) -> Findings:
     """``main`` with each verdict checked against the measurement's alternative readings of the same samples (the
-    experiments' ``robust_readings``, e.g. merged blobs by area, faint blobs left out): a claim whose verdict
-    (agrees / partly / disagrees / not testable) differs under some reading is **not testable**, because the rule of
-    the measurement decides it, and says which reading gives what. ``compute`` makes the findings from records."""
+    experiments' ``robust_readings``, e.g. merged blobs by area, faint blobs left out): a claim whose decided
+    settings go another way under some reading (:attr:`Verdict.answer`: some support it under one reading and none
+    under the other, or some contradict it under one and none under the other) is **not testable**, because the
+    rule of the measurement decides it, and says which reading gives what. A reading under which the claim cannot
+    be scored, or that only leaves more settings undecided, does not overturn it; the cell names that reading's
+    verdict. ``compute`` makes the findings from records."""
     names: dict[str, str] = {}
     for r in records:
         names.update(EXPERIMENTS[r["experiment"]].robust_readings)
@@ -863,22 +874,22 @@ def robust(main: Findings, records: Sequence[dict], compute: Callable[[list[dict
     for c in main.claims:
         differ = {n: f.verdict(c.key) for n, f in alt.items() if f.verdict(c.key).verdict != c.verdict.verdict}
         others = [f"{v.label} with {have[n]}" for n, v in differ.items()]
-        testable = c.verdict.verdict != NOT_TESTABLE
-        if testable and any(v.verdict != NOT_TESTABLE for v in differ.values()):
+        answer = c.verdict.answer
+        if answer is not None and any(v.answer not in (None, answer) for v in differ.values()):
             changed.append(c.paper)  # two readings give two different answers: the rule decides, not the runs
             why = "; ".join([f"the measurement's rules decide it: {c.verdict.label} as counted", *others])
             c = Claim(c.key, c.paper, c.shows, Verdict(NOT_TESTABLE, 0, c.verdict.total, (why,)))
-        elif differ:  # one reading has no answer: the other's stands, and the cell says what the first lacks
+        elif differ:  # no reading answers otherwise: the main answer stands, and the cell names the others
             v = c.verdict
-            c = Claim(c.key, c.paper, c.shows, Verdict(v.verdict, v.hits, v.total, (*v.reasons, *others)))
+            c = Claim(c.key, c.paper, c.shows, Verdict(v.verdict, v.hits, v.total, (*v.reasons, *others), v.misses))
         claims.append(c)
     if have:
         ways = " and ".join(have.values())
         note = (f"Every verdict is checked against other readings of the same samples ({ways}): "
                 + (f"**{len(changed)} of {len(claims)} get another answer** under one of them, so the counting rule, "
                    f"not the runs, decides them: not testable." if changed else
-                   "no verdict gets another answer (a reading under which a claim cannot be scored is named in "
-                   "its cell)."))
+                   "no verdict gets another answer (a reading under which a claim cannot be scored, or that leaves "
+                   "more of its settings undecided, is named in its cell)."))
     else:
         note = ""
     _, failed = split_by_gate(records)

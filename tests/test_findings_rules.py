@@ -183,6 +183,25 @@ def test_a_verdict_the_counting_rule_decides_is_not_testable():
     assert "Not checked against" in F.numerosity_findings(half).notes[-1]
 
 
+def test_a_reading_that_only_leaves_settings_undecided_does_not_overturn_a_verdict():
+    """Readings conflict when their decided settings go different ways, not when one reading leaves a setting
+    undecided: "agrees 2/2" as counted next to "partly 1/2" (the other undecided) stands, and names the other;
+    a setting that contradicts the claim under the other reading makes it not testable."""
+    agrees, undecided, contra = F.judge([True, True]), F.judge([True, None]), F.judge([True, False])
+    assert undecided.label == "partly 1/2" and undecided.answer == agrees.answer == (True, False)
+    assert contra.answer == (True, True) and F.judge([None]).answer is None and F.judge([False]).answer == (False, True)
+    main = F.Findings("a", [F.Claim("k", "claim", "shows", agrees)], [])
+
+    def alt(verdict):
+        return lambda recs: F.Findings("a", [F.Claim("k", "claim", "shows", verdict)], [])
+
+    recs = _read(seeds("numerosity", 3, [SPREAD]), split_merged=SPREAD, ignore_faint=SPREAD)
+    kept = F.robust(main, recs, alt(undecided)).verdict("k")
+    assert kept.verdict == F.AGREES and any("partly 1/2 with" in r for r in kept.reasons)
+    assert F.robust(main, recs, alt(contra)).verdict("k").verdict == F.NOT_TESTABLE
+    assert F.robust(main, recs, alt(F.judge([None]))).verdict("k").verdict == F.AGREES
+
+
 def test_a_gate_a_reading_would_pass_is_named():
     ghost = counts({3: 0.3, 4: 0.5, 5: 0.2})  # mode 4 when trained on 3: fails its gate as counted
     clean = counts({2: 0.2, 3: 0.6, 4: 0.2})
