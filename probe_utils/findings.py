@@ -654,11 +654,18 @@ def gate_report(records: Sequence[dict], siblings: Iterable[dict] | None = None)
                            {"measurable": ".0%"})
 
 
-def _label(rec: dict) -> str:
-    """'VAE 3', with the network width or training-set size when not the preset's own."""
+def _label_parts(rec: dict) -> tuple[str, str, str]:
+    """The family's label, the trained value, and " (width 8)" (network width or training-set size) when not the
+    preset's own, else ""."""
     extra = [f"{what} {rec['params'][k]}" for k, what in (("width", "width"), ("pool_size", "training images"))
              if "preset" in rec and rec.get("params", {}).get(k) is not None and not _default(rec, k)]
-    return f"{LABELS.get(rec['model'], rec['model'])} {rec['value']}" + (f" ({', '.join(extra)})" if extra else "")
+    return LABELS.get(rec["model"], rec["model"]), str(rec["value"]), f" ({', '.join(extra)})" if extra else ""
+
+
+def _label(rec: dict) -> str:
+    """'VAE 3', with the network width or training-set size when not the preset's own."""
+    name, value, extra = _label_parts(rec)
+    return f"{name} {value}{extra}"
 
 
 def gate_reasons(failed: Sequence[tuple[dict, Gate]]) -> tuple[str, ...]:
@@ -674,11 +681,14 @@ def gate_note(records: Sequence[dict], failed: Sequence[tuple[dict, Gate]]) -> s
     """A paragraph naming the runs that fail their gates, each with its reason."""
     if not failed:
         return f"All {len(records)} runs pass their training-health gate." if records else "No runs."
-    seeds: dict[tuple[str, str], list[str]] = {}  # the seeds of one setting that fail for the same reason, together
+    seeds: dict[tuple[tuple[str, str, str], str], list[str]] = {}  # a setting's seeds that fail for one reason
     for r, g in failed:
-        seeds.setdefault((_label(r), g.reason), []).append(str(r.get("seed")))
-    runs = "; ".join(f"{label}, seed{'s' if len(ss) > 1 else ''} {', '.join(ss)}: {reason}"
-                     for (label, reason), ss in seeds.items())
+        seeds.setdefault((_label_parts(r), g.reason), []).append(str(r.get("seed")))
+    values: dict[tuple[str, str, str, tuple[str, ...]], list[str]] = {}  # and the values that share both
+    for ((name, value, extra), reason), ss in seeds.items():
+        values.setdefault((name, extra, reason, tuple(ss)), []).append(value)
+    runs = "; ".join(f"{name} {', '.join(vs)}{extra}, seed{'s' if len(ss) > 1 else ''} {', '.join(ss)}: {reason}"
+                     for (name, extra, reason, ss), vs in values.items())
     return (f"**{len(failed)} of {len(records)} runs fail their training-health gate and are not scored** (they do "
             f"not reproduce their own training data, so they cannot show how the model generalizes): {runs}.")
 

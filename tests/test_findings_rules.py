@@ -115,6 +115,9 @@ def test_independence_gate_rests_on_the_fewest_nuisance_values():
     assert all(F.gate(r, ok).passed for r in ok)
     assert not F.gate(lost[0], lost).passed and "near 0.3" in F.gate(lost[0], lost).reason
     assert not F.gate(lost[1], lost).passed  # its reference (1 nuisance value) lost a trained value
+    lost.append(rec("indep_red", 50, _three()))
+    note = F.gate_note(lost, [(r, F.gate(r, lost)) for r in lost])
+    assert "VAE 1, 10, 50, seed 0: the run with 1 nuisance value puts only 0% near 0.3" in note  # one reason, once
 
 
 def test_combinations_gate_rests_on_the_fewest_combinations():
