@@ -412,11 +412,8 @@ def book_order(plan: SweepPlan, store: Any = None) -> SweepPlan:
     families and first seeds whose runs are all stored (:func:`probe_utils.build.chapter_settings`), so the runs
     fall into steps that each add to a page: for a chapter already shown with its first S seeds, each family not
     shown yet (its runs at those seeds), then each further seed; for a chapter not shown yet, each seed. Steps run
-    by the seed they add (first seeds first), then the cheapest first; runs keep their order within a step. Runs of
-    an experiment that does not fit the preset (:data:`probe_utils.experiments.SEED_0_ONLY`: their seed-0 runs are
-    evidence, not verdicts) run last."""
+    by the seed they add (first seeds first), then the cheapest first; runs keep their order within a step."""
     from probe_utils.build import RUN_PLAN, chapter_settings, seed_list
-    from probe_utils.experiments import SEED_0_ONLY
 
     shown: dict[str, int] = {}
     seeds: dict[str, list[int]] = {}
@@ -426,8 +423,6 @@ def book_order(plan: SweepPlan, store: Any = None) -> SweepPlan:
         shown[stem] = len(overrides.get("seeds", seeds[stem])) if at == plan.preset and at != "ci" else 0
 
     def step(t: Task) -> tuple[int, tuple]:
-        if (t.experiment, plan.preset) in SEED_0_ONLY:
-            return 0, (t.chapter, "unfit")
         idx = seeds[t.chapter].index(t.seed) if t.seed in seeds[t.chapter] else t.seed
         s = shown[t.chapter]
         if idx < s:
@@ -440,9 +435,7 @@ def book_order(plan: SweepPlan, store: Any = None) -> SweepPlan:
     for i, (t, (_, name)) in enumerate(zip(plan.todo, steps)):
         cost[name] = cost.get(name, 0.0) + t.est_s
         first.setdefault(name, i)
-    unfit = [(t.experiment, plan.preset) in SEED_0_ONLY for t in plan.todo]
-    order = sorted(range(len(plan.todo)),
-                   key=lambda i: (unfit[i], steps[i][0], cost[steps[i][1]], first[steps[i][1]], i))
+    order = sorted(range(len(plan.todo)), key=lambda i: (steps[i][0], cost[steps[i][1]], first[steps[i][1]], i))
     return replace(plan, todo=[plan.todo[i] for i in order])
 
 
