@@ -339,12 +339,13 @@ def response_shape(dist: Any, centres: Any = None) -> dict[str, float]:
     0..K-1, so numerosity bins are counts).
 
     Returns ``mean``, ``sd``, ``mode`` (centre of the highest bin; first one on ties), ``mode_bin``, ``median``;
-    ``skewness`` (third standardised moment; NaN when sd = 0, where it is undefined); ``bowley`` (quartile skewness (Q3 + Q1 - 2·Q2) / (Q3 - Q1), with mass
-    spread evenly within each bin; 0 for a symmetric response, in [-1, 1]; NaN when Q3 = Q1); ``mass_below`` / ``mass_above`` (mass
-    strictly left / right of the mode bin) and ``mass_asymmetry`` = above - below; ``hwhm_left`` / ``hwhm_right``
-    (distance from the mode to the first crossing of half the peak height, linear interpolation between centres;
-    NaN on a side that stays above half to the grid's edge), ``hwhm`` (their mean, or the one that exists) and
-    ``hwhm_ratio`` = right / left (> 1: a longer right flank, as for numerosity and size in the paper).
+    ``skewness`` (third standardised moment; NaN when sd = 0, where it is undefined); ``bowley`` (quartile skewness (Q3
+    + Q1 - 2·Q2) / (Q3 - Q1), with mass spread evenly within each bin; 0 for a symmetric response, in [-1, 1]; NaN when
+    Q3 = Q1); ``mass_below`` / ``mass_above`` (mass strictly left / right of the mode bin) and ``mass_asymmetry`` =
+    above - below; ``hwhm_left`` / ``hwhm_right`` (distance from the mode to the first crossing of half the peak height,
+    linear interpolation between centres; NaN on a side that stays above half to the grid's edge), ``hwhm`` (their mean,
+    or the one that exists) and ``hwhm_ratio`` = right / left (> 1: a longer right flank, as for numerosity and size in
+    the paper).
     A single-bin spike has hwhm = half a bin: widths below a bin are not resolved.
     """
     p = _as_dist("dist", dist, normalise=True)

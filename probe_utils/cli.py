@@ -306,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     r.set_defaults(func=cmd_run)
 
     b = sub.add_parser("book", help="execute the chapters with papermill, then build the Jupyter Book")
-    b.add_argument("--preset", default=None, help="preset passed to every chapter (default: per chapter, the largest-scale preset with stored "
+    b.add_argument("--preset", default=None,
+                   help="preset passed to every chapter (default: per chapter, the largest-scale preset with stored "
                         "records, so nothing is retrained)")
     b.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="extra papermill parameter, e.g. -p seeds 3")
@@ -315,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--strict", action="store_true", help="fail on Sphinx warnings (broken references)")
     b.add_argument("--repository", default=None,
                    help="the book's GitHub repository, OWNER/NAME or its URL, for the Colab buttons and the chapters' "
-                        "Colab install cell (default: $PROBE_BOOK_REPOSITORY, $GITHUB_REPOSITORY or repository.url in _config.yml)")
+                        "Colab install cell (default: $PROBE_BOOK_REPOSITORY, $GITHUB_REPOSITORY or repository.url in "
+                        "_config.yml)")
     b.add_argument("--branch", default="main", help="branch the Colab buttons open (default: main)")
     b.set_defaults(func=cmd_book)
 

@@ -60,11 +60,12 @@ class Preset:
         return d
 
 
-#: Training recipes: per model family, model options (see the family's class), ``sample_bn`` (batch-norm statistics
-#: at sampling: "eval" or "batch") and training settings (``lr``, ``lr_halve_every``, ``cpu_bf16``, ``ema``,
+#: Training recipes: per model family, model options (see the family's class), ``sample_bn`` (batch-norm statistics at
+#: sampling: "eval" or "batch") and training settings (``lr``, ``lr_halve_every``, ``cpu_bf16``, ``ema``,
 #: ``probe_every_factor``, ``probe_samples_factor``). "paper": the paper's text (Adam 1e-4, betas (0.5, 0.9), PyTorch's
-#: initialisation, running statistics at sampling). "released": the authors' released code (probe_utils/data/released_recipe.json; book/differences). "cpu": chosen by the recipe
-#: search of book/recipe_search for 2 CPU cores (methods page).
+#: initialisation, running statistics at sampling). "released": the authors' released code
+#: (probe_utils/data/released_recipe.json; book/differences). "cpu": chosen by the recipe search of book/recipe_search
+#: for 2 CPU cores (methods page).
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {"wgan_gp": {}, "vae": {}, "wgan_gp_fc": {}, "vae_fc": {}},
     "released": {
@@ -816,7 +817,8 @@ def run_one(plan: Plan, model: str, value: int, seed: int, *, store: Store, runs
     exp = plan.experiment
     su = _setup(plan, model, value, seed)
     res = train(su.net, su.pool, su.cfg, seed=seed, probe=_probe(exp), healthy=_healthy(exp, value),
-                checkpoint=runs_dir / f"{su.key}.pt", progress=progress, desc=f"{model} {exp.feature}={value} seed={seed}")
+                checkpoint=runs_dir / f"{su.key}.pt", progress=progress,
+                desc=f"{model} {exp.feature}={value} seed={seed}")
     return _store_record(plan, model, value, seed, su, su.net, res, store=store, train_wall_s=res.wall_s,
                          train_cpu_s=res.cpu_s)
 
@@ -981,14 +983,14 @@ def run(experiment: str, *, models: Any, values: Any, seeds: Any = 1, preset: st
     """Run (or load) every (model, value, seed) of ``experiment`` at ``preset``; return their records.
 
     ``models``: family names (see :data:`probe_utils.models.FAMILIES`); ``values``: trained values (e.g. dot counts);
-    ``seeds``: a number of seeds (0..n-1) or a list of seeds (seed 0 only where :data:`SEED_0_ONLY` says a preset
-    cannot fit the experiment); ``reuse``: load a stored record when one matches
-    (False: train from scratch, the run's checkpoint removed). Each missing run is made under a lock
-    (:func:`run_lock`), so an identical run in another process is waited for and its record reused.
-    ``width``, ``pool_size``: replace the preset's network width / number of training images (part of each
-    record's identity). ``progress``: show progress bars (default: yes, unless ``PROBE_UTILS_PROGRESS=0``, which the book build sets so
-    that executed pages do not embed progress-bar widgets).
-    Checkpoints go to ``runs_dir`` (default: ``runs/`` beside the store's ``book/``, else ``<store>-runs``), so an interrupted call resumes.
+    ``seeds``: a number of seeds (0..n-1) or a list of seeds (seed 0 only where :data:`SEED_0_ONLY` says a preset cannot
+    fit the experiment); ``reuse``: load a stored record when one matches (False: train from scratch, the run's
+    checkpoint removed). Each missing run is made under a lock (:func:`run_lock`), so an identical run in another
+    process is waited for and its record reused. ``width``, ``pool_size``: replace the preset's network width / number
+    of training images (part of each record's identity). ``progress``: show progress bars (default: yes, unless
+    ``PROBE_UTILS_PROGRESS=0``, which the book build sets so that executed pages do not embed progress-bar widgets).
+    Checkpoints go to ``runs_dir`` (default: ``runs/`` beside the store's ``book/``, else ``<store>-runs``), so an
+    interrupted call resumes.
     """
     plan = check_parameters(experiment, models=models, values=values, seeds=seeds, preset=preset, device=device,
                             reuse=reuse, width=width, pool_size=pool_size)
@@ -1040,7 +1042,8 @@ def scaled_settings(preset: str, width_factors: Any = (), data_factors: Any = ()
     return out
 
 
-def training_samples(experiment: str, preset: str, seed: int = 123) -> Callable[[int, int], tuple[torch.Tensor, np.ndarray]]:
+def training_samples(experiment: str, preset: str,
+                     seed: int = 123) -> Callable[[int, int], tuple[torch.Tensor, np.ndarray]]:
     """A function ``(value, n) -> (training images, their measured feature)`` at the preset's image size."""
     exp, pre = EXPERIMENTS[experiment], PRESETS[preset]
 

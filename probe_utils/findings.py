@@ -1155,6 +1155,7 @@ def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -
     sharp = [rule_sharper_at_extremes(s) for s in fam_red.values() if len(s) >= 3]
     sat = [x for s in red for x in [saturated(s)] if x]
     sym = [rule_symmetric(s) for s in red]
+    undefined_skew = sum(not np.isfinite(_seed_mean(s, _shape_stat("skewness", _centres(s[0])))) for s in red)
     larger = [rule_skewed_larger(s) for s in size]
     loc_sym = [rule_symmetric(s) for s in loc]
     versus = [rule_sharper_than_red(fam_red.get(m, []), [s for s in other if s[0]["model"] == m])
@@ -1172,7 +1173,7 @@ def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -
                   else WITHIN_NOISE)),
         Claim("pie.red_symmetric", "Red: the response is symmetric",
               f"|skewness| < {SYMMETRIC_SKEW} in {sum(o is True for o in sym)} of {len(sym)} settings "
-              f"(undefined, sd = 0, in {sum(not np.isfinite(_seed_mean(s, _shape_stat('skewness', _centres(s[0])))) for s in red)})",
+              f"(undefined, sd = 0, in {undefined_skew})",
               judge(sym, why, undecided=UNDEFINED_SKEW)),
         Claim("pie.size_larger", "Size: skewed towards larger objects",
               f"positive skewness in {sum(o is True for o in larger)} of {len(larger)} settings, negative in "
@@ -1383,8 +1384,8 @@ def independence_table(records: dict[str, list[dict]]) -> Table:
             "max_tv": "largest TV to fewest k", "max_emd": "largest EMD",
             "sd_first": "sd, fewest k", "sd_last": "sd, most k", "mode_sd": "sd per trained value, fewest → most k",
             "rho": "Spearman ρ(k, sd)", "p": "χ² p", "v": "Cramér's V"}
-    fmt = {"shift": ".3f", "max_tv": ".3f", "max_emd": ".3f", "sd_first": ".3f", "sd_last": ".3f", "rho": "+.2f", "p": ".2g",
-           "v": ".3f"}
+    fmt = {"shift": ".3f", "max_tv": ".3f", "max_emd": ".3f", "sd_first": ".3f", "sd_last": ".3f", "rho": "+.2f",
+           "p": ".2g", "v": ".3f"}
     return table_from_rows(rows, cols, fmt)
 
 
@@ -1822,10 +1823,10 @@ class Scorecard:
         cells = self.cells()
         per = {f: [v[f].verdict for _, _, v in cells] for f in self.families}
         per["all families"] = [x for v in per.values() for x in v]
-        return Table(["family", *VERDICTS], [[f if f == "all families" else family_header(f), *(Cell(str(vs.count(k)), str(vs.count(k)),
-                                                                        f"verdict-{k.replace(' ', '-')}")
-                                                                   for k in VERDICTS)] for f, vs in per.items()],
-                     css="probe-table scorecard-counts")
+        rows = [[f if f == "all families" else family_header(f),
+                 *(Cell(str(vs.count(k)), str(vs.count(k)), f"verdict-{k.replace(' ', '-')}") for k in VERDICTS)]
+                for f, vs in per.items()]
+        return Table(["family", *VERDICTS], rows, css="probe-table scorecard-counts")
 
     def details(self) -> Details:
         return Details(self.sections)

@@ -447,7 +447,8 @@ class Store:
                     out["stale"].append({**rec, "stale_reason": why})
         return out
 
-    def _files(self, experiment: str | None, preset: str | None) -> Iterator[tuple[Path, dict | None, Exception | None]]:
+    def _files(self, experiment: str | None,
+               preset: str | None) -> Iterator[tuple[Path, dict | None, Exception | None]]:
         base = self.root
         for name, part in (("experiment", experiment), ("preset", preset if experiment else None)):
             if part:

@@ -162,7 +162,8 @@ def _chapter_tasks(stem: str, params: dict[str, Any]) -> list[Task]:
     for entry in RUN_PLAN[stem]:
         if skipped(entry, params):
             continue
-        names = {"models": entry.get("models", "models"), "values": entry["values"], "seeds": entry.get("seeds", "seeds")}
+        names = {"models": entry.get("models", "models"), "values": entry["values"],
+                 "seeds": entry.get("seeds", "seeds")}
         args = {k: params[v] for k, v in names.items()}
         where = f"chapter {stem}, parameters " + ", ".join(repr(v) for v in names.values())
         try:
@@ -192,9 +193,9 @@ def _chapter_tasks(stem: str, params: dict[str, Any]) -> list[Task]:
 def plan_runs(chapters: Iterable[str], *, preset: str | None = None, overrides: dict[str, Any] | None = None,
               store: Any = None, device: str = "auto", its_per_s: float | None = None,
               notebooks: Path | None = None) -> SweepPlan:
-    """The sweep of ``chapters`` (see :func:`resolve_chapters`) at ``preset`` (default: each chapter's own), with papermill-style
-    ``overrides`` of their parameters: each run once (runs shared by chapters are planned once), stored runs
-    apart, every run to do with its estimated cost."""
+    """The sweep of ``chapters`` (see :func:`resolve_chapters`) at ``preset`` (default: each chapter's own), with
+    papermill-style ``overrides`` of their parameters: each run once (runs shared by chapters are planned once), stored
+    runs apart, every run to do with its estimated cost."""
     from probe_utils.experiments import PRESETS
     from probe_utils.store import Store
 
@@ -804,11 +805,11 @@ def status_lines(plan: SweepPlan, device: str = "auto") -> list[str]:
     for stem in plan.chapters:
         done = [t for t in plan.done if t.chapter == stem]
         todo = [t for t in plan.todo if t.chapter == stem]
-        lines.append(f"{stem:<26} done {len(done):>4}  to do {len(todo):>4}  (estimate {_hours(sum(t.est_s for t in todo))})")
+        est = _hours(sum(t.est_s for t in todo))
+        lines.append(f"{stem:<26} done {len(done):>4}  to do {len(todo):>4}  (estimate {est})")
     lines.append(f"{'all':<26} done {len(plan.done):>4}  to do {len(plan.todo):>4}  spent "
-                 f"{plan.done_train_s / 3600:.3f} {unit} (the records' training time: CPU time on the CPU, wall time on a "
-                 f"GPU); to do about "
-                 f"{plan.est_s / 3600:.3f} {unit}")
+                 f"{plan.done_train_s / 3600:.3f} {unit} (the records' training time: CPU time on the CPU, wall time "
+                 f"on a GPU); to do about {plan.est_s / 3600:.3f} {unit}")
     return lines
 
 

@@ -327,11 +327,12 @@ def train(
 ) -> TrainResult:
     """Train ``model`` on batches from ``pool``; return its history. The model ends on the pool's device.
 
-    ``probe(images) -> distribution`` (or ``(distribution, unmeasurable share)``) measures a feature of generated
-    images and returns its distribution over fixed bins among the measurable ones; ``healthy(distribution)`` says
-    whether a probe shows a working model (default: always). With ``checkpoint`` set, state is saved every ``checkpoint_every`` iterations and at the end, and a run
-    that finds a checkpoint there resumes from it (same seed, same stream of batches). With ``config.ema``, probes
-    sample the averaged weights and the model ends holding them (the checkpoint keeps both).
+    ``probe(images) -> distribution`` (or ``(distribution, unmeasurable share)``) measures a feature of generated images
+    and returns its distribution over fixed bins among the measurable ones; ``healthy(distribution)`` says whether a
+    probe shows a working model (default: always). With ``checkpoint`` set, state is saved every ``checkpoint_every``
+    iterations and at the end, and a run that finds a checkpoint there resumes from it (same seed, same stream of
+    batches). With ``config.ema``, probes sample the averaged weights and the model ends holding them (the checkpoint
+    keeps both).
     """
     device = pool.device
     cuda = device.type == "cuda"

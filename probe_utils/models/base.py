@@ -125,7 +125,8 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """z -> fc 16*width (1024 at width 64) -> 4x4xC -> 4x4 stride-2 transposed convs up to the image, sigmoid (the paper's generator).
+    """z -> fc 16*width (1024 at width 64) -> 4x4xC -> 4x4 stride-2 transposed convs up to the image, sigmoid (the
+    paper's generator).
 
     ``batch_norm``: False (none), True (after every hidden layer) or ``"released"`` (the authors' released code:
     after the two fc layers and the first transposed conv only)."""

@@ -61,8 +61,8 @@ class PixelCNN(GenerativeModel):
     """Gated PixelCNN over ``levels`` intensities per channel; loss: mean NLL in nats per sub-pixel.
 
     Options: ``layers`` (gated layers after the first, default 3), ``levels`` (2..256, default 16), ``kernel`` (odd,
-    default 3), ``first_kernel`` (odd, default 7), ``head`` (hidden units of the per-pixel head, default width), ``context``
-    (causal whole-image summaries, default False).
+    default 3), ``first_kernel`` (odd, default 7), ``head`` (hidden units of the per-pixel head, default width),
+    ``context`` (causal whole-image summaries, default False).
     """
 
     family = "pixelcnn"
