@@ -138,8 +138,9 @@ def pending_note(preset: str) -> str:
     if seeds:
         word = "Seed" if len(seeds) == 1 else "Seeds"
         parts.append(f"**{word} {', '.join(seeds)} not shown yet:** every setting here shows fewer seeds than the "
-                     f"chapter asks for (the first ones, whose runs are all stored), so spreads across seeds are "
-                     f"narrower than they will be.")
+                     f"chapter asks for (the first ones, whose runs are all stored), so its verdicts rest on fewer "
+                     f"seeds than they will: with one seed, a difference is weighed against the sampling noise and "
+                     f"the end-of-training drift only, not against how much seeds differ.")
     if not parts:
         return ""
     return ("\n>\n> " + " ".join(parts) + " The run plan `book/run_plan.json` is under way; the page is rebuilt as "

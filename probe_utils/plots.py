@@ -63,9 +63,12 @@ def _width(panels: float, per_panel: float) -> float:
 
 
 def _arrow(ax, x: float, color: str = "0.2", depth: float = 0.14) -> None:
-    """An arrow under the x axis pointing at a trained value (the paper's arrows)."""
+    """An arrow under the x axis pointing at a trained value (the paper's arrows); the tick labels move below the
+    arrows, so that an arrow never runs through a label."""
     ax.annotate("", xy=(x, 0), xytext=(x, -depth), xycoords=("data", "axes fraction"),
                 textcoords=("data", "axes fraction"), arrowprops=dict(arrowstyle="-|>", color=color, lw=1.5))
+    height_pt = ax.get_position().height * ax.figure.get_figheight() * 72
+    ax.tick_params(axis="x", pad=max(3.5, depth * height_pt + 2))
 
 
 def _feature_panel(ax, exp, model: str, first_column: bool, last_row: bool) -> None:

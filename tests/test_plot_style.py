@@ -215,3 +215,27 @@ def test_column_legends_narrow_to_fit_between_their_neighbours():
     assert boxes[0].x0 >= 0 and boxes[-1].x1 <= fig.bbox.width
     assert fig.get_size_inches()[0] <= plots.MAX_WIDTH_IN + 1e-6
     plt.close(fig)
+
+
+def test_trained_value_arrows_never_run_through_a_tick_label():
+    """The arrows under the x axis (the paper's trained-value marks) end above the tick labels."""
+    from matplotlib.text import Annotation
+
+    from test_findings_rules import gauss, rec
+
+    indep = {"indep_red": [rec("indep_red", k, gauss("indep_red", 0.5, 0.2), model=m) for m in ("wgan_gp", "vae")
+                           for k in (1, 10, 50)]}
+    for fig in (plots.impulse_response(_six_families()), plots.independence(indep)):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        checked = 0
+        for ax in fig.axes:
+            arrows = [a for a in ax.texts if isinstance(a, Annotation) and a.arrow_patch is not None]
+            labels = [t for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
+            for a in arrows:
+                box = a.arrow_patch.get_window_extent(renderer)
+                for t in labels:
+                    assert not box.overlaps(t.get_window_extent(renderer)), f"an arrow runs through {t.get_text()!r}"
+                    checked += 1
+        assert checked
+        plt.close(fig)
