@@ -413,13 +413,22 @@ def book_order(plan: SweepPlan, store: Any = None) -> SweepPlan:
     families and first seeds whose runs are all stored (:func:`probe_utils.build.chapter_settings`), so the runs
     fall into steps that each add to a page: for a chapter already shown with its first S seeds, each family not
     shown yet (its runs at those seeds), then each further seed; for a chapter not shown yet, each seed. Steps run
-    by the seed they add (first seeds first), then the cheapest first; runs keep their order within a step."""
+    by the seed they add (first seeds first), then the cheapest first. Within a seed step the runs go by family, since
+    a page can show each family once its runs are stored: the families a page requires first (cheapest first), then
+    the optional ones (e.g. chapter 02's ``other_models``, which no page waits for); otherwise in plan order."""
     from probe_utils.build import RUN_PLAN, chapter_settings, seed_list
 
     shown: dict[str, int] = {}
     seeds: dict[str, list[int]] = {}
+    required: dict[str, set[str]] = {}
     for stem in dict.fromkeys(t.chapter for t in plan.todo):
-        seeds[stem] = seed_list(chapter_parameters(stem).get("seeds", 1))
+        defaults = chapter_parameters(stem)
+        seeds[stem] = seed_list(defaults.get("seeds", 1))
+        required[stem] = set()
+        for entry in RUN_PLAN.get(stem, []):
+            value = defaults.get(entry.get("models", "models"), [])
+            if not entry.get("optional"):
+                required[stem] |= {value} if isinstance(value, str) else set(value)
         at, overrides, _ = chapter_settings(stem, store) if stem in RUN_PLAN else ("", {}, [])
         shown[stem] = len(overrides.get("seeds", seeds[stem])) if at == plan.preset and at != "ci" else 0
 
@@ -434,9 +443,17 @@ def book_order(plan: SweepPlan, store: Any = None) -> SweepPlan:
     cost: dict[tuple, float] = {}
     first: dict[tuple, int] = {}
     for i, (t, (_, name)) in enumerate(zip(plan.todo, steps)):
-        cost[name] = cost.get(name, 0.0) + t.est_s
-        first.setdefault(name, i)
-    order = sorted(range(len(plan.todo)), key=lambda i: (steps[i][0], cost[steps[i][1]], first[steps[i][1]], i))
+        for key in (name, name + (t.model,)):
+            cost[key] = cost.get(key, 0.0) + t.est_s
+            first.setdefault(key, i)
+
+    def within(i: int) -> tuple:
+        t, name = plan.todo[i], steps[i][1]
+        fam = name + (t.model,)
+        return t.model not in required[t.chapter], cost[fam], first[fam]
+
+    order = sorted(range(len(plan.todo)),
+                   key=lambda i: (steps[i][0], cost[steps[i][1]], first[steps[i][1]], *within(i), i))
     return replace(plan, todo=[plan.todo[i] for i in order])
 
 

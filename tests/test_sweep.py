@@ -111,6 +111,26 @@ def test_book_order_runs_the_steps_that_add_to_a_page_first(monkeypatch):
     assert order.index("04_independence-vae-0") < order.index("01_numerosity-pixelcnn-1")
 
 
+def test_book_order_runs_a_seed_by_family_required_families_first(monkeypatch):
+    """Within a chapter's seed step, each family's runs go together, the families a page requires first (cheapest
+    first), the optional ones (chapter 02's other_models) last, so that the page can show a family soonest."""
+    from probe_utils import build
+
+    monkeypatch.setattr(build, "chapter_settings", lambda stem, store=None: ("ci", {}, []))
+
+    def task(experiment, model, value, est):
+        return sweep.Task(experiment, model, value, 0, "cpu", key=f"{experiment}-{model}-{value}",
+                          chapter="02_color_size_location", est_s=est)
+
+    todo = [task("pie_red", "wgan_gp", 0.1, 900.0), task("pie_red", "vae", 0.1, 200.0),
+            task("pie_red", "pixelcnn", 0.1, 100.0), task("pie_size", "wgan_gp", 0.5, 900.0),
+            task("pie_size", "vae", 0.5, 200.0), task("pie_location", "vae", 0.0, 200.0)]
+    plan = sweep.SweepPlan(["02_color_size_location"], "cpu", todo=todo)
+    order = [t.key for t in sweep.book_order(plan).todo]
+    assert order == ["pie_red-vae-0.1", "pie_size-vae-0.5", "pie_location-vae-0.0", "pie_red-wgan_gp-0.1",
+                     "pie_size-wgan_gp-0.5", "pie_red-pixelcnn-0.1"]
+
+
 def test_plan_shares_runs_between_chapters(tmp_store):
     """Chapter 03's single-mode runs are chapter 02's red runs when their values match: planned once."""
     both = sweep.plan_runs(["02_color_size_location", "03_convolution_prototype"], preset="ci", store=tmp_store)
