@@ -43,7 +43,7 @@ EXACT_SHARE = 0.95          # "not always the trained count": the trained count 
 CENTRE_TOL = 0.5            # "centred at the trained count": mean within this many counts of it
 # colour, size, location
 RED_CENTRE_TOL = 0.05       # "centred at the trained proportion": mean within this of it
-SYMMETRIC_SKEW = 0.5        # "symmetric": |skewness| below this
+SYMMETRIC_SKEW = 0.5        # "symmetric": |skewness| of the response's bump below this
 SATURATED_SHARE = 0.1       # a response with this much mass in the measurement's first or last bin is saturated
 # convolution and prototype enhancement
 CLOSE_GAP = 0.15            # two modes at most this far apart are "close" (the paper's pairs: 0.3/0.4 and 0.3/0.9)
@@ -1053,7 +1053,9 @@ def provenance_table(records: Sequence[dict]) -> Table:
 
 def shape_table(records: Sequence[dict], centres: np.ndarray) -> Table:
     """Per model and trained value of a continuous feature, over all seeds: mean, bias, spread, half-width,
-    asymmetry (skewness is – where the response has no spread), unmeasurable share and seeds passing the gate."""
+    asymmetry (skewness is – where the response has no spread), unmeasurable share and seeds passing the gate. The sd
+    and the skewness the rules read are the bump's (:func:`probe_utils.analysis.response_shape`: stray samples far
+    from the response left out, their share shown); the skewness over all samples is shown next to it."""
     _, failed = split_by_gate(records)
     bad = {id(r) for r, _ in failed}
     rows = A.shape_rows(list(records), centres)
@@ -1061,10 +1063,11 @@ def shape_table(records: Sequence[dict], centres: np.ndarray) -> Table:
         recs = [r for r in records if r["model"] == row["model"] and r["value"] == row["value"]]
         row["gate"] = f"{sum(id(r) not in bad for r in recs)} of {len(recs)}"
     cols = {"model": "model", "value": "trained", "seeds": "seeds", "gate": "seeds passing the gate", "mean": "mean",
-            "mean_ci": "± 95% CI", "bias": "bias", "sd": "sd", "hwhm": "half-width", "skewness": "skewness",
+            "mean_ci": "± 95% CI", "bias": "bias", "bump_sd": "sd (bump)", "hwhm": "half-width",
+            "bump_skewness": "skewness (bump)", "skewness": "skewness (all samples)", "stray_share": "strays",
             "mass_asymmetry": "mass right − left of mode", "invalid": "unmeasurable", "steps": "iterations"}
-    fmt = {"mean": ".3f", "mean_ci": ".3f", "bias": "+.3f", "sd": ".3f", "hwhm": ".3f", "skewness": "+.2f",
-           "mass_asymmetry": "+.2f", "invalid": ".0%"}
+    fmt = {"mean": ".3f", "mean_ci": ".3f", "bias": "+.3f", "bump_sd": ".3f", "hwhm": ".3f", "bump_skewness": "+.2f",
+           "skewness": "+.2f", "stray_share": ".1%", "mass_asymmetry": "+.2f", "invalid": ".0%"}
     return table_from_rows(rows, cols, fmt)
 
 
@@ -1089,7 +1092,8 @@ def rule_sharper_at_extremes(settings: Sequence[Sequence[dict]]) -> bool | None:
     """"Red is sharper at 10% and 90% than in the middle (Weber's law)" (one family; one list of runs per trained
     value): the sd nearest 50% exceeds the sd at both extreme trained values by more than the noise. None with
     fewer than three trained values or when any of the three responses is saturated at the measurement's floor or
-    ceiling (a response piled on the floor has a small sd whatever the model learned)."""
+    ceiling (a response piled on the floor has a small sd whatever the model learned). The sd is its bump's (stray
+    samples far from the response left out)."""
     if len(settings) < 3:
         return None
     by = {float(s[0]["value"]): s for s in settings}
@@ -1097,34 +1101,35 @@ def rule_sharper_at_extremes(settings: Sequence[Sequence[dict]]) -> bool | None:
     mid = min((v for v in by if v not in (lo, hi)), key=lambda v: abs(v - 0.5))
     if any(saturated(by[v]) for v in (lo, mid, hi)):
         return None
-    sd = _shape_stat("sd", _centres(settings[0][0]))
+    sd = _shape_stat("bump_sd", _centres(settings[0][0]))
     sds = {v: sd(_mean_dist(by[v])) for v in (lo, mid, hi)}
     nz = max(noise(by[v], sd) for v in (lo, mid, hi))
     return beyond(sds[mid] - max(sds[lo], sds[hi]), nz)
 
 
 def rule_symmetric(recs: Sequence[dict]) -> bool | None:
-    """"The response is symmetric": |skewness| (mean over seeds) below :data:`SYMMETRIC_SKEW` by more than the
-    noise. None when the skewness is undefined (sd = 0: a degenerate response is not symmetric, it is not a
-    response)."""
-    skew = _shape_stat("skewness", _centres(recs[0]))
+    """"The response is symmetric": |skewness of its bump| (mean over seeds; stray samples far from the response
+    left out, :func:`probe_utils.analysis.response_shape`) below :data:`SYMMETRIC_SKEW` by more than the noise. None
+    when the skewness is undefined (sd = 0: a degenerate response is not symmetric, it is not a response)."""
+    skew = _shape_stat("bump_skewness", _centres(recs[0]))
     s = _seed_mean(recs, skew)
     return within(abs(s), SYMMETRIC_SKEW, noise(recs, skew)) if np.isfinite(s) else None
 
 
 def rule_skewed_larger(recs: Sequence[dict]) -> bool | None:
-    """"Size is skewed towards larger objects": the skewness (mean over seeds) is positive by more than the noise;
-    None when it is undefined (sd = 0)."""
-    skew = _shape_stat("skewness", _centres(recs[0]))
+    """"Size is skewed towards larger objects": the skewness of the response's bump (mean over seeds) is positive by
+    more than the noise; None when it is undefined (sd = 0)."""
+    skew = _shape_stat("bump_skewness", _centres(recs[0]))
     s = _seed_mean(recs, skew)
     return beyond(s, noise(recs, skew)) if np.isfinite(s) else None
 
 
 def _relative_sd(settings: Sequence[Sequence[dict]]) -> tuple[float, float]:
-    """Mean sd over settings divided by the span of trained values the experiment allows, and its noise."""
+    """Mean sd of the responses' bumps over settings divided by the span of trained values the experiment allows,
+    and its noise."""
     exp = EXPERIMENTS[settings[0][0]["experiment"]]
     span = float(exp.allowed[1] - exp.allowed[0])
-    sd = _shape_stat("sd", exp.centres)
+    sd = _shape_stat("bump_sd", exp.centres)
     return (float(np.mean([sd(_mean_dist(s)) for s in settings])) / span,
             float(np.mean([noise(s, sd) for s in settings])) / span)
 
@@ -1142,6 +1147,14 @@ def _settings(records: Sequence[dict]) -> list[list[dict]]:
     return [recs for _, recs in A.by_setting(records)]
 
 
+def _strays(settings: Sequence[Sequence[dict]]) -> str:
+    """'' or how much the skewness of these responses leaves out: their largest stray share (mean over seeds)."""
+    shares = [_seed_mean(s, _shape_stat("stray_share", _centres(s[0]))) for s in settings]
+    top = max((x for x in shares if np.isfinite(x)), default=0.0)
+    return (f"; skewness of each response's bump, stray samples far from it left out (at most {top:.1%} of a "
+            f"response)") if top > 0 else ""
+
+
 @by_scope
 def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -> Findings:
     """The paper's claims on colour, size and location (Sec. 4.1.2-4.1.3), checked on the runs that pass their
@@ -1156,7 +1169,7 @@ def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -
     sharp = [rule_sharper_at_extremes(s) for s in fam_red.values() if len(s) >= 3]
     sat = [x for s in red for x in [saturated(s)] if x]
     sym = [rule_symmetric(s) for s in red]
-    undefined_skew = sum(not np.isfinite(_seed_mean(s, _shape_stat("skewness", _centres(s[0])))) for s in red)
+    undefined_skew = sum(not np.isfinite(_seed_mean(s, _shape_stat("bump_skewness", _centres(s[0])))) for s in red)
     larger = [rule_skewed_larger(s) for s in size]
     loc_sym = [rule_symmetric(s) for s in loc]
     versus = [rule_sharper_than_red(fam_red.get(m, []), [s for s in other if s[0]["model"] == m])
@@ -1167,22 +1180,23 @@ def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -
               f"mean within {RED_CENTRE_TOL} of it in {sum(o is True for o in centred)} of {len(red)} settings"
               f"{_not_scored(records.get('pie_red', []), by_exp['pie_red'])}", judge(centred, why)),
         Claim("pie.red_weber", "Red: sharper at the extremes (10%, 90%) than in the middle (Weber's law)",
-              f"the sd at both extreme trained values is below the sd nearest 50% for {sum(o is True for o in sharp)} "
-              f"of {len(sharp)} families with three or more scored values{sat_txt}",
+              f"the bump's sd at both extreme trained values is below the one nearest 50% for "
+              f"{sum(o is True for o in sharp)} of {len(sharp)} families with three or more scored values{sat_txt}",
               judge(sharp, why or ("fewer than three trained values scored",), undecided=(
                   "a response is saturated at the measurement's floor or ceiling, or " + WITHIN_NOISE) if sat
                   else WITHIN_NOISE)),
         Claim("pie.red_symmetric", "Red: the response is symmetric",
               f"|skewness| < {SYMMETRIC_SKEW} in {sum(o is True for o in sym)} of {len(sym)} settings "
-              f"(undefined, sd = 0, in {undefined_skew})",
+              f"(undefined, sd = 0, in {undefined_skew}){_strays(red)}",
               judge(sym, why, undecided=UNDEFINED_SKEW)),
         Claim("pie.size_larger", "Size: skewed towards larger objects",
               f"positive skewness in {sum(o is True for o in larger)} of {len(larger)} settings, negative in "
-              f"{sum(o is False for o in larger)}{_not_scored(records.get('pie_size', []), by_exp['pie_size'])}",
+              f"{sum(o is False for o in larger)}{_strays(size)}"
+              f"{_not_scored(records.get('pie_size', []), by_exp['pie_size'])}",
               judge(larger, why, undecided=UNDEFINED_SKEW)),
         Claim("pie.location_symmetric", "Location: fairly symmetric",
               f"|skewness| < {SYMMETRIC_SKEW} in {sum(o is True for o in loc_sym)} of {len(loc_sym)} settings"
-              f"{_not_scored(records.get('pie_location', []), by_exp['pie_location'])}",
+              f"{_strays(loc)}{_not_scored(records.get('pie_location', []), by_exp['pie_location'])}",
               judge(loc_sym, why, undecided=UNDEFINED_SKEW)),
         Claim("pie.sharper_than_red", "Size and location responses are sharper than red's",
               f"sd relative to the range of trained values below red's for {sum(o is True for o in versus)} of "

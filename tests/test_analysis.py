@@ -106,6 +106,23 @@ def test_summary_interval_is_t_based_with_the_real_number_of_seeds():
 def test_skewness_of_a_degenerate_response_is_undefined():
     spike = onehot(3, 7)
     assert np.isnan(A.response_shape(spike)["skewness"]) and np.isnan(A.dist_stats(spike)["skew"])
+    assert np.isnan(A.response_shape(spike)["bump_skewness"]) and A.response_shape(spike)["stray_share"] == 0
+
+
+def test_the_bump_leaves_out_strays_but_keeps_a_skewed_response_whole():
+    """A few samples far from a symmetric response decide its third moment; its bump's skewness ignores them and
+    says how much it left out. A genuinely skewed response keeps its skewness on the bump."""
+    c = np.linspace(0.005, 0.995, 100)
+    p = gauss(c, 0.5, 0.04)
+    p = p / p.sum()
+    p[2] += 0.004                                                      # 0.4% of the samples read as "almost no red"
+    s = A.response_shape(p, c)
+    assert s["skewness"] < -0.5 and abs(s["bump_skewness"]) < 0.05
+    assert s["stray_share"] == pytest.approx(0.004 / p.sum(), rel=0.01) and s["bump_sd"] < s["sd"]
+    skewed = np.exp(-0.5 * ((c - 0.4) / 0.05) ** 2) * (1 + np.tanh(3 * (c - 0.4) / 0.05))
+    k = A.response_shape(skewed, c)
+    assert k["skewness"] > 0.5 and k["bump_skewness"] == pytest.approx(k["skewness"], rel=0.05)
+    assert k["stray_share"] < 1e-3
 
 
 def test_per_mode_spread_does_not_shrink_when_a_mode_is_lost():

@@ -267,6 +267,14 @@ def test_symmetric_and_degenerate():
     degenerate = seeds("pie_red", 0.5, [spike])
     assert F.rule_symmetric(degenerate) is None  # skewness of a response without spread is undefined, not 0
     assert F.pie_findings({"pie_red": degenerate}).verdict("pie.red_symmetric").verdict == F.NOT_TESTABLE
+    strays = gauss("pie_red", 0.3, 0.04)
+    strays = strays / strays.sum()
+    strays[0] += 0.004  # a few misdrawn pies read as no red: they decide the third moment, not the response's shape
+    with_strays = seeds("pie_red", 0.3, [strays])
+    assert F.A.response_shape(strays, EXPERIMENTS["pie_red"].centres)["skewness"] < -0.5
+    assert F.rule_symmetric(with_strays) is True
+    (shows,) = [c.shows for c in F.pie_findings({"pie_red": with_strays}).claims if c.key == "pie.red_symmetric"]
+    assert "stray samples far from it left out (at most 0.4% of a response)" in shows
 
 
 def test_size_skewed_larger():
