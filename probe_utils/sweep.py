@@ -35,7 +35,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from probe_utils.params import ParameterError, check_choice, check_int
 
@@ -604,6 +604,57 @@ def run_job(tasks: list[dict], store: str | None, runs_dir: str | None, device: 
     return [(r, None) if isinstance(r, dict) else (None, f"{type(r).__name__}: {r}") for r in out]
 
 
+#: What a task started too late for ``--until`` returns for each of its runs (left to do, not failed).
+DEFERRED = "deferred: it would not finish before --until"
+#: A task starts under ``--until`` only if its estimate times this, plus :data:`UNTIL_SLACK_S`, fits before the
+#: deadline: an estimate counts reference-core seconds of training, a slower core and sampling take longer.
+UNTIL_MARGIN = 1.3
+UNTIL_SLACK_S = 60.0
+
+
+def run_job_until(until: float, need_s: float, tasks: list[dict], store: str | None, runs_dir: str | None,
+                  device: str = "auto") -> list[tuple[dict | None, str | None]]:
+    """:func:`run_job`, unless it would not finish before ``until`` (epoch seconds) when it starts now, taking
+    ``need_s``: then :data:`DEFERRED` for each run, nothing trained."""
+    if time.time() + need_s > until:
+        return [(None, DEFERRED)] * len(tasks)
+    return run_job(tasks, store, runs_dir, device)
+
+
+def need_s(job: Sequence[Task]) -> float:
+    """How long a task of ``job``'s runs may take, for ``--until``: their estimates times :data:`UNTIL_MARGIN`, plus
+    :data:`UNTIL_SLACK_S`."""
+    return UNTIL_MARGIN * sum(t.est_s for t in job) + UNTIL_SLACK_S
+
+
+def parse_until(text: str, now: datetime | None = None) -> float:
+    """``--until`` as epoch seconds: a time of day ``HH:MM`` (today, local time; it must be ahead), a date and time
+    in ISO form (``2026-12-03T14:20``, local unless it says its zone), or a duration from now (``90m``, ``2h``,
+    ``1h30m``)."""
+    import re
+
+    now = now or datetime.now().astimezone()
+    t = str(text).strip()
+    m = re.fullmatch(r"(?:(\d+)h)?\s*(?:(\d+)m(?:in)?)?", t)
+    if t and m and (m[1] or m[2]):
+        return now.timestamp() + 3600 * int(m[1] or 0) + 60 * int(m[2] or 0)
+    try:
+        if re.fullmatch(r"\d{1,2}:\d{2}", t):
+            hh, mm = map(int, t.split(":"))
+            when = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+        else:
+            when = datetime.fromisoformat(t)
+            when = when if when.tzinfo else when.astimezone()
+    except ValueError:
+        when = None
+    if when is None:
+        raise ParameterError(f"parameter 'until' must be a time of day HH:MM, an ISO date and time "
+                             f"(2026-12-03T14:20) or a duration (90m, 2h, 1h30m); got {text!r}")
+    if when.timestamp() <= now.timestamp():
+        raise ParameterError(f"parameter 'until' must be ahead of now ({now:%Y-%m-%d %H:%M}); got {text!r}")
+    return when.timestamp()
+
+
 Done = Callable[[list[Task], list[tuple[dict | None, str | None]] | None, BaseException | None], None]
 
 
@@ -621,9 +672,10 @@ def _stop_workers(pool: Any, grace_s: float = 10.0) -> None:
 
 
 def _run_local(jobs: list[list[Task]], done: Done, *, workers: int, store: str | None, runs_dir: str | None,
-               device: str, **_: Any) -> None:
+               device: str, until: float | None = None, **_: Any) -> None:
     """Ctrl-C (SIGINT) or SIGTERM to the sweep stops it: workers terminated, the interrupt reported as such (never
-    as the runs' failures), the remaining runs left to do."""
+    as the runs' failures), the remaining runs left to do. ``until`` (epoch seconds): a task that would not finish
+    by then when a worker takes it up is not started (:func:`run_job_until`), so the sweep ends by then."""
     import multiprocessing as mp
     import signal
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -642,7 +694,9 @@ def _run_local(jobs: list[list[Task]], done: Done, *, workers: int, store: str |
         handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_local_worker)
     try:
-        futures = {pool.submit(run_job, [t.to_json() for t in job], store, runs_dir, device): job for job in jobs}
+        futures = {(pool.submit(run_job, [t.to_json() for t in job], store, runs_dir, device) if until is None else
+                    pool.submit(run_job_until, until, need_s(job), [t.to_json() for t in job], store, runs_dir,
+                                device)): job for job in jobs}
         for f in as_completed(futures):
             err = f.exception()
             if isinstance(err, BrokenProcessPool):
@@ -754,6 +808,7 @@ class SweepResult:
     made: list[Task] = field(default_factory=list)
     failed: list[tuple[Task, str]] = field(default_factory=list)
     interrupted: bool = False
+    deferred: list[Task] = field(default_factory=list)  # not started: they would not have finished before --until
 
 
 def execute(plan: SweepPlan, *, executor: str = "local", workers: int = 2, store: str | Path | None = None,
@@ -761,13 +816,18 @@ def execute(plan: SweepPlan, *, executor: str = "local", workers: int = 2, store
             fleet: int | None = None, **options: Any) -> SweepResult:
     """Run the plan's runs with ``executor``; records land in ``store``. A record a worker could not write where
     this process reads (a cluster without a shared store) is written here. Failed runs are reported, not retried.
-    ``fleet``: runs per fleet (:func:`fleet_size`, :func:`group_fleets`); each fleet is one task of the executor."""
+    ``fleet``: runs per fleet (:func:`fleet_size`, :func:`group_fleets`); each fleet is one task of the executor.
+    ``until`` (local executor only; epoch seconds): start no task that would not finish by then (they are left to
+    do, ``SweepResult.deferred``)."""
     from tqdm.auto import tqdm
 
     from probe_utils.store import Store
 
     check_choice("executor", executor, EXECUTORS)
     workers = check_int("workers", workers, 1, 4096)
+    if options.get("until") is not None and executor != "local":
+        raise ParameterError(f"parameter 'until' works with the local executor only (a cluster's queue decides when "
+                             f"its tasks start); got executor {executor!r}")
     st = Store(store)
     out = SweepResult()
     bar = tqdm(total=len(plan.todo), unit="run", desc="sweep", disable=not progress, dynamic_ncols=True,
@@ -775,15 +835,20 @@ def execute(plan: SweepPlan, *, executor: str = "local", workers: int = 2, store
 
     jobs, _ = group_fleets(plan.todo, fleet_size(fleet, device))
 
-    def done_job(job: list[Task], out: list[tuple[dict | None, str | None]] | None,
+    def done_job(job: list[Task], results: list[tuple[dict | None, str | None]] | None,
                  err: BaseException | None) -> None:
-        if err is None and (out is None or len(out) != len(job)):
-            err = RuntimeError(f"the task returned {0 if out is None else len(out)} result(s) for {len(job)} run(s)")
+        if err is None and (results is None or len(results) != len(job)):
+            err = RuntimeError(f"the task returned {0 if results is None else len(results)} result(s) for "
+                               f"{len(job)} run(s)")
         for i, t in enumerate(job):
             if err is not None:
                 done(t, None, err)
             else:
-                rec, why = out[i]
+                rec, why = results[i]
+                if why == DEFERRED:
+                    out.deferred.append(t)
+                    bar.update(1)
+                    continue
                 done(t, rec, None if why is None else RuntimeError(why))
 
     def done(t: Task, rec: dict | None, err: BaseException | None) -> None:
@@ -868,6 +933,10 @@ def cmd_sweep(args: Any) -> int:
         raise ParameterError(f"parameter 'slurm' must be KEY=VALUE, e.g. partition=gpu; got {bad[0]!r}")
     if args.timeout_min is not None:
         check_int("timeout_min", args.timeout_min, 1, 60 * 24 * 30)
+    until = None if args.until is None else parse_until(args.until)
+    if until is not None and args.executor != "local":
+        raise ParameterError(f"parameter 'until' works with --executor local only (a cluster's queue decides when "
+                             f"its tasks start); got {args.executor!r}")
     fleet = fleet_size(args.fleet, args.device)
     store = Store(Path(args.store).resolve() if args.store else None)
     try:
@@ -905,17 +974,22 @@ def cmd_sweep(args: Any) -> int:
     if args.executor == "slurm":
         options.update(cluster=args.cluster, log_dir=str(runs_dir / "submitit"), timeout_min=args.timeout_min,
                        slurm=dict(kv.split("=", 1) for kv in (args.slurm or [])))
+    if until is not None:
+        options["until"] = until
     res = execute(plan, executor=args.executor, workers=workers, store=store.root, runs_dir=runs_dir,
                   device=args.device, progress=not args.quiet, fleet=fleet, **options)
     left = len(plan.todo) - len(res.made)
     print(f"[sweep] made {len(res.made)} run(s), {len(res.failed)} failed"
-          + (", interrupted" if res.interrupted else "") + f"; {left} still to do", flush=True)
+          + (", interrupted" if res.interrupted else "")
+          + (f", {len(res.deferred)} not started (they would not finish before --until "
+             f"{datetime.fromtimestamp(until).astimezone():%H:%M})" if res.deferred else "")
+          + f"; {left} still to do", flush=True)
     for t, err in res.failed[:10]:
         print(f"[sweep]   failed: {t.label()}: {err}", file=sys.stderr)
     if left:
         print(f"[sweep] resume with: {_resume_command(args, args.from_plan)} (stored runs are skipped, interrupted "
               f"ones resume from their checkpoints under {runs_dir})", flush=True)
-    return 130 if res.interrupted else (1 if left else 0)
+    return 130 if res.interrupted else (1 if res.failed or left > len(res.deferred) else 0)
 
 
 def add_parser(sub: Any) -> None:
@@ -948,5 +1022,8 @@ def add_parser(sub: Any) -> None:
                                                                    "(default: twice the longest estimate)")
     sw.add_argument("--slurm", action="append", metavar="KEY=VALUE",
                     help="slurm: a submitit SLURM parameter, e.g. --slurm partition=gpu --slurm account=lab")
+    sw.add_argument("--until", default=None, metavar="TIME",
+                    help="start no run that would not finish by TIME (HH:MM today, an ISO date and time, or a "
+                         "duration such as 90m or 2h): the sweep ends by then, leaving the rest to do (local executor)")
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
     sw.set_defaults(func=cmd_sweep)

@@ -264,10 +264,48 @@ def test_cli_dry_run_writes_a_plan_and_trains_nothing(tmp_path, capsys):
     (["sweep", "01", "--its-per-s", "-1"], "'its_per_s'"),
     (["sweep", "01", "--preset", "huge"], "'preset'"),
     (["sweep", "--from-plan", "/nonexistent/plan.json"], "'from_plan'"),
+    (["sweep", "01", "--until", "25:99"], "'until'"),
+    (["sweep", "01", "--until", "tomorrow"], "'until'"),
+    (["sweep", "01", "--until", "2h", "--executor", "ray"], "'until'"),
 ])
 def test_cli_sweep_bad_input(argv, match, capsys):
     assert main(argv + ["--dry-run"]) == 2
     assert re.search(match, capsys.readouterr().err)
+
+
+def test_parse_until_takes_a_time_of_day_a_date_or_a_duration():
+    from datetime import datetime, timedelta
+
+    now = datetime(2026, 12, 3, 12, 0).astimezone()
+    assert sweep.parse_until("90m", now) == now.timestamp() + 5400
+    assert sweep.parse_until("1h30m", now) == sweep.parse_until("90min", now)
+    assert sweep.parse_until("14:25", now) == (now + timedelta(hours=2, minutes=25)).timestamp()
+    assert sweep.parse_until("2026-12-04T01:00", now) == datetime(2026, 12, 4, 1, 0).astimezone().timestamp()
+    for past in ("11:59", "2026-12-02T12:00"):
+        with pytest.raises(ParameterError, match="'until' must be ahead of now"):
+            sweep.parse_until(past, now)
+
+
+def test_until_starts_only_tasks_that_finish_in_time(monkeypatch):
+    """A task that would not finish before --until is left to do (deferred), not failed; one that fits runs."""
+    ran = []
+    monkeypatch.setattr(sweep, "run_job", lambda tasks, *a: ran.append(tasks) or [({"key": "k"}, None)])
+    soon = time.time() + 600
+    assert sweep.run_job_until(soon, 700.0, [{"key": "a"}], None, None) == [(None, sweep.DEFERRED)] and not ran
+    assert sweep.run_job_until(soon, 100.0, [{"key": "a"}], None, None) == [({"key": "k"}, None)] and ran
+    job = [sweep.Task("numerosity", "wgan_gp", 1, 0, "cpu", est_s=900.0)]
+    assert sweep.need_s(job) == pytest.approx(sweep.UNTIL_MARGIN * 900 + sweep.UNTIL_SLACK_S)
+
+
+def test_cli_until_leaves_what_would_not_finish_to_do(tmp_path, capsys):
+    """With --until nearer than a run needs, the sweep starts nothing, says so, stores nothing, exits 0 (it did what
+    was asked), and the runs stay to do."""
+    store = tmp_path / "s"
+    rc = main(["sweep", "01", "--preset", "ci", *TINY, "--store", str(store), "--quiet", "--until", "1m"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "made 0 run(s), 0 failed, 2 not started (they would not finish before --until" in out
+    assert "2 still to do" in out and not list(store.rglob("seed*.json"))
 
 
 # ---------------------------------------------------------------------------------------------------------------
