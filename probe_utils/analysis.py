@@ -335,7 +335,8 @@ def _half_max_crossing(p: np.ndarray, c: np.ndarray, m: int, step: int) -> float
 
 
 #: Half-width of a response's bump (:func:`response_shape`) in robust standard deviations (IQR / 1.349): a normal
-#: response loses nothing (the mass beyond 5 sd is below 10⁻⁶), a gamma with skewness 1 loses under 0.1% (and reads 0.91).
+#: response loses nothing (the mass beyond 5 sd is below 10⁻⁶), a gamma with skewness 1 loses under 0.1% (and
+#: reads 0.91).
 BUMP_WINDOW_SD = 5.0
 
 

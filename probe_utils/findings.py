@@ -1107,19 +1107,20 @@ def rule_sharper_at_extremes(settings: Sequence[Sequence[dict]]) -> bool | None:
     return beyond(sds[mid] - max(sds[lo], sds[hi]), nz)
 
 
-def rule_symmetric(recs: Sequence[dict]) -> bool | None:
+def rule_symmetric(recs: Sequence[dict], key: str = "bump_skewness") -> bool | None:
     """"The response is symmetric": |skewness of its bump| (mean over seeds; stray samples far from the response
     left out, :func:`probe_utils.analysis.response_shape`) below :data:`SYMMETRIC_SKEW` by more than the noise. None
-    when the skewness is undefined (sd = 0: a degenerate response is not symmetric, it is not a response)."""
-    skew = _shape_stat("bump_skewness", _centres(recs[0]))
+    when the skewness is undefined (sd = 0: a degenerate response is not symmetric, it is not a response).
+    ``key="skewness"``: the same rule over all samples, strays included (the other reading the chapter shows)."""
+    skew = _shape_stat(key, _centres(recs[0]))
     s = _seed_mean(recs, skew)
     return within(abs(s), SYMMETRIC_SKEW, noise(recs, skew)) if np.isfinite(s) else None
 
 
-def rule_skewed_larger(recs: Sequence[dict]) -> bool | None:
+def rule_skewed_larger(recs: Sequence[dict], key: str = "bump_skewness") -> bool | None:
     """"Size is skewed towards larger objects": the skewness of the response's bump (mean over seeds) is positive by
-    more than the noise; None when it is undefined (sd = 0)."""
-    skew = _shape_stat("bump_skewness", _centres(recs[0]))
+    more than the noise; None when it is undefined (sd = 0). ``key="skewness"``: over all samples."""
+    skew = _shape_stat(key, _centres(recs[0]))
     s = _seed_mean(recs, skew)
     return beyond(s, noise(recs, skew)) if np.isfinite(s) else None
 
@@ -1147,12 +1148,19 @@ def _settings(records: Sequence[dict]) -> list[list[dict]]:
     return [recs for _, recs in A.by_setting(records)]
 
 
-def _strays(settings: Sequence[Sequence[dict]]) -> str:
-    """'' or how much the skewness of these responses leaves out: their largest stray share (mean over seeds)."""
+def _strays(settings: Sequence[Sequence[dict]], rule: Callable[..., bool | None]) -> str:
+    """'' or how much the skewness of these responses leaves out (their largest stray share, mean over seeds) and
+    what ``rule`` says over all samples, strays included, where that differs."""
     shares = [_seed_mean(s, _shape_stat("stray_share", _centres(s[0]))) for s in settings]
     top = max((x for x in shares if np.isfinite(x)), default=0.0)
+    if top <= 0:
+        return ""
+    bump = [rule(s) for s in settings]
+    whole = [rule(s, key="skewness") for s in settings]
+    other = (f"; over all samples, strays included: yes in {sum(o is True for o in whole)}, no in "
+             f"{sum(o is False for o in whole)}") if whole != bump else "; the same over all samples"
     return (f"; skewness of each response's bump, stray samples far from it left out (at most {top:.1%} of a "
-            f"response)") if top > 0 else ""
+            f"response){other}")
 
 
 @by_scope
@@ -1187,16 +1195,17 @@ def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -
                   else WITHIN_NOISE)),
         Claim("pie.red_symmetric", "Red: the response is symmetric",
               f"|skewness| < {SYMMETRIC_SKEW} in {sum(o is True for o in sym)} of {len(sym)} settings "
-              f"(undefined, sd = 0, in {undefined_skew}){_strays(red)}",
+              f"(undefined, sd = 0, in {undefined_skew}){_strays(red, rule_symmetric)}",
               judge(sym, why, undecided=UNDEFINED_SKEW)),
         Claim("pie.size_larger", "Size: skewed towards larger objects",
               f"positive skewness in {sum(o is True for o in larger)} of {len(larger)} settings, negative in "
-              f"{sum(o is False for o in larger)}{_strays(size)}"
+              f"{sum(o is False for o in larger)}{_strays(size, rule_skewed_larger)}"
               f"{_not_scored(records.get('pie_size', []), by_exp['pie_size'])}",
               judge(larger, why, undecided=UNDEFINED_SKEW)),
         Claim("pie.location_symmetric", "Location: fairly symmetric",
               f"|skewness| < {SYMMETRIC_SKEW} in {sum(o is True for o in loc_sym)} of {len(loc_sym)} settings"
-              f"{_strays(loc)}{_not_scored(records.get('pie_location', []), by_exp['pie_location'])}",
+              f"{_strays(loc, rule_symmetric)}"
+              f"{_not_scored(records.get('pie_location', []), by_exp['pie_location'])}",
               judge(loc_sym, why, undecided=UNDEFINED_SKEW)),
         Claim("pie.sharper_than_red", "Size and location responses are sharper than red's",
               f"sd relative to the range of trained values below red's for {sum(o is True for o in versus)} of "
