@@ -123,6 +123,11 @@ def test_the_bump_leaves_out_strays_but_keeps_a_skewed_response_whole():
     k = A.response_shape(skewed, c)
     assert k["skewness"] > 0.5 and k["bump_skewness"] == pytest.approx(k["skewness"], rel=0.05)
     assert k["stray_share"] < 1e-3
+    peak = np.zeros_like(c)  # a sharp peak with a long left tail (6% of the mass): the tail is its shape, kept
+    peak[59], peak[60] = 0.6, 0.34
+    peak[45:59] = 0.06 * np.linspace(0.2, 1.0, 14) / np.linspace(0.2, 1.0, 14).sum()
+    t = A.response_shape(peak, c)
+    assert t["stray_share"] < 0.02 and t["bump_skewness"] < -1.5 and t["skewness"] < -1.5
 
 
 def test_per_mode_spread_does_not_shrink_when_a_mode_is_lost():
