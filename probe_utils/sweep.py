@@ -880,15 +880,38 @@ def execute(plan: SweepPlan, *, executor: str = "local", workers: int = 2, store
     return out
 
 
-def status_lines(plan: SweepPlan, device: str = "auto") -> list[str]:
-    """done / to do / hours spent, per chapter and in all."""
+def page_state(stem: str, store: Any = None) -> str:
+    """What chapter ``stem``'s page shows from the stored records, as the book builds it
+    (:func:`probe_utils.build.chapter_settings`): its preset, and the families and seeds when it shows only some."""
+    from probe_utils.build import RUN_PLAN, chapter_settings
+
+    if stem not in RUN_PLAN:
+        return ""
+    preset, overrides, pending = chapter_settings(stem, store)
+    if preset == "ci":
+        return "page: ci smoke tests"
+    shown = [m for k, v in overrides.items() if k != "seeds" for m in ([v] if isinstance(v, str) else v)]
+    parts = [f"page: {preset}"]
+    if "seeds" in overrides:
+        parts.append("seeds " + ",".join(map(str, overrides["seeds"])))
+    if shown:
+        parts.append("families " + ",".join(dict.fromkeys(shown)))
+    if pending:
+        parts.append("not yet " + ",".join(pending))
+    return ", ".join(parts)
+
+
+def status_lines(plan: SweepPlan, device: str = "auto", store: Any = None) -> list[str]:
+    """done / to do / hours spent, per chapter and in all, and what each chapter's page shows now."""
     unit = "GPU-hours" if _device_kind(device) == "cuda" else "core-hours"
     lines = []
     for stem in plan.chapters:
         done = [t for t in plan.done if t.chapter == stem]
         todo = [t for t in plan.todo if t.chapter == stem]
         est = _hours(sum(t.est_s for t in todo))
-        lines.append(f"{stem:<26} done {len(done):>4}  to do {len(todo):>4}  (estimate {est})")
+        page = page_state(stem, store)
+        lines.append(f"{stem:<26} done {len(done):>4}  to do {len(todo):>4}  (estimate {est})"
+                     + (f"  {page}" if page else ""))
     lines.append(f"{'all':<26} done {len(plan.done):>4}  to do {len(plan.todo):>4}  spent "
                  f"{plan.done_train_s / 3600:.3f} {unit} (the records' training time: CPU time on the CPU, wall time "
                  f"on a GPU); to do about {plan.est_s / 3600:.3f} {unit}")
@@ -956,7 +979,7 @@ def cmd_sweep(args: Any) -> int:
         raise ParameterError(f"the store {store.root} holds a record that does not check out ({e}); move it away "
                              f"or delete it, then re-run") from None
     if args.status:
-        print("\n".join(status_lines(plan, args.device)))
+        print("\n".join(status_lines(plan, args.device, store)))
         return 0
     jobs, notes = group_fleets(plan.todo, fleet)
     print(format_plan(plan, workers, args.device), flush=True)

@@ -111,6 +111,17 @@ def test_book_order_runs_the_steps_that_add_to_a_page_first(monkeypatch):
     assert order.index("04_independence-vae-0") < order.index("01_numerosity-pixelcnn-1")
 
 
+def test_page_state_says_what_a_chapter_page_shows(monkeypatch):
+    from probe_utils import build
+
+    shown = {"02_color_size_location": ("cpu", {"seeds": [0], "models": ["vae"]}, ["wgan_gp"]),
+             "01_numerosity": ("cpu", {}, [])}
+    monkeypatch.setattr(build, "chapter_settings", lambda stem, store=None: shown[stem])
+    assert sweep.page_state("02_color_size_location") == "page: cpu, seeds 0, families vae, not yet wgan_gp"
+    assert sweep.page_state("01_numerosity") == "page: cpu"
+    assert sweep.page_state("92_recipe_search") == ""
+
+
 def test_book_order_runs_a_seed_by_family_required_families_first(monkeypatch):
     """Within a chapter's seed step, each family's runs go together, the families a page requires first (cheapest
     first), the optional ones (chapter 02's other_models) last, so that the page can show a family soonest."""
@@ -251,7 +262,8 @@ def test_cli_dry_run_writes_a_plan_and_trains_nothing(tmp_path, capsys):
     assert all(t["est_s"] > 0 for t in data["todo"])
     assert not store.exists() or not list(store.rglob("*.json"))
     assert main(["sweep", "--from-plan", str(plan_file), "--store", str(store), "--status"]) == 0
-    assert "to do    2" in capsys.readouterr().out
+    status = capsys.readouterr().out
+    assert "to do    2" in status and "page: ci smoke tests" in status  # nothing stored: the page shows ci
 
 
 @pytest.mark.parametrize("argv,match", [
