@@ -1158,7 +1158,8 @@ def _strays(settings: Sequence[Sequence[dict]], rule: Callable[..., bool | None]
     bump = [rule(s) for s in settings]
     whole = [rule(s, key="skewness") for s in settings]
     other = (f"; over all samples, strays included: yes in {sum(o is True for o in whole)}, no in "
-             f"{sum(o is False for o in whole)}") if whole != bump else "; the same over all samples"
+             f"{sum(o is False for o in whole)}, undecided in {sum(o is None for o in whole)}") if whole != bump \
+        else "; the same over all samples"
     return (f"; skewness of each response's bump, stray samples far from it left out (at most {top:.1%} of a "
             f"response){other}")
 

@@ -276,7 +276,7 @@ def test_symmetric_and_degenerate():
     (shows,) = [c.shows for c in F.pie_findings({"pie_red": with_strays}).claims if c.key == "pie.red_symmetric"]
     assert "stray samples far from it left out (at most 0.4% of a response)" in shows
     assert F.rule_symmetric(with_strays, key="skewness") is False  # the other reading, shown beside it
-    assert "over all samples, strays included: yes in 0, no in 1" in shows
+    assert "over all samples, strays included: yes in 0, no in 1, undecided in 0" in shows
 
 
 def test_size_skewed_larger():
