@@ -384,7 +384,7 @@ def response_shape(dist: Any, centres: Any = None) -> dict[str, float]:
         "hwhm_left": left, "hwhm_right": right, "hwhm": float(np.mean(sides)) if sides else float("nan"),
         "hwhm_ratio": right / left if left > 0 else float("nan"),
         "bump_sd": b_sd, "bump_skewness": float(((c - b_mean) ** 3 * bump).sum() / b_sd ** 3) if b_sd > 0 else
-        float("nan"), "stray_share": float(1.0 - p[inside].sum()) if p[inside].sum() > 0 else 0.0,
+        float("nan"), "stray_share": max(0.0, float(1.0 - p[inside].sum())) if p[inside].sum() > 0 else 0.0,
     }
 
 
