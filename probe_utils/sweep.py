@@ -612,11 +612,11 @@ UNTIL_MARGIN = 1.3
 UNTIL_SLACK_S = 60.0
 
 
-def run_job_until(until: float, need_s: float, tasks: list[dict], store: str | None, runs_dir: str | None,
+def run_job_until(until: float, needed_s: float, tasks: list[dict], store: str | None, runs_dir: str | None,
                   device: str = "auto") -> list[tuple[dict | None, str | None]]:
     """:func:`run_job`, unless it would not finish before ``until`` (epoch seconds) when it starts now, taking
-    ``need_s``: then :data:`DEFERRED` for each run, nothing trained."""
-    if time.time() + need_s > until:
+    ``needed_s``: then :data:`DEFERRED` for each run, nothing trained."""
+    if time.time() + needed_s > until:
         return [(None, DEFERRED)] * len(tasks)
     return run_job(tasks, store, runs_dir, device)
 
@@ -653,6 +653,13 @@ def parse_until(text: str, now: datetime | None = None) -> float:
     if when.timestamp() <= now.timestamp():
         raise ParameterError(f"parameter 'until' must be ahead of now ({now:%Y-%m-%d %H:%M}); got {text!r}")
     return when.timestamp()
+
+
+def check_until_executor(executor: str) -> None:
+    """``--until`` needs the local executor: a cluster's queue, not the sweep, decides when its tasks start."""
+    if executor != "local":
+        raise ParameterError(f"parameter 'until' works with --executor local only (a cluster's queue decides when "
+                             f"its tasks start); got {executor!r}")
 
 
 Done = Callable[[list[Task], list[tuple[dict | None, str | None]] | None, BaseException | None], None]
@@ -825,9 +832,8 @@ def execute(plan: SweepPlan, *, executor: str = "local", workers: int = 2, store
 
     check_choice("executor", executor, EXECUTORS)
     workers = check_int("workers", workers, 1, 4096)
-    if options.get("until") is not None and executor != "local":
-        raise ParameterError(f"parameter 'until' works with the local executor only (a cluster's queue decides when "
-                             f"its tasks start); got executor {executor!r}")
+    if options.get("until") is not None:
+        check_until_executor(executor)
     st = Store(store)
     out = SweepResult()
     bar = tqdm(total=len(plan.todo), unit="run", desc="sweep", disable=not progress, dynamic_ncols=True,
@@ -957,9 +963,8 @@ def cmd_sweep(args: Any) -> int:
     if args.timeout_min is not None:
         check_int("timeout_min", args.timeout_min, 1, 60 * 24 * 30)
     until = None if args.until is None else parse_until(args.until)
-    if until is not None and args.executor != "local":
-        raise ParameterError(f"parameter 'until' works with --executor local only (a cluster's queue decides when "
-                             f"its tasks start); got {args.executor!r}")
+    if until is not None:
+        check_until_executor(args.executor)
     fleet = fleet_size(args.fleet, args.device)
     store = Store(Path(args.store).resolve() if args.store else None)
     try:
