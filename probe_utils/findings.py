@@ -228,6 +228,15 @@ def table_from_rows(rows: Iterable[dict], columns: dict[str, str], fmt: dict[str
 AGREES, PARTLY, DISAGREES, NOT_TESTABLE = "agrees", "partly", "disagrees", "not testable"
 #: The verdict vocabulary, in the order the scorecard counts it.
 VERDICTS = (AGREES, PARTLY, DISAGREES, NOT_TESTABLE)
+#: How a "not testable" cell reads when nothing was tried: no runs of the claim's experiments for the family at the
+#: preset (``NOT_RUN``), or its runs are planned but not all stored yet (``NOT_YET``). Both stay NOT_TESTABLE as
+#: verdicts (nothing is scored); they are shown and counted apart so that "not testable" always means runs that
+#: exist and could not decide.
+NOT_RUN, NOT_YET = "not run", "not yet"
+#: What a scorecard cell can show, in the order the scorecard counts it.
+STATUSES = (*VERDICTS, NOT_RUN, NOT_YET)
+NO_RUNS = "no runs"
+PENDING_REASON = "its runs at the `{}` preset are not all stored yet"
 WITHIN_NOISE = "every difference is within the seed-to-seed spread and the end-of-training drift"
 UNDEFINED_SKEW = "the skewness is undefined (sd = 0) or " + WITHIN_NOISE
 
@@ -251,20 +260,33 @@ class Verdict:
         return None if self.verdict == NOT_TESTABLE else (self.hits > 0, self.misses > 0)
 
     @property
+    def status(self) -> str:
+        """The verdict, or for a claim nothing was tried on: ``not run`` (no runs for it at the preset) or ``not
+        yet`` (its runs are not all stored yet); see :data:`STATUSES`."""
+        if self.verdict != NOT_TESTABLE or self.total or not self.reasons:
+            return self.verdict
+        if all(r == NO_RUNS or r.startswith("not run at") for r in self.reasons):
+            return NOT_RUN
+        if all(r.endswith("not all stored yet") for r in self.reasons):
+            return NOT_YET
+        return self.verdict
+
+    @property
     def label(self) -> str:
-        """``agrees 3/3``, ``partly 2/5``, ``disagrees 0/4`` or ``not testable``."""
-        return self.verdict if self.verdict == NOT_TESTABLE else f"{self.verdict} {self.hits}/{self.total}"
+        """``agrees 3/3``, ``partly 2/5``, ``disagrees 0/4``, ``not testable``, ``not run`` or ``not yet``."""
+        return self.status if self.verdict == NOT_TESTABLE else f"{self.verdict} {self.hits}/{self.total}"
 
     @property
     def css(self) -> str:
-        return "verdict-" + self.verdict.replace(" ", "-")
+        return "verdict-" + self.status.replace(" ", "-")
 
     def cell(self, href: str | None = None) -> Cell:
         """The verdict as a table cell (CSS class ``verdict-agrees`` etc.). With ``href`` (a scorecard cell): the
         short label linked to it, the reasons on hover; without: the label with the reasons below it."""
-        shown = "not testable at this scale" if self.verdict == NOT_TESTABLE else self.label
+        untestable = self.status == NOT_TESTABLE
+        shown = "not testable at this scale" if untestable else self.label
         why = "; ".join(self.reasons)
-        text = (f"**{shown}**" if self.verdict == NOT_TESTABLE else shown) + (f" ({why})" if why else "")
+        text = (f"**{shown}**" if untestable else shown) + (f" ({why})" if why else "")
         if href:
             title = f" title=\"{html.escape(why)}\"" if why else ""
             inner = f"<a href=\"{html.escape(href)}\">{html.escape(self.label)}</a>"
@@ -283,7 +305,7 @@ def judge(outcomes: Sequence[bool | None], reasons: Sequence[str] = (), undecide
     misses = sum(o is False for o in outcomes)
     reasons = tuple(reasons)
     if total == 0:
-        return Verdict(NOT_TESTABLE, 0, 0, reasons or ("no runs",))
+        return Verdict(NOT_TESTABLE, 0, 0, reasons or (NO_RUNS,))
     if hits + misses == 0:
         return Verdict(NOT_TESTABLE, 0, total, (undecided,) + reasons)
     n_undecided = total - hits - misses
@@ -307,8 +329,9 @@ class Claim:
         # "in 0 of 0 settings" says nothing: when no setting could be scored, say so
         counts = _COUNTS.findall(self.shows)
         if counts and all(total == "0" for _, total in counts):
-            object.__setattr__(self, "shows", "no setting could be scored (every run failed its training-health "
-                                              "gate, or none was run)")
+            object.__setattr__(self, "shows", "no runs for this claim at this preset" if self.verdict.status == NOT_RUN
+                               else "no setting could be scored (its runs fail their training-health gates, or too "
+                                    "few settings were run: see the verdict's reasons)")
 
 
 #: the "N of M" counts in a "what our runs show" text
@@ -1762,7 +1785,7 @@ class ScoredSection:
 
     def verdict(self, family: str, key: str) -> Verdict:
         if family in self.pending:
-            return Verdict(NOT_TESTABLE, reasons=(f"its runs at the `{self.preset}` preset are not all stored yet",))
+            return Verdict(NOT_TESTABLE, reasons=(PENDING_REASON.format(self.preset),))
         if family not in self.families:
             return Verdict(NOT_TESTABLE, reasons=(f"not run at the `{self.preset}` preset",))
         return self.families[family].verdict(key)
@@ -1838,7 +1861,7 @@ class Scorecard:
             row: list[Any] = [Cell(f"{c.paper} ({where})", f"{inline_html(c.paper)}<br><span "
                                    f"class=\"scorecard-section\">{inline_html(where)}</span>")]
             row += [verdicts[f].cell(s.href) for f in self.families]
-            row.append(_count_text([v.verdict for v in verdicts.values()]))
+            row.append(_count_text([v.status for v in verdicts.values()]))
             rows.append(row)
         return Table(["the paper says", *(family_header(f) for f in self.families), "across families"], rows,
                      css="probe-table scorecard")
@@ -1846,12 +1869,12 @@ class Scorecard:
     def counts(self) -> Table:
         """Per model family (and over all): how many claims agree, partly agree, disagree, are not testable."""
         cells = self.cells()
-        per = {f: [v[f].verdict for _, _, v in cells] for f in self.families}
+        per = {f: [v[f].status for _, _, v in cells] for f in self.families}
         per["all families"] = [x for v in per.values() for x in v]
         rows = [[f if f == "all families" else family_header(f),
-                 *(Cell(str(vs.count(k)), str(vs.count(k)), f"verdict-{k.replace(' ', '-')}") for k in VERDICTS)]
+                 *(Cell(str(vs.count(k)), str(vs.count(k)), f"verdict-{k.replace(' ', '-')}") for k in STATUSES)]
                 for f, vs in per.items()]
-        return Table(["family", *VERDICTS], rows, css="probe-table scorecard-counts")
+        return Table(["family", *STATUSES], rows, css="probe-table scorecard-counts")
 
     def details(self) -> Details:
         return Details(self.sections)
@@ -1876,7 +1899,7 @@ def family_header(family: str) -> str:
 
 
 def _count_text(verdicts: Sequence[str]) -> str:
-    return ", ".join(f"{verdicts.count(k)} {k}" for k in VERDICTS if verdicts.count(k))
+    return ", ".join(f"{verdicts.count(k)} {k}" for k in STATUSES if verdicts.count(k))
 
 
 def score_section(section: Section, records: dict[str, list[dict]], preset: str,

@@ -62,6 +62,31 @@ def test_scorecard_matrix_links_each_cell_and_counts_verdicts():
     assert "verdict-agrees" in card.details()._repr_html_()
 
 
+def test_nothing_tried_reads_not_run_or_not_yet_never_not_testable():
+    """"Not testable" means runs that exist and could not decide; a claim no run was made for says "not run", one
+    whose runs are still planned says "not yet", and the counts keep them apart."""
+    assert F.judge([]).status == F.NOT_RUN and F.judge([]).label == "not run"
+    assert "not testable" not in F.judge([]).cell().text
+    failed = F.judge([], ["2 of 2 runs fail their training-health gate"])
+    assert failed.status == F.NOT_TESTABLE and "not testable at this scale" in failed.cell().text
+    assert F.judge([None, None]).status == F.NOT_TESTABLE  # runs that were scored but undecided
+    assert F.judge([True]).status == F.AGREES
+    card = F.scorecard("cpu", store=FakeStore(_numerosity()))
+    absent = card.sections[1].verdict("vae", "pie.red_centred")
+    assert absent.status == F.NOT_RUN and absent.cell("x.html").css == "verdict-not-run"
+    pending = F.ScoredSection(card.sections[0].section, "cpu", {}, {}, card.sections[0].claims, ["vae"])
+    assert pending.verdict("vae", "numerosity.not_always_exact").status == F.NOT_YET
+    assert list(card.counts().columns) == ["family", *F.STATUSES]
+    per_family = {row[0].text if hasattr(row[0], "text") else row[0]: [int(c.text) for c in row[1:]]
+                  for row in card.counts().rows}
+    not_run = F.STATUSES.index(F.NOT_RUN)
+    assert per_family["VAE"][not_run] == len(card.cells()) - len(card.sections[0].claims)  # every other section
+    red_row = next(line for line in str(card.matrix()).splitlines() if "Red: the response is centred" in line)
+    assert "not run" in red_row and "not testable" not in red_row and red_row.endswith("| 2 not run |")
+    shows = F.Claim("k", "A claim.", "in 0 of 0 settings", F.judge([])).shows
+    assert shows == "no runs for this claim at this preset"
+
+
 def test_scorecard_marks_families_beyond_the_paper():
     recs = _numerosity() + [dict(r, model=m) for r in _numerosity()[:2] for m in ("diffusion", "pixelcnn")]
     card = F.scorecard("cpu", store=FakeStore(recs))
