@@ -9,7 +9,10 @@ consecutive probes stays below the larger of ``converge_tol`` and the probe's ow
 ``converge_patience`` probes in a row. The noise floor is measured at every probe: the TV distance between the
 distributions of its two halves, times ``1 / sqrt(2)`` (two full probes differ by that much when nothing changes),
 times ``NOISE_MARGIN``. A run whose probe is unhealthy (half or more of the samples unmeasurable, or the
-experiment's own ``healthy`` test fails: e.g. all blank) is never converged: it is collapsed, not finished.
+experiment's own ``healthy`` test fails: e.g. all blank) is never converged: it is collapsed, not finished. A probe
+too noisy to see a change (its tolerance, ``NOISE_MARGIN`` times its noise floor, above ``MAX_CONVERGE_TV``: a
+distribution over many more bins than the probe has samples, such as the 2,025 pie combinations) cannot vouch for
+convergence either: such a run trains to its budget.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ from probe_utils.params import ParameterError, check_choice
 NOISE_MARGIN = 1.5
 #: a probe with at least this share of unmeasurable samples is unhealthy (never converged)
 MAX_INVALID = 0.5
+#: a probe whose tolerance (``NOISE_MARGIN`` times its noise floor) exceeds this TV distance is blind to the change
+#: it should rule out, so it never counts towards convergence (methods page, "Training")
+MAX_CONVERGE_TV = 0.25
 
 
 class TrainingDiverged(RuntimeError):
@@ -243,7 +249,8 @@ def record_probe(probes: list[dict], step: int, first: tuple[np.ndarray, float],
     """Append a probe to ``probes`` from the measurements (distribution, invalid share) of two halves of its samples,
     and say whether the run has converged: past ``min_steps``, the last ``converge_patience`` probes were healthy
     and each moved (TV from the previous probe) less than ``converge_tol`` or ``NOISE_MARGIN`` times its sampling
-    noise (the TV between the halves, over sqrt 2)."""
+    noise (the TV between the halves, over sqrt 2), a noise floor that leaves that tolerance at most
+    ``MAX_CONVERGE_TV``."""
     (da, ia), (db, ib) = first, second
     # each half's shares are over its measurable samples: weigh them by how many it had (a half with none measurable
     # adds nothing), so the probe's shares sum to 1 whenever any sample was measurable
@@ -260,6 +267,7 @@ def record_probe(probes: list[dict], step: int, first: tuple[np.ndarray, float],
     recent = probes[-config.converge_patience:]
     return len(recent) == config.converge_patience and all(
         p["tv"] is not None and p.get("healthy", True) and
+        NOISE_MARGIN * p.get("noise", 0.0) <= MAX_CONVERGE_TV and
         p["tv"] < max(config.converge_tol, NOISE_MARGIN * p.get("noise", 0.0)) for p in recent)
 
 

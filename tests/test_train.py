@@ -174,3 +174,24 @@ def test_cpu_speed_is_one_on_the_reference_core(monkeypatch):
     assert tr.check_workload_s() > 0
     monkeypatch.setattr(tr, "check_workload_s", lambda: tr.REFERENCE_CHECK_S / 2)
     assert tr.cpu_speed() == pytest.approx(2.0)
+
+
+def test_a_probe_too_noisy_to_see_a_change_never_vouches_for_convergence():
+    """A flat distribution over many bins, probed with few samples: consecutive probes differ by noise alone, so the
+    noise-scaled tolerance would call any run converged (the pie combinations' 2,025 bins with 1,000 samples). Such
+    probes do not count; the same run probed with enough samples to resolve a change converges."""
+    import numpy as np
+
+    from probe_utils.train import MAX_CONVERGE_TV, NOISE_MARGIN, TrainConfig, record_probe
+
+    config = TrainConfig(steps=100, converge_tol=0.02, converge_patience=3, min_steps=0)
+    rng = np.random.default_rng(0)
+
+    def half(bins: int, n: int) -> tuple[np.ndarray, float]:
+        return np.bincount(rng.integers(0, bins, n), minlength=bins) / n, 0.0
+
+    sparse: list[dict] = []
+    assert not any(record_probe(sparse, s, half(2025, 500), half(2025, 500), config) for s in range(10))
+    assert all(NOISE_MARGIN * p["noise"] > MAX_CONVERGE_TV for p in sparse)
+    dense: list[dict] = []
+    assert any(record_probe(dense, s, half(5, 500), half(5, 500), config) for s in range(10))
