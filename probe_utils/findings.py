@@ -236,6 +236,7 @@ NOT_RUN, NOT_YET = "not run", "not yet"
 #: What a scorecard cell can show, in the order the scorecard counts it.
 STATUSES = (*VERDICTS, NOT_RUN, NOT_YET)
 NO_RUNS = "no runs"
+NOT_RUN_REASON = "not run at the `{}` preset"
 PENDING_REASON = "its runs at the `{}` preset are not all stored yet"
 WITHIN_NOISE = "every difference is within the seed-to-seed spread and the end-of-training drift"
 UNDEFINED_SKEW = "the skewness is undefined (sd = 0) or " + WITHIN_NOISE
@@ -265,9 +266,9 @@ class Verdict:
         yet`` (its runs are not all stored yet); see :data:`STATUSES`."""
         if self.verdict != NOT_TESTABLE or self.total or not self.reasons:
             return self.verdict
-        if all(r == NO_RUNS or r.startswith("not run at") for r in self.reasons):
+        if all(r == NO_RUNS or r.startswith(NOT_RUN_REASON.split("`")[0]) for r in self.reasons):
             return NOT_RUN
-        if all(r.endswith("not all stored yet") for r in self.reasons):
+        if all(r.endswith(PENDING_REASON.split("`")[-1]) for r in self.reasons):
             return NOT_YET
         return self.verdict
 
@@ -1787,7 +1788,7 @@ class ScoredSection:
         if family in self.pending:
             return Verdict(NOT_TESTABLE, reasons=(PENDING_REASON.format(self.preset),))
         if family not in self.families:
-            return Verdict(NOT_TESTABLE, reasons=(f"not run at the `{self.preset}` preset",))
+            return Verdict(NOT_TESTABLE, reasons=(NOT_RUN_REASON.format(self.preset),))
         return self.families[family].verdict(key)
 
 
