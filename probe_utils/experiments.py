@@ -693,6 +693,27 @@ def _readings(exp: Experiment, samples: torch.Tensor, names: list[str] | None = 
             for d, i in [exp.distribution(fn(samples))]}
 
 
+def load_final_model(rec: dict, runs_dir: str | Path) -> tuple[torch.nn.Module, dict]:
+    """The model a stored record's run ended with, rebuilt from its final checkpoint in ``runs_dir`` on the CPU:
+    built from the record's preset, family, seed and params, holding its weight average where the run kept one
+    (the weights it sampled from), in eval mode. Returns (model, checkpoint state). Raises ``FileNotFoundError``
+    when the checkpoint is missing and ``ParameterError`` when the family is not registered in this process."""
+    from probe_utils.train import WeightAverage, load_checkpoint
+
+    ckpt = Path(runs_dir) / f"{rec['key']}.pt"
+    if not ckpt.exists():
+        raise FileNotFoundError(f"no checkpoint {ckpt.name} in {runs_dir}")
+    state = load_checkpoint(ckpt, "cpu")
+    net, _, train_opts, _ = _build_model(PRESETS[rec["preset"]], rec["model"], rec["seed"], rec["params"])
+    net.load_state_dict(state["model"])
+    if train_opts.get("ema") is not None and state.get("ema") is not None:
+        average = WeightAverage(net, train_opts["ema"])
+        average.load(state["ema"])
+        average.swapped_in().__enter__()  # keep the averaged weights: they are what the run sampled from
+    net.eval()
+    return net, state
+
+
 def add_readings(store: Store | str | Path | None = None, runs_dir: str | Path | None = None, *,
                  experiment: str | None = None, preset: str | None = None) -> list[tuple[str, str]]:
     """Give stored records the readings their experiment defines but they lack (a reading added to the counter after
@@ -701,8 +722,6 @@ def add_readings(store: Store | str | Path | None = None, runs_dir: str | Path |
     provenance then names the readings added (``readings_added``). Runs trained as fleets, runs without their
     checkpoint and runs whose samples differ are left as they are. Returns (record key, what happened) per record
     that lacks a reading. Run it with one thread, as the runs were made."""
-    from probe_utils.train import WeightAverage, load_checkpoint
-
     store = store if isinstance(store, Store) else Store(store)
     if runs_dir is None:
         runs_dir = store.runs_dir
@@ -713,30 +732,19 @@ def add_readings(store: Store | str | Path | None = None, runs_dir: str | Path |
         missing = [n for n, _ in exp.readings if n not in have]
         if not missing:
             continue
-        ckpt = Path(runs_dir) / f"{rec['key']}.pt"
         if "fleet_size" in rec["provenance"]:
             out.append((rec["key"], "left as it is: trained in a fleet (no checkpoint of its own)"))
             continue
-        if not ckpt.exists():
-            out.append((rec["key"], f"left as it is: no checkpoint {ckpt.name} in {runs_dir}"))
+        try:
+            net, state = load_final_model(rec, runs_dir)
+        except (FileNotFoundError, ParameterError) as e:  # e.g. a family of the reader's own, not registered here
+            out.append((rec["key"], f"left as it is: {e}"))
             continue
-        pre = PRESETS[rec["preset"]]
-        state = load_checkpoint(ckpt, "cpu")
         if int(state["result"]["steps"]) != int(rec["provenance"]["steps"]):
             out.append((rec["key"], f"left as it is: the checkpoint is at iteration {state['result']['steps']}, "
                                     f"the record at {rec['provenance']['steps']}"))
             continue
-        try:
-            net, _, train_opts, _ = _build_model(pre, rec["model"], rec["seed"], rec["params"])
-        except ParameterError as e:  # e.g. a family of the reader's own, not registered in this process
-            out.append((rec["key"], f"left as it is: {e}"))
-            continue
-        net.load_state_dict(state["model"])
-        if train_opts.get("ema") is not None and state.get("ema") is not None:
-            average = WeightAverage(net, train_opts["ema"])
-            average.load(state["ema"])
-            average.swapped_in().__enter__()
-        net.eval()
+        pre = PRESETS[rec["preset"]]
         samples = _final_samples(exp, pre, net, rec["seed"], torch.device("cpu"))
         dist, invalid = exp.distribution(exp.measure(samples))
         stored = np.asarray(rec["result"]["distribution"], float)

@@ -14,15 +14,13 @@ sets, the score on all samples, and the rule's threshold in samples for each.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from probe_utils import analysis as A
-from probe_utils.experiments import EXPERIMENTS, PRESETS, _build_model
+from probe_utils.experiments import EXPERIMENTS, PRESETS, load_final_model
 from probe_utils.store import Store
-from probe_utils.train import WeightAverage, load_checkpoint
 
 
 def main() -> None:
@@ -44,18 +42,11 @@ def main() -> None:
             if args.model and rec["model"] != args.model:
                 continue
             label = f"{name} {rec['model']} m={rec['value']} seed {rec['seed']}"
-            ckpt = Path(args.runs) / f"{rec['key']}.pt"
-            if not ckpt.exists():
-                print(f"{label}: no checkpoint {ckpt}")
+            try:
+                net, _ = load_final_model(rec, args.runs)
+            except FileNotFoundError as e:
+                print(f"{label}: {e}")
                 continue
-            net, _, opts, _ = _build_model(pre, rec["model"], rec["seed"], rec["params"])
-            state = load_checkpoint(ckpt, "cpu")
-            net.load_state_dict(state["model"])
-            if opts.get("ema") is not None and state.get("ema") is not None:
-                average = WeightAverage(net, opts["ema"])
-                average.load(state["ema"])
-                average.swapped_in().__enter__()
-            net.eval()
             gen = torch.Generator().manual_seed(777 + rec["seed"])  # not the record's own samples
             with torch.no_grad():
                 x = torch.cat([net.sample(min(2048, args.samples - i), generator=gen)
