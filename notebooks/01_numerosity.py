@@ -66,7 +66,7 @@ findings.preset_banner(preset)
 # training on that count. The number on every image is what the dot counter measured on it
 # ({numref}`fig-numerosity-samples`).
 
-# %% mystnb={"figure": {"caption": "Training images (left; each has the trained number of dots) and the images each model family generated after training on that count, each labelled with the number of dots our counter measures. Cf. the paper's Fig. 2, top.", "name": "fig-numerosity-samples"}}
+# %% mystnb={"figure": {"caption": "Training images (left; each has the trained number of dots) and the images each model family generated after training on that count, each labelled with the number of dots our counter measures. Cf. the paper's Fig. 2, top. A panel titled *fails its gate* shows a run that fails its training-health gate: shown, not scored.", "name": "fig-numerosity-samples"}}
 plots.training_vs_generated(records, experiments.training_samples("numerosity", preset));
 
 # %% [markdown]
@@ -84,7 +84,7 @@ widgets.image_slider(plots.response_frames(records, experiments.training_samples
 # interval (over seeds when there are several, otherwise the sampling interval of each share)
 # ({numref}`fig-numerosity-response`).
 
-# %% mystnb={"figure": {"caption": "The numerosity impulse response: for each trained count (arrow), the share of generated images with each number of dots, per model family; bands are 95% intervals. Cf. the paper's Fig. 3, left (WGAN-GP), and Fig. 11 (VAE).", "name": "fig-numerosity-response"}}
+# %% mystnb={"figure": {"caption": "The numerosity impulse response: for each trained count (arrow), the share of generated images with each number of dots, per model family; bands are 95% intervals. Cf. the paper's Fig. 3, left (WGAN-GP), and Fig. 11 (VAE). Dotted: a response some of whose runs fail their training-health gate (shown, not scored).", "name": "fig-numerosity-response"}}
 plots.impulse_response(records);
 
 # %% [markdown]
@@ -92,7 +92,7 @@ plots.impulse_response(records);
 #
 # {numref}`fig-numerosity-mean-spread` and the table below it.
 
-# %% mystnb={"figure": {"caption": "Mean (left, with a 95% interval over seeds) and standard deviation (right) of the generated number of dots against the trained number: a summary of {numref}`fig-numerosity-response` (not a figure of the paper).", "name": "fig-numerosity-mean-spread"}}
+# %% mystnb={"figure": {"caption": "Mean (left, with a 95% interval over seeds) and standard deviation (right) of the generated number of dots against the trained number: a summary of {numref}`fig-numerosity-response` (not a figure of the paper). Hollow: a setting some of whose runs fail their training-health gate (shown, not scored).", "name": "fig-numerosity-mean-spread"}}
 plots.mean_spread(records);
 
 # %%

@@ -78,7 +78,7 @@ findings.preset_banner(preset)
 # For the red experiment: training pies (each annotated with its measured red share) next to each model's samples
 # ({numref}`fig-pie-samples`).
 
-# %% mystnb={"figure": {"caption": "Training pies with one fixed red proportion per row (left, each labelled with its measured red share) and each model family's samples after training on it. Cf. the paper's Fig. 4.", "name": "fig-pie-samples"}}
+# %% mystnb={"figure": {"caption": "Training pies with one fixed red proportion per row (left, each labelled with its measured red share) and each model family's samples after training on it. Cf. the paper's Fig. 4. A panel titled *fails its gate* shows a run that fails its training-health gate: shown, not scored.", "name": "fig-pie-samples"}}
 plots.training_vs_generated(records["pie_red"], experiments.training_samples("pie_red", preset));
 
 # %% [markdown]
@@ -87,7 +87,7 @@ plots.training_vs_generated(records["pie_red"], experiments.training_samples("pi
 # For each trained value (arrow), the density of the generated feature; bands are 95% intervals
 # ({numref}`fig-pie-responses`).
 
-# %% mystnb={"figure": {"caption": "The response to one trained value of the red proportion, the radius and the x position (columns), per model family (rows): for each trained value (arrow), the density of the generated feature; bands are 95% intervals. Cf. the paper's Fig. 5 (WGAN-GP) and Fig. 12 (VAE).", "name": "fig-pie-responses"}}
+# %% mystnb={"figure": {"caption": "The response to one trained value of the red proportion, the radius and the x position (columns), per model family (rows): for each trained value (arrow), the density of the generated feature; bands are 95% intervals. Cf. the paper's Fig. 5 (WGAN-GP) and Fig. 12 (VAE). Dotted: a response some of whose runs fail their training-health gate (shown, not scored).", "name": "fig-pie-responses"}}
 plots.feature_responses(records);
 
 # %% [markdown]

@@ -68,8 +68,9 @@ findings.preset_banner(preset)
 #
 # {numref}`fig-convolution-samples`.
 
-# %% mystnb={"figure": {"caption": "Training pies whose red proportion is one of two values (left, one mixture per row) and each model family's samples, each labelled with its measured red share.", "name": "fig-convolution-samples"}}
-plots.training_vs_generated(bimodal, experiments.training_samples("pie_red_mix", preset));
+# %% mystnb={"figure": {"caption": "Training pies whose red proportion is one of two values (left, one mixture per row) and each model family's samples, each labelled with its measured red share. A panel titled *fails its gate* shows a run that fails its training-health gate: shown, not scored.", "name": "fig-convolution-samples"}}
+plots.training_vs_generated(bimodal, experiments.training_samples("pie_red_mix", preset),
+                            siblings=unimodal + bimodal);
 
 # %% [markdown]
 # ## Predicted against actual (the paper's Fig. 6)

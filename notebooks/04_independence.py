@@ -67,7 +67,7 @@ findings.preset_banner(preset)
 # For the red experiment, each row a number of nuisance values: training pies and each model's samples, annotated
 # with their measured proportion of red ({numref}`fig-independence-samples`).
 
-# %% mystnb={"figure": {"caption": "Training pies of the red experiment, one row per number of nuisance values, and each model family's samples, labelled with their measured red proportion.", "name": "fig-independence-samples"}}
+# %% mystnb={"figure": {"caption": "Training pies of the red experiment, one row per number of nuisance values, and each model family's samples, labelled with their measured red proportion. A panel titled *fails its gate* shows a run that fails its training-health gate: shown, not scored.", "name": "fig-independence-samples"}}
 plots.training_vs_generated(records["indep_red"], experiments.training_samples("indep_red", preset, seed=0));
 
 # %% [markdown]
@@ -79,7 +79,7 @@ plots.training_vs_generated(records["indep_red"], experiments.training_samples("
 # %%
 widgets.image_slider(plots.independence_frames(records), description="model")
 
-# %% mystnb={"figure": {"caption": "The response along each studied feature (columns) for each number of values the other features take (one line per number; dark: few, light: many), per model family (rows); arrows: the three trained values. Cf. the paper's Fig. 7 (WGAN-GP) and Fig. 14 (VAE).", "name": "fig-independence-responses"}}
+# %% mystnb={"figure": {"caption": "The response along each studied feature (columns) for each number of values the other features take (one line per number; dark: few, light: many), per model family (rows); arrows: the three trained values. Cf. the paper's Fig. 7 (WGAN-GP) and Fig. 14 (VAE). Dotted: a response some of whose runs fail their training-health gate (shown, not scored).", "name": "fig-independence-responses"}}
 plots.independence(records);
 
 # %% [markdown]

@@ -74,7 +74,7 @@ findings.preset_banner(preset, build.CLEVR_EXPERIMENTS)
 #
 # Each scene annotated with the number of objects our classifier counts in it ({numref}`fig-clevr-samples`).
 
-# %% mystnb={"figure": {"caption": "Training scenes with one number of objects per row (left) and each model family's samples, labelled with the number of objects our classifier counts. Cf. the paper's Fig. 2, bottom.", "name": "fig-clevr-samples"}}
+# %% mystnb={"figure": {"caption": "Training scenes with one number of objects per row (left) and each model family's samples, labelled with the number of objects our classifier counts. Cf. the paper's Fig. 2, bottom. A panel titled *fails its gate* shows a run that fails its training-health gate: shown, not scored.", "name": "fig-clevr-samples"}}
 plots.training_vs_generated(records["clevr_numerosity"],
                             experiments.training_samples("clevr_numerosity", preset, seed=0));
 
@@ -88,7 +88,7 @@ widgets.image_slider(plots.response_frames(records["clevr_numerosity"],
                                            experiments.training_samples("clevr_numerosity", preset, seed=0),
                                            xlabel="number of objects"), description="trained on")
 
-# %% mystnb={"figure": {"caption": "The numerosity response on CLEVR-like scenes: for each trained count (arrow), the share of generated scenes with each number of objects; bands are 95% intervals. Cf. the paper's Fig. 3, middle.", "name": "fig-clevr-response"}}
+# %% mystnb={"figure": {"caption": "The numerosity response on CLEVR-like scenes: for each trained count (arrow), the share of generated scenes with each number of objects; bands are 95% intervals. Cf. the paper's Fig. 3, middle. Dotted: a response some of whose runs fail their training-health gate (shown, not scored).", "name": "fig-clevr-response"}}
 plots.impulse_response(records["clevr_numerosity"], xlabel="number of objects generated");
 
 # %%
@@ -101,7 +101,7 @@ findings.summary_table(records["clevr_numerosity"])
 # not, *?* when it fell outside the grid (a shape or colour the grid does not have, or not two objects;
 # {numref}`fig-clevr-pair-samples`).
 
-# %% mystnb={"figure": {"caption": "Two-object training scenes of the 9\u00d79 grid (left) and each model family's samples, labelled *train*, *new* or *?* (outside the grid).", "name": "fig-clevr-pair-samples"}}
+# %% mystnb={"figure": {"caption": "Two-object training scenes of the 9\u00d79 grid (left) and each model family's samples, labelled *train*, *new* or *?* (outside the grid). A panel titled *fails its gate* shows a run that fails its training-health gate: shown, not scored.", "name": "fig-clevr-pair-samples"}}
 plots.training_vs_generated(records["clevr_pairs_9x9"], experiments.training_samples("clevr_pairs_9x9", preset),
                             labels="sample_status");
 

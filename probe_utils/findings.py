@@ -1482,9 +1482,9 @@ def _default(r: dict, key: str) -> bool:
 
 def combination_rows_by(records: dict[str, list[dict]], by: str = "model", model: str | None = None,
                         default_only: bool = True) -> dict[str, list[dict]]:
-    """:func:`probe_utils.analysis.combination_rows` per combinations experiment (all runs, as the figures).
-    ``default_only``: only runs at the preset's own width and number of training images; ``model``: only that
-    family."""
+    """:func:`probe_utils.analysis.combination_rows` per combinations experiment (all runs, as the figures), each row
+    with ``gate_failed``: how many of its runs fail their training-health gate. ``default_only``: only runs at the
+    preset's own width and number of training images; ``model``: only that family."""
     out = {}
     for name, recs in records.items():
         exp = EXPERIMENTS[name]
@@ -1495,6 +1495,10 @@ def combination_rows_by(records: dict[str, list[dict]], by: str = "model", model
             by == "model" or _default(r, "pool_size" if by == "width" else "width"))]
         if keep:
             rows = A.combination_rows(keep, int(np.prod(exp.grid)), by=by)
+            for row in rows:  # how many of the row's runs are not scored (the figures and tables mark them)
+                runs = [r for r in keep if r["model"] == row["model"] and len(r["result"]["train_support"]) ==
+                        row["n_train"] and (by == "model" or r["params"][by] == row["group"])]
+                row["gate_failed"] = sum(not gate(r, list(unique)).passed for r in runs)
             if by != "model":
                 for row in rows:
                     row["group"] = f"{'width' if by == 'width' else 'images'} {row['group']}"
@@ -1503,12 +1507,14 @@ def combination_rows_by(records: dict[str, list[dict]], by: str = "model", model
 
 
 def combination_table(rows: dict[str, list[dict]], group: str = "model") -> Table:
-    """Precision, recall and novel mass per data set, group and number of training combinations."""
+    """Precision, recall and novel mass per data set, group and number of training combinations, with how many of
+    the runs behind each row fail their training-health gate (their numbers are shown, not scored)."""
     flat = [{"dataset": d, **r, "group": LABELS.get(r["group"], r["group"]) if group == "model" else r["group"]}
             for d, rs in rows.items() for r in rs]
     cols = {"dataset": "data set", "group": group.replace("_", " "), "n_train": "training combinations",
             "runs": "seeds", "precision": "precision", "precision_lo": "CI low", "precision_hi": "CI high",
-            "recall": "recall", "novel_mass": "mass on new combinations", "chance_precision": "uniform precision"}
+            "recall": "recall", "novel_mass": "mass on new combinations", "chance_precision": "uniform precision",
+            "gate_failed": "runs failing their gate"}
     if group != "model":
         cols = {"dataset": "data set", "model": "model", **{k: v for k, v in cols.items() if k != "dataset"},
                 "n_parameters": "parameters"}

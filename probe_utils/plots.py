@@ -72,7 +72,10 @@ def _arrow(ax, x: float, color: str = "0.2", depth: float = 0.14) -> None:
 
 
 def _feature_panel(ax, exp, model: str, first_column: bool, last_row: bool) -> None:
-    """Limits, title and axis labels of one (model, feature) density panel."""
+    """Limits, title and axis labels of one (model, feature) density panel; a panel with no curve says "not run"."""
+    if not ax.lines:
+        ax.text(0.5, 0.5, "not run", transform=ax.transAxes, ha="center", va="center", color="0.4")
+        ax.set_yticks([])
     ax.set_xlim(exp.edges[0], exp.edges[-1])
     ax.set_title(f"{family_label(model)}: {exp.label}")
     if first_column:
@@ -106,6 +109,39 @@ def retile(grid: np.ndarray, cols: int = 8, pad: int = 2, new_cols: int = PANEL_
     return image_grid(np.stack(tiles).transpose(0, 3, 1, 2), cols=new_cols, pad=pad)
 
 
+#: The legend entry of a hollow point: some of the runs behind it fail their training-health gate.
+FAILED_GATE_LABEL = "hollow: a run fails its gate (not scored)"
+#: The legend entry of a dotted response: some of the runs behind it fail their training-health gate (the
+#: captions say so; the entry stays short to fit under one column of panels).
+FAILED_LINE_LABEL = "dotted: not scored"
+#: The last title line of a sample grid whose run fails its training-health gate.
+FAILED_PANEL_TITLE = "fails its gate"
+
+
+def failing_runs(records: Sequence[dict], siblings: Sequence[dict] | None = None) -> set[tuple[str, Any, Any]]:
+    """(model, trained value, seed) of the runs among ``records`` that fail their training-health gate
+    (:func:`probe_utils.findings.gate`; ``siblings``: the runs a gate may rest on, default ``records``). Records
+    without an experiment that has a gate (e.g. hand-made ones) are not judged."""
+    from probe_utils.findings import GATES, gate
+
+    judged = [r for r in records if r.get("experiment") in GATES and "result" in r]
+    sib = list(records if siblings is None else siblings)
+    return {(r["model"], r["value"], r.get("seed")) for r in judged if not gate(r, sib).passed}
+
+
+def _failing_settings(records: Sequence[dict], siblings: Sequence[dict] | None = None) -> set[tuple[str, Any]]:
+    """(model, trained value) of the settings some of whose runs fail their gate."""
+    return {(m, v) for m, v, _ in failing_runs(records, siblings)}
+
+
+def _hollow_failed(ax: plt.Axes, n: np.ndarray, y: np.ndarray, rows: list[dict], marker: str, color: Any,
+                   ms: float) -> None:
+    """Redraw as hollow the points of ``rows`` some of whose runs fail their training-health gate."""
+    bad = np.array([bool(r.get("gate_failed")) for r in rows])
+    if bad.any():
+        ax.plot(n[bad], y[bad], marker, ls="none", mfc="white", mec=color, mew=1.2, ms=ms + 0.5, zorder=3)
+
+
 def _show_grid(ax, grid: np.ndarray, values: Sequence, cols: int = 8, pad: int = 2, title: str = "",
                show_cols: int | None = None, limit: int | None = None) -> None:
     """Show a tiled ``grid`` (``cols`` columns) with each tile's label; ``show_cols``/``limit`` lay it out again."""
@@ -124,16 +160,24 @@ def _show_grid(ax, grid: np.ndarray, values: Sequence, cols: int = 8, pad: int =
     ax.grid(False)
 
 
+def _failed_title(title: str, rec: dict, failing: set) -> str:
+    """A sample grid's title, with a last line saying so when its run fails its gate."""
+    return f"{title}\n{FAILED_PANEL_TITLE}" if (rec["model"], rec["value"], rec.get("seed")) in failing else title
+
+
 def training_vs_generated(records: list[dict], render: Callable[[int, int], tuple[torch.Tensor, np.ndarray]],
-                          seed: int = 0, n: int = 16, labels: str = "sample_values") -> plt.Figure:
+                          seed: int = 0, n: int = 16, labels: str = "sample_values",
+                          siblings: Sequence[dict] | None = None) -> plt.Figure:
     """One row per trained value: training images (left) and each model's generated images (titled in two short
-    lines, so seven columns fit the page), each tile annotated with its measured feature
+    lines, so seven columns fit the page; a third, "fails its gate", when the run fails its training-health gate,
+    judged among ``siblings``, default ``records``), each tile annotated with its measured feature
     (``labels="sample_status"``: train / new / ? for combinations records).
     ``render(value, n) -> (images, measured values)`` makes the training samples."""
     models = sorted({r["model"] for r in records}, key=family_order)
     values = sorted({r["value"] for r in records})
+    failing = failing_runs(records, siblings)
     w = _width(1 + len(models), 2.8)
-    row_h = w / (1 + len(models)) / PANEL_COLS * (PANEL_IMAGES // PANEL_COLS) + 0.6  # the tiles, a 2-line title
+    row_h = w / (1 + len(models)) / PANEL_COLS * (PANEL_IMAGES // PANEL_COLS) + (0.75 if failing else 0.6)
     fig, axes = plt.subplots(len(values), 1 + len(models), figsize=(w, row_h * len(values)), squeeze=False)
     panel = dict(show_cols=PANEL_COLS, limit=PANEL_IMAGES)
     for i, v in enumerate(values):
@@ -144,7 +188,7 @@ def training_vs_generated(records: list[dict], render: Callable[[int, int], tupl
             rec = rec or next(r for r in records if r["model"] == m and r["value"] == v)
             res = rec["result"]
             _show_grid(axes[i, 1 + j], png_decode(res["sample_grid_png"]), res[labels],
-                       title=f"{family_label(m)}\non {v}, seed {rec['seed']}", **panel)
+                       title=_failed_title(f"{family_label(m)}\non {v}, seed {rec['seed']}", rec, failing), **panel)
     return house_style(fig)
 
 
@@ -209,6 +253,7 @@ def impulse_response(records: list[dict], xlabel: str = "number of dots generate
     responses = impulse_responses(records)
     models = sorted({r.model for r in responses}, key=family_order)
     values = sorted({r.value for r in responses})
+    failing = _failing_settings(records)
     color = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(values)}
     xmax = min(max(len(r.dist) for r in responses) - 1, int(max(values) * 1.6) + 3)
     cols = 2 if len(models) == 4 else min(len(models), 3)
@@ -219,7 +264,9 @@ def impulse_response(records: list[dict], xlabel: str = "number of dots generate
     for ax, m in zip(axes.flat, models):
         for r in (r for r in responses if r.model == m):
             k = np.arange(len(r.dist))[: xmax + 1]
-            ax.plot(k, r.dist[: xmax + 1], "-o", ms=3, color=color[r.value])
+            bad = (r.model, r.value) in failing
+            ax.plot(k, r.dist[: xmax + 1], ":o" if bad else "-o", ms=3, color=color[r.value],
+                    mfc="white" if bad else color[r.value])
             ax.fill_between(k, r.lo[: xmax + 1], r.hi[: xmax + 1], color=color[r.value], alpha=0.2, lw=0)
             _arrow(ax, r.value, color[r.value], depth=0.12)
         seeds = sorted({s for r in responses if r.model == m for s in r.seeds})
@@ -232,13 +279,18 @@ def impulse_response(records: list[dict], xlabel: str = "number of dots generate
         if i + cols >= len(models):  # the lowest panel of its column
             ax.set_xlabel(xlabel)
     handles = [Line2D([], [], color=color[v], marker="o", ms=3, label=f"trained on {v}") for v in values]
-    return _legend_below(fig, handles, ncol=min(len(values), 6))
+    if failing:
+        handles.append(Line2D([], [], color="0.3", ls=":", marker="o", mfc="white", ms=3, label=FAILED_LINE_LABEL))
+    return _legend_below(fig, handles, ncol=min(len(handles), 6))
 
 
 def mean_spread(records: list[dict], xlabel: str = "trained number of dots",
                 ylabel: str = "generated number of dots") -> plt.Figure:
     """Mean (± 95% CI over seeds) and standard deviation of the generated feature against the trained value."""
     rows = summary_rows(records)
+    failing = _failing_settings(records)
+    for row in rows:
+        row["gate_failed"] = (row["model"], row["value"]) in failing
     models = sorted({r["model"] for r in rows}, key=family_order)
     fig, axes = plt.subplots(1, 2, figsize=(MAX_WIDTH_IN, 3.4))
     vmax = max(r["value"] for r in rows)
@@ -248,12 +300,16 @@ def mean_spread(records: list[dict], xlabel: str = "trained number of dots",
         v = np.array([r["value"] for r in rs])
         off = (i - (len(models) - 1) / 2) * 0.12
         ci = np.nan_to_num([r["mean_ci"] for r in rs])
-        axes[0].errorbar(v + off, [r["mean"] for r in rs], yerr=ci, fmt="o-", color=PALETTE[i], capsize=3,
-                         label=family_label(m))
-        axes[1].plot(v, [r["sd"] for r in rs], "o-", color=PALETTE[i], label=family_label(m))
+        mean, sd = np.array([r["mean"] for r in rs]), np.array([r["sd"] for r in rs])
+        axes[0].errorbar(v + off, mean, yerr=ci, fmt="o-", color=PALETTE[i], capsize=3, label=family_label(m))
+        axes[1].plot(v, sd, "o-", color=PALETTE[i], label=family_label(m))
+        _hollow_failed(axes[0], v + off, mean, rs, "o", PALETTE[i], 6)
+        _hollow_failed(axes[1], v, sd, rs, "o", PALETTE[i], 6)
     axes[0].set(xlabel=xlabel, ylabel=f"mean {ylabel}", title="mean of the response")
     axes[1].set(xlabel=xlabel, ylabel="standard deviation", title="spread of the response")
     handles, _ = axes[0].get_legend_handles_labels()
+    if failing:
+        handles.append(plt.Line2D([], [], ls="none", marker="o", mfc="white", mec="0.3", label=FAILED_GATE_LABEL))
     return _legend_below(fig, handles, ncol=min(len(handles), 4))
 
 
@@ -308,6 +364,7 @@ def response_frames(records: list[dict], render: Callable[[int, int], tuple[torc
     responses = impulse_responses(records)
     models = sorted({r["model"] for r in records}, key=family_order)
     values = sorted({r["value"] for r in records})
+    failing = failing_runs(records)
     xmax = min(max(len(r.dist) for r in responses) - 1, int(max(values) * 1.6) + 3)
     frames = []
     for v in values:
@@ -320,18 +377,36 @@ def response_frames(records: list[dict], render: Callable[[int, int], tuple[torc
             rec = min((r for r in records if r["model"] == m and r["value"] == v), key=lambda r: r["seed"])
             res = rec["result"]
             _show_grid(fig.add_subplot(gs[0, 1 + j]), png_decode(res["sample_grid_png"]), res["sample_values"],
-                       title=f"{family_label(m)}\nseed {rec['seed']}", **panel)
+                       title=_failed_title(f"{family_label(m)}\nseed {rec['seed']}", rec, failing), **panel)
         ax = fig.add_subplot(gs[1, :])
         for j, r in enumerate(sorted((r for r in responses if r.value == v), key=lambda r: family_order(r.model))):
             k = np.arange(len(r.dist))[: xmax + 1]
+            bad = (r.model, r.value) in {(m, x) for m, x, _ in failing}
             ax.bar(k + (j - (len(models) - 1) / 2) * 0.8 / len(models), r.dist[: xmax + 1], width=0.8 / len(models),
-                   color=PALETTE[models.index(r.model)], label=family_label(r.model))
+                   color="white" if bad else PALETTE[models.index(r.model)], edgecolor=PALETTE[models.index(r.model)],
+                   label=family_label(r.model) + (f" ({FAILED_PANEL_TITLE})" if bad else ""))
         ax.axvline(v, color="0.3", ls="--", lw=1, label=f"trained: {v}")
         ax.set(xlabel=xlabel, ylabel="share of generated images", xlim=(-0.5, xmax + 0.5), ylim=(0, 1))
         ax.set_xticks(range(0, xmax + 1))
         ax.legend(loc="upper right")
         frames.append((f"{v}", house_style(fig)))
     return frames
+
+
+def _response_line(ax: plt.Axes, x: np.ndarray, y: np.ndarray, color: Any, label: str, failed: bool,
+                   lw: float) -> None:
+    """A response curve: solid, or dotted when runs behind it fail their gate (its legend entry stays solid)."""
+    if failed:
+        ax.plot(x, y, ":", color=color, lw=lw)
+        ax.plot([], [], "-", color=color, lw=lw, label=label)
+    else:
+        ax.plot(x, y, "-", color=color, lw=lw, label=label)
+
+
+def _failed_entry(ax: plt.Axes, failing: set) -> None:
+    """Give ``ax`` (the foot of a legend's column) the entry of dotted responses when there are any."""
+    if failing:
+        ax.plot([], [], ":", color="0.3", lw=1.4, label=FAILED_LINE_LABEL)
 
 
 def _feature_grid(records: dict[str, list[dict]]) -> tuple[list[str], list[str], plt.Figure, np.ndarray]:
@@ -356,13 +431,16 @@ def feature_responses(records: dict[str, list[dict]]) -> plt.Figure:
         width = np.diff(edges)
         values = sorted({r["value"] for r in records[name]})
         color = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(values)}
+        failing = _failing_settings(records[name])
         for i, m in enumerate(models):
             ax = axes[i, j]
             for r in (r for r in impulse_responses([x for x in records[name] if x["model"] == m])):
-                ax.plot(centres, r.dist / width, "-", color=color[r.value], lw=1.4, label=f"{r.value:g}")
+                _response_line(ax, centres, r.dist / width, color[r.value], f"{r.value:g}", (m, r.value) in failing,
+                               lw=1.4)
                 ax.fill_between(centres, r.lo / width, r.hi / width, color=color[r.value], alpha=0.2, lw=0)
                 _arrow(ax, r.value, color[r.value])
             _feature_panel(ax, exp, m, j == 0, i == len(models) - 1)
+        _failed_entry(axes[-1, j], failing)
     return _legends_under(fig, [(axes[-1, j], axes[:, j], dict(title="trained on", ncol=3)) for j in range(len(names))])
 
 
@@ -416,14 +494,16 @@ def independence(records: dict[str, list[dict]]) -> plt.Figure:
         ks = sorted({r["value"] for r in records[name]})
         cmap = plt.get_cmap("viridis")
         fixed = INDEPENDENCE_VALUES["radius" if name.endswith("size") else name.split("_", 1)[1]]
+        failing = _failing_settings(records[name])
         for i, m in enumerate(models):
             ax = axes[i, j]
             for r in impulse_responses([x for x in records[name] if x["model"] == m]):
                 c = cmap(ks.index(r.value) / max(len(ks) - 1, 1) * 0.9)
-                ax.plot(centres, r.dist / width, "-", color=c, lw=1.3, label=f"{r.value}")
+                _response_line(ax, centres, r.dist / width, c, f"{r.value}", (m, r.value) in failing, lw=1.3)
             for v in fixed:
                 _arrow(ax, v)
             _feature_panel(ax, exp, m, j == 0, i == len(models) - 1)
+        _failed_entry(axes[-1, j], failing)
     return _legends_under(fig, [(axes[-1, j], axes[:, j], dict(title="nuisance values", ncol=3))
                                 for j in range(len(names))])
 
@@ -439,7 +519,9 @@ def precision_recall(rows: dict[str, list[dict]], title: str = "{}") -> plt.Figu
     """The paper's Fig. 8 (and Fig. 25): precision (solid) and recall (dashed) of the learned support against the
     number of training combinations, one panel per key of ``rows`` (e.g. a data set), one colour per group (a
     model, or a network width); the dotted line is the precision of a model uniform over all combinations.
-    ``rows`` come from :func:`probe_utils.analysis.combination_rows`."""
+    ``rows`` come from :func:`probe_utils.analysis.combination_rows`; a point some of whose runs fail their
+    training-health gate (a row's ``gate_failed``, from :func:`probe_utils.findings.combination_rows_by`) is drawn
+    hollow: shown, not scored."""
     names = [n for n in rows if rows[n]]
     fig, axes = plt.subplots(1, len(names), figsize=(_width(len(names), 4.25), 3.8), squeeze=False)
     for ax, name in zip(axes[0], names):
@@ -453,10 +535,13 @@ def precision_recall(rows: dict[str, list[dict]], title: str = "{}") -> plt.Figu
                 lo, hi = np.array([r[f"{key}_lo"] for r in rs]), np.array([r[f"{key}_hi"] for r in rs])
                 ax.plot(n, y, style, color=PALETTE[i % len(PALETTE)], ms=4, lw=1.4,
                         label=f"{label} {key}")
+                _hollow_failed(ax, n, y, rs, style[-1], PALETTE[i % len(PALETTE)], 4)
                 if np.isfinite(lo).any():
                     ax.fill_between(n, lo, hi, color=PALETTE[i % len(PALETTE)], alpha=0.15, lw=0)
         chance = sorted({(r["n_train"], r["chance_precision"]) for r in rows[name]})
         ax.plot(*zip(*chance), ":", color="0.5", lw=1, label="uniform over all combinations")
+        if any(r.get("gate_failed") for r in rows[name]):
+            ax.plot([], [], "o", mfc="white", mec="0.3", ms=4, label=FAILED_GATE_LABEL)
         ax.set(xlabel="combinations in the training set", ylabel="precision / recall", ylim=(-0.03, 1.03),
                title=title.format(name))
         ax.set_xscale("log")
@@ -470,34 +555,47 @@ def precision_recall(rows: dict[str, list[dict]], title: str = "{}") -> plt.Figu
 def combination_frames(records: list[dict], rows: list[dict], render: Callable[[int, int], tuple[torch.Tensor, Any]],
                        seed: int = 0) -> list[tuple[str, plt.Figure]]:
     """One figure per number of training combinations (for a slider): the precision/recall curves with this
-    number marked, training images and each model's samples annotated train / new / ? (unmeasurable)."""
+    number marked and the training images (top), each model's samples annotated train / new / ? (unmeasurable),
+    titled "fails its gate" when their run does (below, up to four families a row), one legend under them all."""
+    from matplotlib.lines import Line2D
+
     models = sorted({r["model"] for r in records}, key=family_order)
     values = sorted({r["value"] for r in records})
+    failing = failing_runs(records)
+    cols = max(3, min(len(models), 4))
+    sample_rows = math.ceil(len(models) / cols)
+    handles = [Line2D([], [], color=PALETTE[i], lw=2, label=family_label(m)) for i, m in enumerate(models)]
+    handles += [Line2D([], [], color="0.3", ls=ls, marker=mk, ms=3, label=k)
+                for k, ls, mk in (("precision", "-", "o"), ("recall", "--", "s"))]
+    if any(r.get("gate_failed") for r in rows):
+        handles.append(Line2D([], [], ls="none", marker="o", mfc="white", mec="0.3", ms=3, label=FAILED_GATE_LABEL))
     frames = []
     for v in values:
-        fig = plt.figure(figsize=(MAX_WIDTH_IN, 3.6))
-        gs = fig.add_gridspec(1, 2 + len(models), width_ratios=[1.4] + [1] * (1 + len(models)))
-        ax = fig.add_subplot(gs[0, 0])
+        fig = plt.figure(figsize=(MAX_WIDTH_IN, 2.9 + 2.0 * sample_rows))
+        gs = fig.add_gridspec(1 + sample_rows, cols, height_ratios=[1.45] + [1] * sample_rows)
+        ax = fig.add_subplot(gs[0, :cols - 1])
         for i, m in enumerate(models):
             rs = sorted((r for r in rows if r["group"] == m), key=lambda r: r["n_train"])
-            n = [r["n_train"] for r in rs]
-            ax.plot(n, [r["precision"] for r in rs], "-o", ms=3, color=PALETTE[i],
-                    label=f"{family_label(m)} precision")
-            ax.plot(n, [r["recall"] for r in rs], "--s", ms=3, color=PALETTE[i], label=f"{family_label(m)} recall")
+            n = np.array([r["n_train"] for r in rs])
+            for key, style in (("precision", "-o"), ("recall", "--s")):
+                y = np.array([r[key] for r in rs])
+                ax.plot(n, y, style, ms=3, color=PALETTE[i])
+                _hollow_failed(ax, n, y, rs, style[-1], PALETTE[i], 3)
         ax.axvline(v, color="0.3", lw=1)
-        ax.set(xscale="log", ylim=(-0.03, 1.03), xlabel="training combinations", title=f"{v} combinations")
-        ax.legend(loc="lower left")
+        ax.set(xscale="log", ylim=(-0.03, 1.03), xlabel="training combinations", ylabel="precision / recall",
+               title=f"{v} combinations")
         imgs, _ = render(v, 16)
-        _show_grid(fig.add_subplot(gs[0, 1]), image_grid(imgs[:PANEL_IMAGES], cols=PANEL_COLS), [], cols=PANEL_COLS,
-                   title="training")
+        _show_grid(fig.add_subplot(gs[0, cols - 1]), image_grid(imgs[:PANEL_IMAGES], cols=PANEL_COLS), [],
+                   cols=PANEL_COLS, title="training")
         for j, m in enumerate(models):
             rec = min((r for r in records if r["model"] == m and r["value"] == v),
                       key=lambda r: (r["seed"] != seed, r["seed"]))
             res = rec["result"]
             grid = png_decode(res["sample_grid_png"])
-            _show_grid(fig.add_subplot(gs[0, 2 + j]), grid, res["sample_status"], title=f"{family_label(m)} samples",
-                       show_cols=PANEL_COLS, limit=PANEL_IMAGES)
-        frames.append((f"{v}", house_style(fig)))
+            _show_grid(fig.add_subplot(gs[1 + j // cols, j % cols]), grid, res["sample_status"],
+                       title=_failed_title(f"{family_label(m)} samples", rec, failing), show_cols=PANEL_COLS,
+                       limit=PANEL_IMAGES)
+        frames.append((f"{v}", _legend_below(fig, handles, ncol=len(handles))))
     return frames
 
 

@@ -99,3 +99,29 @@ def test_provenance_table_lists_a_record_once():
                           "created": "now"}}
     table = findings.provenance_table([rec, dict(rec)])
     assert str(table).count("| VAE |") == 1 and len(table) == 1
+
+
+def test_rows_whose_runs_fail_their_gate_are_counted_and_drawn_hollow():
+    import matplotlib.pyplot as plt
+
+    from probe_utils import plots
+
+    recs = _combination_records() + _combination_records("wgan_gp")
+    for r in recs:  # the WGAN-GP run at 10 combinations draws mostly unmeasurable images: its family is not scored
+        if r["model"] == "wgan_gp" and r["value"] == 10:
+            ids = np.repeat(r["result"]["train_support"], 10)
+            r.update(_record("pie_combos", "wgan_gp", 10, np.concatenate([ids, [-1] * 900]), 2025,
+                             support=r["result"]["train_support"]))
+    rows = findings.combination_rows_by({"pie_combos": recs})
+    failed = {(r["group"], r["n_train"]): r["gate_failed"] for r in rows["pie"]}
+    assert failed == {("vae", 10): 0, ("vae", 400): 0, ("wgan_gp", 10): 1, ("wgan_gp", 400): 1}
+    assert [line.rsplit("|", 2)[1].strip() for line in str(findings.combination_table(rows)).splitlines()[2:]] == \
+        ["0", "0", "1", "1"]  # the last column: runs failing their gate
+    fig = plots.precision_recall(rows)
+    hollow = [ln for ln in fig.axes[0].lines if ln.get_markerfacecolor() == "white" and len(ln.get_xdata())]
+    assert sorted(x for ln in hollow for x in ln.get_xdata()) == [10, 10, 400, 400]  # precision and recall
+    assert plots.FAILED_GATE_LABEL in [t.get_text() for t in fig.legends[0].get_texts()]
+    plt.close(fig)
+    clean = plots.precision_recall(findings.combination_rows_by({"pie_combos": _combination_records()}))
+    assert plots.FAILED_GATE_LABEL not in [t.get_text() for t in clean.legends[0].get_texts()]
+    plt.close(clean)

@@ -239,3 +239,76 @@ def test_trained_value_arrows_never_run_through_a_tick_label():
                     checked += 1
         assert checked
         plt.close(fig)
+
+
+def test_runs_failing_their_gate_are_marked_in_every_kind_of_figure():
+    """A run that fails its training-health gate is shown but marked: its sample grid's title says so, its response
+    is dotted (with a legend entry), its summary point hollow; runs that pass are drawn as before."""
+    import numpy as np
+
+    from probe_utils.store import image_grid, png_base64
+    from test_findings_rules import gauss, rec
+
+    def counts(k, mode):
+        d = np.zeros(20)
+        d[mode] = 1.0
+        r = rec("numerosity", k, d, model="vae")
+        r["result"].update(sample_grid_png=png_base64(image_grid(np.ones((8, 3, 32, 32), np.float32), cols=4)),
+                           sample_values=[mode] * 8)
+        return r
+
+    good, bad = counts(1, 1), counts(3, 5)  # trained on 3, draws 5: fails its gate (wrong mode)
+    assert plots.failing_runs([good, bad]) == {("vae", 3, 0)}
+    fig = plots.training_vs_generated([good, bad], lambda v, n: (np.ones((n, 3, 32, 32), np.float32), [v] * n))
+    titles = [ax.get_title() for ax in fig.axes]
+    assert sum(t.endswith(plots.FAILED_PANEL_TITLE) for t in titles) == 1 and "on 3" in \
+        next(t for t in titles if t.endswith(plots.FAILED_PANEL_TITLE))
+    plt.close(fig)
+    fig = plots.impulse_response([good, bad])
+    styles = {ln.get_color(): ln.get_linestyle() for ln in fig.axes[0].lines if len(ln.get_xdata())}
+    assert sorted(styles.values()) == ["-", ":"]
+    assert plots.FAILED_LINE_LABEL in [t.get_text() for t in fig.legends[0].get_texts()]
+    plt.close(fig)
+    fig = plots.mean_spread([good, bad])
+    hollow = [ln for ln in fig.axes[0].lines if ln.get_markerfacecolor() == "white" and len(ln.get_xdata())]
+    assert [float(x) for ln in hollow for x in ln.get_xdata()] == [3.0]
+    plt.close(fig)
+    red = [rec("pie_red", 0.3, gauss("pie_red", 0.3, 0.05)), rec("pie_red", 0.7, gauss("pie_red", 0.7, 0.05),
+                                                                   invalid=0.9)]  # mostly unmeasurable
+    fig = plots.feature_responses({"pie_red": red})
+    assert sorted(ln.get_linestyle() for ln in fig.axes[0].lines if len(ln.get_xdata())) == ["-", ":"]
+    assert plots.FAILED_LINE_LABEL in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    plt.close(fig)
+    fig = plots.feature_responses({"pie_red": red[:1]})  # nothing fails: no dotted line, no entry
+    assert plots.FAILED_LINE_LABEL not in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    plt.close(fig)
+
+
+def test_combination_frames_fit_four_families_with_the_legend_off_the_panels():
+    import numpy as np
+
+    from probe_utils import findings
+    from probe_utils.store import image_grid, png_base64
+    from test_findings_rules import rec
+
+    grid = png_base64(image_grid(np.ones((8, 3, 32, 32), np.float32), cols=4))
+    records = []
+    for m in ("wgan_gp", "vae", "pixelcnn", "diffusion"):
+        for k in (10, 50):
+            support = list(range(k))
+            d = np.zeros(2025)
+            d[support] = 1.0
+            r = rec("pie_combos", k, d, model=m, support=support, invalid=0.9 if m == "pixelcnn" else 0.0)
+            r["result"].update(sample_grid_png=grid, sample_status=["train"] * 8)
+            records.append(r)
+    rows = findings.combination_rows_by({"pie_combos": records})["pie"]
+    frames = plots.combination_frames(records, rows, lambda v, n: (np.ones((n, 3, 32, 32), np.float32), None))
+    assert [name for name, _ in frames] == ["10", "50"]
+    fig = frames[0][1]
+    titles = [ax.get_title() for ax in fig.axes]
+    failed = [t for t in titles if t.endswith(plots.FAILED_PANEL_TITLE)]
+    assert failed == [f"PixelCNN samples\n{plots.FAILED_PANEL_TITLE}"]
+    assert sum(t.endswith("samples") or t.endswith(plots.FAILED_PANEL_TITLE) for t in titles) == 4
+    assert fig.get_size_inches()[0] <= plots.MAX_WIDTH_IN + 1e-6
+    assert _legends_off_the_panels(fig) == 1
+    plt.close(frames[1][1])
