@@ -81,11 +81,11 @@ plots.training_vs_generated(bimodal, experiments.training_samples("pie_red_mix",
 
 # %%
 widgets.image_slider([(v, plots.convolution_effect([r for r in rows if r["value"] == v],
-                                                   EXPERIMENTS["pie_red"].centres)) for v in plan.values],
-                     description="trained on")
+                                                   EXPERIMENTS["pie_red"].centres, unimodal + bimodal))
+                      for v in plan.values], description="trained on")
 
-# %% mystnb={"figure": {"caption": "The convolution prediction (dashed) against the actual response (solid) for each two-mode training distribution (rows) and model family (columns); arrows: the training modes; grey band: the midpoint window of the prototype index. Cf. the paper's Fig. 6 (and Fig. 10, 13).", "name": "fig-convolution-effect"}}
-plots.convolution_effect(rows, EXPERIMENTS["pie_red"].centres);
+# %% mystnb={"figure": {"caption": "The convolution prediction (dashed) against the actual response (solid) for each two-mode training distribution (rows) and model family (columns); arrows: the training modes; grey band: the midpoint window of the prototype index. Cf. the paper's Fig. 6 (and Fig. 10, 13). Dotted, in a panel titled *fails its gate*: a response whose runs fail their training-health gate (shown, not scored).", "name": "fig-convolution-effect"}}
+plots.convolution_effect(rows, EXPERIMENTS["pie_red"].centres, unimodal + bimodal);
 
 # %%
 findings.convolution_table(rows)

@@ -444,12 +444,15 @@ def feature_responses(records: dict[str, list[dict]]) -> plt.Figure:
     return _legends_under(fig, [(axes[-1, j], axes[:, j], dict(title="trained on", ncol=3)) for j in range(len(names))])
 
 
-def convolution_effect(rows: list[dict], centres: np.ndarray) -> plt.Figure:
+def convolution_effect(rows: list[dict], centres: np.ndarray, records: Sequence[dict] | None = None) -> plt.Figure:
     """The paper's Fig. 6: for each multi-modal training distribution (rows) and model (columns), the training modes
     (arrows), the convolution prediction (dashed) and the actual response (solid); the shaded band is the midpoint
-    window of the prototype-enhancement index. ``rows`` come from :func:`probe_utils.analysis.convolution_rows`."""
+    window of the prototype-enhancement index. ``rows`` come from :func:`probe_utils.analysis.convolution_rows`;
+    with ``records`` (the mixture and single-value runs behind them) a panel whose mixture runs fail their
+    training-health gate is titled so and its actual response dotted."""
     from probe_utils.experiments import mixture_modes
 
+    failing = _failing_settings([r for r in records or () if r["experiment"] == "pie_red_mix"], records)
     models = sorted({r["model"] for r in rows}, key=family_order)
     values = sorted({r["value"] for r in rows}, key=lambda v: mixture_modes(v)[-1] - mixture_modes(v)[0])
     width = float(np.mean(np.diff(centres)))
@@ -464,10 +467,12 @@ def convolution_effect(rows: list[dict], centres: np.ndarray) -> plt.Figure:
                 continue
             ax.axvspan(*row["window"], color="0.85", lw=0)
             ax.plot(centres, row["predicted"] / width, "--", color=PALETTE[0], label="convolution prediction")
-            ax.plot(centres, row["actual"] / width, "-", color=PALETTE[1], label="actual")
+            bad = (m, v) in failing
+            ax.plot(centres, row["actual"] / width, ":" if bad else "-", color=PALETTE[1], label="actual")
             for mode in mixture_modes(v):
                 _arrow(ax, mode, depth=0.16)
-            ax.set_title(f"{family_label(m)}: trained on red {v.replace('+', ' or ')}")
+            ax.set_title(f"{family_label(m)}: trained on red {v.replace('+', ' or ')}"
+                         + (f"\n{FAILED_PANEL_TITLE}" if bad else ""))
             ax.text(0.02, 0.95, f"TV {row['tv']:.2f}\nmidpoint ratio {row['ratio']:.2f}", transform=ax.transAxes,
                     va="top", fontsize=MIN_FONT_PT)
             ax.set_xlim(0, 1)
@@ -599,13 +604,18 @@ def combination_frames(records: list[dict], rows: list[dict], render: Callable[[
     return frames
 
 
-def pair_grids(rows: dict[str, list[dict]]) -> plt.Figure:
+def pair_grids(rows: dict[str, list[dict]], records: Sequence[dict] | None = None) -> plt.Figure:
     """The paper's Fig. 9 / 23: for each CLEVR grid and rare attribute (rows), the training distribution over
     (shape pair, colour pair) cells and each model's generated one (mean over seeds), the rare line outlined.
-    ``rows`` map an experiment name to :func:`probe_utils.analysis.pair_grid_rows` of its records."""
+    ``rows`` map an experiment name to :func:`probe_utils.analysis.pair_grid_rows` of its records; with
+    ``records`` (those runs) a panel some of whose runs fail their training-health gate is titled so."""
     from matplotlib.patches import Rectangle
 
     from probe_utils.render import clevr
+
+    records = list(records or ())
+    failing = {(name, m, v) for name in rows
+               for m, v, _ in failing_runs([r for r in records if r["experiment"] == name], records)}
 
     panels = [(name, rare) for name in rows for rare in dict.fromkeys(r["rare"] for r in rows[name])]
     models = sorted({r["model"] for name in rows for r in rows[name]}, key=family_order)
@@ -637,6 +647,8 @@ def pair_grids(rows: dict[str, list[dict]]) -> plt.Figure:
             ax.set_yticks(range(size), sp if j == 0 else [])
             ax.grid(False)
             extra = "" if r is None else f"\nnovel mass {r['novel_mass']:.2f}, outside grid {r['invalid']:.0%}"
+            if r is not None and (name, r["model"], rare) in failing:
+                extra += f"\n{FAILED_PANEL_TITLE}"
             ax.set_title(f"{label}: {size}x{size}, rare {rare}{extra}")
     return house_style(fig)
 

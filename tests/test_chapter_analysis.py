@@ -125,3 +125,20 @@ def test_rows_whose_runs_fail_their_gate_are_counted_and_drawn_hollow():
     clean = plots.precision_recall(findings.combination_rows_by({"pie_combos": _combination_records()}))
     assert plots.FAILED_GATE_LABEL not in [t.get_text() for t in clean.legends[0].get_texts()]
     plt.close(clean)
+
+
+def test_pair_grid_panels_of_runs_failing_their_gate_are_marked():
+    import matplotlib.pyplot as plt
+
+    from probe_utils import plots
+
+    exp = EXPERIMENTS["clevr_pairs_4x4"]
+    support = exp.support("shape", 0)
+    good = _record("clevr_pairs_4x4", "vae", "shape", np.repeat(support, 50), 16, support=support)
+    mush = _record("clevr_pairs_4x4", "wgan_gp", "shape", np.concatenate([np.repeat(support, 5), [-1] * 400]), 16,
+                   support=support)  # mostly outside the grid: fails its gate
+    rows = findings.clevr_pair_rows({"clevr_pairs_4x4": [good, mush]})
+    fig = plots.pair_grids(rows, [good, mush])
+    marked = [ax.get_title().split(":")[0] for ax in fig.axes if plots.FAILED_PANEL_TITLE in ax.get_title()]
+    assert marked == ["WGAN-GP"]
+    plt.close(fig)

@@ -312,3 +312,22 @@ def test_combination_frames_fit_four_families_with_the_legend_off_the_panels():
     assert fig.get_size_inches()[0] <= plots.MAX_WIDTH_IN + 1e-6
     assert _legends_off_the_panels(fig) == 1
     plt.close(frames[1][1])
+
+
+def test_convolution_panels_of_runs_failing_their_gate_are_marked():
+    from probe_utils import analysis
+    from probe_utils.experiments import EXPERIMENTS
+    from test_findings_rules import gauss, rec
+
+    centres = EXPERIMENTS["pie_red"].centres
+    uni = [rec("pie_red", v, gauss("pie_red", v, 0.05)) for v in (0.3, 0.4, 0.9)]
+    mix = [rec("pie_red_mix", "0.3+0.9", gauss("pie_red", 0.3, 0.05) + gauss("pie_red", 0.9, 0.05), invalid=0.8),
+           rec("pie_red_mix", "0.3+0.4", gauss("pie_red", 0.35, 0.06))]
+    rows = analysis.convolution_rows(uni, mix, centres)
+    fig = plots.convolution_effect(rows, centres, uni + mix)
+    marked = {ax.get_title().split(":")[1].strip(): ax.lines[1].get_linestyle() for ax in fig.axes if ax.get_visible()}
+    assert marked == {f"trained on red 0.3 or 0.9\n{plots.FAILED_PANEL_TITLE}": ":", "trained on red 0.3 or 0.4": "-"}
+    plt.close(fig)
+    fig = plots.convolution_effect(rows, centres)  # without the records nothing is judged
+    assert not any(plots.FAILED_PANEL_TITLE in ax.get_title() for ax in fig.axes)
+    plt.close(fig)
