@@ -869,7 +869,11 @@ def combination_rows(records: list[dict], n_total: int, by: str = "model", thres
     for r in records:
         groups[(r["model"], r["model"] if by == "model" else r["params"][by])].append(r)
     rows = []
-    for (model, group), recs in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
+    def order(kv: tuple) -> tuple:  # by model, then numbers (widths, sizes) by value
+        g = kv[0][1]
+        return str(kv[0][0]), (0, float(g), "") if isinstance(g, (int, float)) else (1, 0.0, str(g))
+
+    for (model, group), recs in sorted(groups.items(), key=order):
         for row in precision_recall_curve([(record_ids(r), r["result"]["train_support"]) for r in recs],
                                           n_total=n_total, threshold=threshold):
             params = [r["provenance"].get("n_parameters") for r in recs if len(r["result"]["train_support"]) ==

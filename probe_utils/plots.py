@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from probe_utils.analysis import impulse_responses, summary_rows
-from probe_utils.models import label as family_label, order as family_order
+from probe_utils.models import FAMILIES, label as family_label, order as family_order
 from probe_utils.store import image_grid, png_decode  # noqa: F401  (image_grid: plots.image_grid)
 
 PALETTE = ["#1b6ca8", "#d1495b", "#2e933c", "#edae49", "#6c4f9e", "#00798c", "#8d6a5a", "#3d3d3d",
@@ -526,23 +526,29 @@ def precision_recall(rows: dict[str, list[dict]], title: str = "{}") -> plt.Figu
     model, or a network width); the dotted line is the precision of a model uniform over all combinations.
     ``rows`` come from :func:`probe_utils.analysis.combination_rows`; a point some of whose runs fail their
     training-health gate (a row's ``gate_failed``, from :func:`probe_utils.findings.combination_rows_by`) is drawn
-    hollow: shown, not scored."""
+    hollow: shown, not scored. A group keeps its colour in every panel; one legend below them all."""
     names = [n for n in rows if rows[n]]
+    every = list(dict.fromkeys(r["group"] for n in names for r in rows[n]))  # one colour per group in every panel
+    if all(g in FAMILIES for g in every):  # model families: in the book's order
+        every = sorted(every, key=family_order)
     fig, axes = plt.subplots(1, len(names), figsize=(_width(len(names), 4.25), 3.8), squeeze=False)
     for ax, name in zip(axes[0], names):
-        groups = list(dict.fromkeys(r["group"] for r in rows[name]))
-        for i, g in enumerate(groups):
+        groups = [g for g in every if any(r["group"] == g for r in rows[name])]
+        for g in groups:
+            i = every.index(g)
             rs = sorted((r for r in rows[name] if r["group"] == g), key=lambda r: r["n_train"])
             n = np.array([r["n_train"] for r in rs])
             label = family_label(g) if isinstance(g, str) else f"{g}"
+            ax.plot([], [], "-", color=PALETTE[i % len(PALETTE)], lw=2, label=label)  # the group's legend entry
             for key, style in (("precision", "-o"), ("recall", "--s")):
                 y = np.array([r[key] for r in rs])
                 lo, hi = np.array([r[f"{key}_lo"] for r in rs]), np.array([r[f"{key}_hi"] for r in rs])
-                ax.plot(n, y, style, color=PALETTE[i % len(PALETTE)], ms=4, lw=1.4,
-                        label=f"{label} {key}")
+                ax.plot(n, y, style, color=PALETTE[i % len(PALETTE)], ms=4, lw=1.4)
                 _hollow_failed(ax, n, y, rs, style[-1], PALETTE[i % len(PALETTE)], 4)
                 if np.isfinite(lo).any():
                     ax.fill_between(n, lo, hi, color=PALETTE[i % len(PALETTE)], alpha=0.15, lw=0)
+        for key, style in (("precision", "-o"), ("recall", "--s")):
+            ax.plot([], [], style, color="0.3", ms=4, lw=1.4, label=key)
         chance = sorted({(r["n_train"], r["chance_precision"]) for r in rows[name]})
         ax.plot(*zip(*chance), ":", color="0.5", lw=1, label="uniform over all combinations")
         if any(r.get("gate_failed") for r in rows[name]):

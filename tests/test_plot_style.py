@@ -331,3 +331,18 @@ def test_convolution_panels_of_runs_failing_their_gate_are_marked():
     fig = plots.convolution_effect(rows, centres)  # without the records nothing is judged
     assert not any(plots.FAILED_PANEL_TITLE in ax.get_title() for ax in fig.axes)
     plt.close(fig)
+
+
+def test_precision_recall_keeps_each_group_in_one_colour_across_panels():
+    def rows(groups):
+        return [{"group": g, "n_train": n, "chance_precision": 0.1,
+                 **{f"{k}{x}": 0.5 for k in ("precision", "recall") for x in ("", "_lo", "_hi")}}
+                for g in groups for n in (10, 50)]
+
+    fig = plots.precision_recall({"pie": rows(["pixelcnn", "vae", "wgan_gp"]), "mnist3": rows(["vae", "wgan_gp"])})
+    colours = [{ln.get_label(): ln.get_color() for ln in ax.lines if ln.get_label() in ("VAE", "WGAN-GP")}
+               for ax in fig.axes[:2]]
+    assert colours[0] == colours[1] and len(set(colours[0].values())) == 2
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels[:3] == ["WGAN-GP", "VAE", "PixelCNN"]  # the book's order of families
+    plt.close(fig)
