@@ -116,13 +116,18 @@ def summary_rows(records: list[dict]) -> list[dict]:
 
 
 def provenance_rows(records: list[dict]) -> list[dict]:
-    """Where and how each record was made: preset, device, seed, iterations, wall time, code version and commit."""
+    """Where and how each record was made: preset, network width and training images, device, seed, iterations, wall
+    time, code version and commit."""
+    def size(r: dict, key: str) -> Any:
+        return (r.get("params") or {}).get(key)
+
     rows = []
-    for r in sorted(records, key=lambda r: (r["experiment"], r["model"], r["value"], r["seed"])):
+    for r in sorted(records, key=lambda r: (r["experiment"], r["model"], r["value"], r["seed"],
+                                            size(r, "width") or 0, size(r, "pool_size") or 0)):
         p = r["provenance"]
         rows.append({
             "experiment": r["experiment"], "model": r["model"], "value": r["value"], "seed": r["seed"],
-            "preset": r["preset"],
+            "preset": r["preset"], "width": size(r, "width"), "pool_size": size(r, "pool_size"),
             "device": p["device"], "iterations": p["steps"], "converged_at": p.get("converged_at"),
             "wall_s": p["wall_s"], "torch": p["torch"], "code": p["code_version"],
             "commit": (p.get("git_commit") or "unknown")[:12], "created": p["created"],

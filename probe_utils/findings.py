@@ -1068,7 +1068,13 @@ def provenance_table(records: Sequence[dict]) -> Table:
             "code": "probe_utils", "commit": "commit", "created": "created (UTC)"}
     if len({r["experiment"] for r in records}) > 1:
         cols = {"experiment": "experiment", **cols}
-    return table_from_rows(A.provenance_rows(records), cols)
+    rows = A.provenance_rows(records)
+    sizes = {k: h for k, h in (("width", "width"), ("pool_size", "training images"))
+             if len({row[k] for row in rows}) > 1}  # shown only where the runs differ in it
+    items = list(cols.items())
+    at = list(cols).index("seed") + 1
+    cols = dict(items[:at] + list(sizes.items()) + items[at:])
+    return table_from_rows(rows, cols)
 
 
 # ---------------------------------------------------------------------------------------------------------------

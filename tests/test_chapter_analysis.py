@@ -99,6 +99,10 @@ def test_provenance_table_lists_a_record_once():
                           "created": "now"}}
     table = findings.provenance_table([rec, dict(rec)])
     assert str(table).count("| VAE |") == 1 and len(table) == 1
+    assert "width" not in str(table).splitlines()[0]
+    wide = {**rec, "key": "k2", "params": {"width": 32}}  # the same setting at another network width
+    header = str(findings.provenance_table([{**rec, "params": {"width": 16}}, wide])).splitlines()[0]
+    assert "| seed | width | preset |" in header and "training images" not in header
 
 
 def test_rows_whose_runs_fail_their_gate_are_counted_and_drawn_hollow():
