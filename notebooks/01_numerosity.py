@@ -118,7 +118,7 @@ findings.readings_table(records)
 # a row); otherwise it runs to the preset's iteration budget ({numref}`fig-numerosity-convergence`; see
 # {ref}`training <methods-training>` on the methods page).
 
-# %% mystnb={"figure": {"caption": "Training curves: the mean number of dots in samples drawn during training (left) and the total-variation distance between consecutive probes (right), one line per run (not a figure of the paper).", "name": "fig-numerosity-convergence"}}
+# %% mystnb={"figure": {"caption": "Training curves: the mean number of dots in samples drawn during training (left) and the total-variation distance between consecutive probes (right), one line per run (not a figure of the paper). Faded: a run that fails its training-health gate (shown, not scored).", "name": "fig-numerosity-convergence"}}
 plots.convergence(records);
 
 # %% [markdown]

@@ -114,6 +114,8 @@ FAILED_GATE_LABEL = "hollow: a run fails its gate (not scored)"
 #: The legend entry of a dotted response: some of the runs behind it fail their training-health gate (the
 #: captions say so; the entry stays short to fit under one column of panels).
 FAILED_LINE_LABEL = "dotted: not scored"
+#: Opacity of a training curve whose run fails its training-health gate, and its legend entry.
+FADED, FAILED_FADED_LABEL = 0.3, "faded: a run that fails its gate"
 #: The last title line of a sample grid whose run fails its training-health gate.
 FAILED_PANEL_TITLE = "fails its gate"
 
@@ -321,11 +323,12 @@ FAMILY_DASHES: list[Any] = ["-", "--", ":", "-.", (0, (6, 2, 1, 2, 1, 2)), (0, (
 def convergence(records: list[dict], ylabel: str = "mean generated number of dots") -> plt.Figure:
     """Training curves of the probed feature: its mean over iterations (left) and the total-variation distance
     between consecutive probes (right), one line per run: colour for the trained value, line style for the family,
-    in one legend below both panels (so it covers no curve)."""
+    in one legend below both panels (so it covers no curve); a run that fails its training-health gate is faded."""
     from matplotlib.lines import Line2D
 
     models = sorted({r["model"] for r in records}, key=family_order)
     values = sorted({r["value"] for r in records})
+    failing = failing_runs(records)
     color = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(values)}
     style = {m: FAMILY_DASHES[family_order(m)[0] % len(FAMILY_DASHES)] for m in models}  # the same in every chapter
     fig, axes = plt.subplots(1, 2, figsize=(MAX_WIDTH_IN, 3.6))
@@ -333,16 +336,20 @@ def convergence(records: list[dict], ylabel: str = "mean generated number of dot
         probes = r["result"]["probes"]
         if not probes:
             continue
+        line = dict(ls=style[r["model"]], color=color[r["value"]], lw=1.2,
+                    alpha=FADED if (r["model"], r["value"], r.get("seed")) in failing else 1.0)
         steps = [p["step"] for p in probes]
         means = [float(np.dot(np.arange(len(p["dist"])), p["dist"])) for p in probes]
-        axes[0].plot(steps, means, ls=style[r["model"]], color=color[r["value"]], lw=1.2)
+        axes[0].plot(steps, means, **line)
         tv = [(s, p["tv"]) for s, p in zip(steps, probes) if p.get("tv") is not None]
         if tv:
-            axes[1].plot(*zip(*tv), ls=style[r["model"]], color=color[r["value"]], lw=1.2)
+            axes[1].plot(*zip(*tv), **line)
     axes[0].set(xlabel="training iteration", ylabel=ylabel, title="probed feature during training")
     axes[1].set(xlabel="training iteration", ylabel="TV distance to previous probe", title="change between probes")
     handles = ([Line2D([], [], color=color[v], lw=2, label=f"trained on {v}") for v in values]
                + [Line2D([], [], color="0.25", ls=style[m], lw=1.2, label=family_label(m)) for m in models])
+    if failing:
+        handles.append(Line2D([], [], color="0.25", lw=1.2, alpha=FADED, label=FAILED_FADED_LABEL))
     return _legend_below(fig, handles, ncol=min(6, max(len(values), len(models))))
 
 

@@ -346,3 +346,23 @@ def test_precision_recall_keeps_each_group_in_one_colour_across_panels():
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert labels[:3] == ["WGAN-GP", "VAE", "PixelCNN"]  # the book's order of families
     plt.close(fig)
+
+
+def test_training_curves_of_runs_failing_their_gate_are_faded():
+    import numpy as np
+
+    from test_findings_rules import rec
+
+    def counts(k, mode):
+        d = np.zeros(20)
+        d[mode] = 1.0
+        r = rec("numerosity", k, d, model="vae")
+        r["result"]["probes"] = [{"step": 100, "dist": d.tolist(), "tv": None}, {"step": 200, "dist": d.tolist(),
+                                                                                 "tv": 0.0}]
+        return r
+
+    fig = plots.convergence([counts(1, 1), counts(3, 5)])  # the run trained on 3 draws 5: it fails its gate
+    alphas = sorted(ln.get_alpha() or 1.0 for ln in fig.axes[0].lines if len(ln.get_xdata()))
+    assert alphas == [plots.FADED, 1.0]
+    assert plots.FAILED_FADED_LABEL in [t.get_text() for t in fig.legends[0].get_texts()]
+    plt.close(fig)
