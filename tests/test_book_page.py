@@ -29,8 +29,10 @@ TEXT_PAGE_BYTES = 1_000_000
 #: the scorecard's own HTML grows with the records it reports (every claim, family, gate note): it is held apart,
 #: and the rest of its page (styles, scripts, fonts) to TEXT_PAGE_BYTES like any text page
 SCORECARD_HTML_BYTES = 400_000
-#: the weight of a page with figures or widgets, less its images and the widget JavaScript, is held to the same
-PAGE_BYTES_LESS_FIGURES = 1_000_000
+#: the weight of a page with figures or widgets, less its images and the widget JavaScript, is held to about the
+#: same; 5% more, because a chapter's own tables grow with the runs it reports (chapter 05's provenance table names
+#: the width and data size of its invariance runs, and its tables count the runs failing their gates)
+PAGE_BYTES_LESS_FIGURES = 1_050_000
 RAW_PIPE_TABLE = re.compile(r"\|\s*:?-{3,}:?\s*\|")
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
