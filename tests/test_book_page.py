@@ -3,7 +3,8 @@
 From the HTML: every table rendered (no raw pipe table), one parameters cell per chapter, a Colab button per
 chapter that opens a notebook of this checkout, numbered and captioned figures, a bibliography, and each chapter's
 data (records as JSON, tables as CSV) present in the site. In headless chromium at a 1280 px window: no console
-error, no failed or off-site request, page weights (text pages at most 1 MB; widget JavaScript only where there are
+error, no failed or off-site request, page weights (styles, scripts and fonts at most 950 kB, a page's own HTML less its widget state at most
+250 kB; widget JavaScript only where there are
 widgets), figure text at least 10 px, click-to-enlarge, and every slider moves."""
 
 from __future__ import annotations
@@ -24,15 +25,13 @@ CHAPTERS = sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.py"))
 #: the chapters that re-run a section of the paper (00-89): their figures are numbered, captioned and referenced
 PAPER_CHAPTERS = [c for c in CHAPTERS if int(c[:2]) < 90]
 TEXT_PAGES = ["book/intro", "book/methods", "book/references"]
-#: a page without figures or widgets may load at most this much (HTML, styles, scripts, fonts)
-TEXT_PAGE_BYTES = 1_000_000
-#: the scorecard's own HTML grows with the records it reports (every claim, family, gate note): it is held apart,
-#: and the rest of its page (styles, scripts, fonts) to TEXT_PAGE_BYTES like any text page
+#: what every page loads besides its own HTML, images and widget JavaScript (the theme's styles, scripts and fonts,
+#: and ours): the same for all pages, so it has one budget that a chapter's growing tables never press on
+THEME_BYTES = 950_000
+#: a page's own HTML, less the widget state that holds its sliders' pictures (text, tables, figure markup)
+PAGE_HTML_BYTES = 250_000
+#: the scorecard's own HTML grows with the records it reports (every claim, family, gate note)
 SCORECARD_HTML_BYTES = 400_000
-#: the weight of a page with figures or widgets, less its images and the widget JavaScript, is held to about the
-#: same; 5% more, because a chapter's own tables grow with the runs it reports (chapter 05's provenance table names
-#: the width and data size of its invariance runs, and its tables count the runs failing their gates)
-PAGE_BYTES_LESS_FIGURES = 1_050_000
 RAW_PIPE_TABLE = re.compile(r"\|\s*:?-{3,}:?\s*\|")
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -173,17 +172,25 @@ def test_text_page_is_clean_and_light(browser, name):
     assert not any(log.loaded(js) for js in WIDGET_JS), f"{name} loads widget JavaScript but has no widgets"
     assert not log.loaded("fontawesome.js"), f"{name} loads the theme's 1.5 MB Font Awesome script"
     assert not log.loaded("fa-brands"), f"{name} loads Font Awesome's brands font"
-    weight = log.weight()
-    if name == "notebooks/90_scorecard":
-        own = weight - log.weight(exclude=("90_scorecard.html",))
-        assert 0 < own <= SCORECARD_HTML_BYTES, f"the scorecard's HTML weighs {own / 1e3:.0f} kB (at most 400 kB)"
-        weight -= own
-    assert weight <= TEXT_PAGE_BYTES, f"{name} weighs {weight / 1e6:.2f} MB (at most 1 MB)"
+    _assert_weights(name, log, state=0)
+
+
+def _assert_weights(name: str, log, state: int) -> None:
+    """The page's own HTML (less ``state`` bytes of widget state) and what all pages share, each within its budget."""
+    from browser_util import WIDGET_ASSETS
+
+    page = name.rsplit("/", 1)[-1] + ".html"
+    own = log.weight() - log.weight(exclude=(page,)) - state
+    budget = SCORECARD_HTML_BYTES if page == "90_scorecard.html" else PAGE_HTML_BYTES
+    assert 0 < own <= budget, f"{name}: its own HTML weighs {own / 1e3:.0f} kB (at most {budget / 1e3:.0f} kB)"
+    shared = log.weight(exclude=("/_images/", *WIDGET_ASSETS, page), blobs=False)
+    assert shared <= THEME_BYTES, (f"{name} loads {shared / 1e3:.0f} kB of styles, scripts and fonts "
+                                   f"(at most {THEME_BYTES / 1e3:.0f} kB)")
 
 
 @pytest.mark.parametrize("chapter", [c for c in CHAPTERS if c != "90_scorecard"])
 def test_chapter_page_is_clean_readable_and_its_sliders_move(browser, chapter):
-    from browser_util import WIDGET_ASSETS, WIDGET_JS, figure_scales, has_widget_state, step_sliders
+    from browser_util import WIDGET_JS, figure_scales, has_widget_state, step_sliders
 
     from probe_utils.plots import DPI, MIN_FONT_PT, MIN_TEXT_PX
 
@@ -214,5 +221,4 @@ def test_chapter_page_is_clean_readable_and_its_sliders_move(browser, chapter):
     log.assert_clean()
     assert widgets == all(log.loaded(js) for js in WIDGET_JS), f"{chapter}: widget JavaScript without widgets"
     assert not log.loaded("fontawesome.js")
-    rest = log.weight(exclude=("/_images/", *WIDGET_ASSETS), blobs=False) - state
-    assert rest <= PAGE_BYTES_LESS_FIGURES, f"{chapter}: {rest / 1e6:.2f} MB besides its figures and widget JS"
+    _assert_weights(f"notebooks/{chapter}", log, state)
