@@ -3,9 +3,9 @@
 From the HTML: every table rendered (no raw pipe table), one parameters cell per chapter, a Colab button per
 chapter that opens a notebook of this checkout, numbered and captioned figures, a bibliography, and each chapter's
 data (records as JSON, tables as CSV) present in the site. In headless chromium at a 1280 px window: no console
-error, no failed or off-site request, page weights (styles, scripts and fonts at most 950 kB, a page's own HTML less its widget state at most
-250 kB; widget JavaScript only where there are
-widgets), figure text at least 10 px, click-to-enlarge, and every slider moves."""
+error, no failed or off-site request, page weights (styles, scripts and fonts at most 950 kB; a page's own HTML,
+less its widget state, at most 250 kB; widget JavaScript only where there are widgets), figure text at least 10 px,
+click-to-enlarge, and every slider moves."""
 
 from __future__ import annotations
 
