@@ -10,6 +10,7 @@ import math
 from typing import Any, Callable, Sequence
 
 import matplotlib.pyplot as plt
+import matplotlib.layout_engine
 import matplotlib.text
 import numpy as np
 import torch
@@ -47,7 +48,8 @@ def house_style(fig: plt.Figure) -> plt.Figure:
     for t in fig.findobj(matplotlib.text.Text):
         if t.get_text() and t.get_fontsize() < MIN_FONT_PT:
             t.set_fontsize(MIN_FONT_PT)
-    fig.tight_layout()
+    if not isinstance(fig.get_layout_engine(), matplotlib.layout_engine.ConstrainedLayoutEngine):
+        fig.tight_layout()  # a figure of fixed-aspect panels keeps its (compressed) constrained layout
     return fig
 
 
@@ -632,8 +634,10 @@ def pair_grids(rows: dict[str, list[dict]], records: Sequence[dict] | None = Non
 
     panels = [(name, rare) for name in rows for rare in dict.fromkeys(r["rare"] for r in rows[name])]
     models = sorted({r["model"] for name in rows for r in rows[name]}, key=family_order)
-    fig, axes = plt.subplots(len(panels), 1 + len(models), figsize=(_width(1 + len(models), 2.8), 3.4 * len(panels)),
-                             squeeze=False)
+    # a row: the square grid, four title lines above it and the rotated colour pairs under it
+    tall = [3.2 if int(name.rsplit("_", 1)[1].split("x")[0]) <= 4 else 3.7 for name, _ in panels]
+    fig, axes = plt.subplots(len(panels), 1 + len(models), figsize=(_width(1 + len(models), 2.6), sum(tall)),
+                             squeeze=False, gridspec_kw=dict(height_ratios=tall), layout="compressed")
     for i, (name, rare) in enumerate(panels):
         size = int(name.rsplit("_", 1)[1].split("x")[0])
         fp = clevr.figure9_pairs(size, rare)
@@ -659,10 +663,11 @@ def pair_grids(rows: dict[str, list[dict]], records: Sequence[dict] | None = Non
             ax.set_xticks(range(size), cp, rotation=90)
             ax.set_yticks(range(size), sp if j == 0 else [])
             ax.grid(False)
-            extra = "" if r is None else f"\nnovel mass {r['novel_mass']:.2f}, outside grid {r['invalid']:.0%}"
-            if r is not None and (name, r["model"], rare) in failing:
-                extra += f"\n{FAILED_PANEL_TITLE}"
-            ax.set_title(f"{label}: {size}x{size}, rare {rare}{extra}")
+            if r is None:
+                ax.set_title(f"{label}\n{size}x{size}, rare {rare}")
+            else:  # short lines: a panel is under 2.6 inches wide
+                gate = f"\n{FAILED_PANEL_TITLE}" if (name, r["model"], rare) in failing else ""
+                ax.set_title(f"{label}\nnovel mass {r['novel_mass']:.2f}\noutside grid {r['invalid']:.0%}{gate}")
     return house_style(fig)
 
 

@@ -143,6 +143,32 @@ def test_pair_grid_panels_of_runs_failing_their_gate_are_marked():
                    support=support)  # mostly outside the grid: fails its gate
     rows = findings.clevr_pair_rows({"clevr_pairs_4x4": [good, mush]})
     fig = plots.pair_grids(rows, [good, mush])
-    marked = [ax.get_title().split(":")[0] for ax in fig.axes if plots.FAILED_PANEL_TITLE in ax.get_title()]
+    marked = [ax.get_title().split("\n")[0] for ax in fig.axes if plots.FAILED_PANEL_TITLE in ax.get_title()]
     assert marked == ["WGAN-GP"]
+    plt.close(fig)
+
+
+def test_pair_grid_titles_clear_each_other_and_the_row_above():
+    import matplotlib.pyplot as plt
+
+    from probe_utils import plots
+
+    records = {}
+    for name in ("clevr_pairs_4x4", "clevr_pairs_9x9"):
+        exp = EXPERIMENTS[name]
+        n_bins = int(name.rsplit("x", 1)[1]) ** 2
+        records[name] = [_record(name, m, rare, np.concatenate([np.repeat(exp.support(rare, 0), 9), [-1] * 300]),
+                                 n_bins, support=exp.support(rare, 0))
+                         for m in ("wgan_gp", "vae", "pixelcnn") for rare in ("color", "shape")]
+    fig = plots.pair_grids(findings.clevr_pair_rows(records), [r for recs in records.values() for r in recs])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    axes = np.array(fig.axes).reshape(4, 4)
+    for i, row in enumerate(axes):
+        titles = sorted((ax.title.get_window_extent(renderer) for ax in row), key=lambda b: b.x0)
+        assert all(a.x1 <= b.x0 for a, b in zip(titles, titles[1:])), f"two titles of row {i} overlap"
+        if i:
+            labels = [t.get_window_extent(renderer) for ax in axes[i - 1] for t in ax.get_xticklabels()]
+            assert min(b.y0 for b in labels) > max(t.y1 for t in titles), f"row {i}'s titles run into the row above"
+    assert fig.get_size_inches()[0] <= plots.MAX_WIDTH_IN + 1e-6 and plots.smallest_text_pt(fig) >= plots.MIN_FONT_PT
     plt.close(fig)
