@@ -469,6 +469,19 @@ def distribution_distance(p: Any, q: Any, width: float = 1.0, centres: Any = Non
     }
 
 
+#: a prototype index above this is shown as "> 100": the prediction puts almost no mass in the window, so the
+#: ratio's size says more about that near-zero denominator than about the model
+PROTOTYPE_INDEX_SHOWN_UP_TO = 100.0
+
+
+def prototype_index_text(ratio: float) -> str:
+    """The prototype index as a reader sees it: two decimals, "> 100" above :data:`PROTOTYPE_INDEX_SHOWN_UP_TO`
+    (including inf), "–" when undefined."""
+    if ratio is None or np.isnan(ratio):
+        return "–"
+    return f"> {PROTOTYPE_INDEX_SHOWN_UP_TO:.0f}" if ratio > PROTOTYPE_INDEX_SHOWN_UP_TO else f"{ratio:.2f}"
+
+
 def prototype_enhancement(actual: Any, predicted: Any, centres: Any, a: float, b: float,
                           half_width: float | None = None) -> dict[str, Any]:
     """Prototype-enhancement index for a two-mode training distribution with modes a < b: the actual response's

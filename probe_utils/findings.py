@@ -1268,9 +1268,8 @@ def convolution_table(rows: list[dict]) -> Table:
     cols = {"model": "model", "value": "trained red", "seeds": "seeds", "tv": "TV(actual, predicted)",
             "emd": "EMD", "actual_mid": "actual mass at midpoint", "predicted_mid": "predicted mass at midpoint",
             "ratio": "prototype index", "actual_mode": "actual mode"}
-    fmt = {"tv": ".3f", "emd": ".3f", "actual_mid": ".3f", "predicted_mid": ".3f", "ratio": ".2f",
-           "actual_mode": ".2f"}
-    return table_from_rows(rows, cols, fmt)
+    fmt = {"tv": ".3f", "emd": ".3f", "actual_mid": ".3f", "predicted_mid": ".3f", "actual_mode": ".2f"}
+    return table_from_rows([{**r, "ratio": A.prototype_index_text(r["ratio"])} for r in rows], cols, fmt)
 
 
 def _mix_runs(row: dict, mixes: Sequence[dict]) -> list[dict]:
@@ -1312,7 +1311,7 @@ def convolution_findings(records: dict[str, list[dict]], anchor: str = "findings
     proto = [rule_prototype(r, _mix_runs(r, mix)) for r in close]
     snap = [rule_snap(r) for r in close]
     far_tv = ", ".join(f"{LABELS.get(r['model'], r['model'])} {r['value']}: {r['tv']:.2f}" for r in far)
-    ratios = ", ".join(f"{LABELS.get(r['model'], r['model'])} {r['value']}: {r['ratio']:.2f}" for r in close)
+    ratios = ", ".join(f"{LABELS.get(r['model'], r['model'])} {r['value']}: {A.prototype_index_text(r['ratio'])}" for r in close)
     claims = [
         Claim("convolution.far", "Far modes: the response is the convolution of the unimodal responses with the "
               "training distribution", f"TV distance below {CONVOLUTION_TV} in {sum(o is True for o in fits)} of "

@@ -15,7 +15,7 @@ import matplotlib.text
 import numpy as np
 import torch
 
-from probe_utils.analysis import impulse_responses, summary_rows
+from probe_utils.analysis import impulse_responses, prototype_index_text, summary_rows
 from probe_utils.models import FAMILIES, label as family_label, order as family_order
 from probe_utils.store import image_grid, png_decode  # noqa: F401  (image_grid: plots.image_grid)
 
@@ -274,7 +274,7 @@ def impulse_response(records: list[dict], xlabel: str = "number of dots generate
             ax.fill_between(k, r.lo[: xmax + 1], r.hi[: xmax + 1], color=color[r.value], alpha=0.2, lw=0)
             _arrow(ax, r.value, color[r.value], depth=0.12)
         seeds = sorted({s for r in responses if r.model == m for s in r.seeds})
-        ax.set_title(f"{family_label(m)}  ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})")
+        ax.set_title(f"{family_label(m)} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})")
         ax.set_xlim(-0.5, xmax + 0.5)
         ax.set_xticks(range(0, xmax + 1, max(1, math.ceil((xmax + 1) / 8))))
     for ax in axes[:, 0]:
@@ -482,7 +482,7 @@ def convolution_effect(rows: list[dict], centres: np.ndarray, records: Sequence[
                 _arrow(ax, mode, depth=0.16)
             ax.set_title(f"{family_label(m)}: trained on red {v.replace('+', ' or ')}"
                          + (f"\n{FAILED_PANEL_TITLE}" if bad else ""))
-            ax.text(0.02, 0.95, f"TV {row['tv']:.2f}\nmidpoint ratio {row['ratio']:.2f}", transform=ax.transAxes,
+            ax.text(0.02, 0.95, f"TV {row['tv']:.2f}\nmidpoint ratio {prototype_index_text(row['ratio'])}", transform=ax.transAxes,
                     va="top", fontsize=MIN_FONT_PT)
             ax.set_xlim(0, 1)
             if i == len(values) - 1:

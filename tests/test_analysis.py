@@ -199,6 +199,11 @@ def test_prototype_enhancement_index():
         A.prototype_enhancement(pred, pred, c, 0.3, 0.4, half_width=0.001)
     with pytest.raises(ParameterError, match="a < b"):
         A.prototype_enhancement(pred, pred, c, 0.4, 0.3)
+    # a reader sees "> 100" where the prediction puts next to nothing in the window, not a huge, fragile number
+    mushy = A.prototype_enhancement(far + 0.2, far, c, 0.3, 0.9)
+    assert mushy["ratio"] > 100 and A.prototype_index_text(mushy["ratio"]) == "> 100"
+    assert A.prototype_index_text(merged["ratio"]) == f"{merged['ratio']:.2f}"
+    assert A.prototype_index_text(float("inf")) == "> 100" and A.prototype_index_text(float("nan")) == "–"
 
 
 # --- independence ---------------------------------------------------------------------------------------------
