@@ -679,17 +679,34 @@ def gate_report(records: Sequence[dict], siblings: Iterable[dict] | None = None)
                            {"measurable": ".0%"})
 
 
-def _label_parts(rec: dict) -> tuple[str, str, str]:
-    """The family's label, the trained value, and " (width 8)" (network width or training-set size) when not the
-    preset's own, else ""."""
+def _experiment_names(records: Iterable[dict]) -> dict[str, str]:
+    """Short names that tell the experiments of ``records`` apart ('red', 'size' for pie_red, pie_size: what they
+    do not share), or {} when they are of one experiment (a value alone then names a setting)."""
+    names = sorted({r["experiment"] for r in records})
+    if len(names) < 2:
+        return {}
+    parts = [n.split("_") for n in names]
+    shared = 0
+    while all(len(p) > shared + 1 and p[shared] == parts[0][shared] for p in parts):
+        shared += 1
+    return {n: " ".join(p[shared:]) for n, p in zip(names, parts)}
+
+
+def _label_parts(rec: dict, experiments: dict[str, str] | None = None) -> tuple[str, str, str]:
+    """The family's label, the trained value (after the experiment's short name in ``experiments``, where it has
+    one), and " (width 8)" (network width or training-set size) when not the preset's own, else ""."""
     extra = [f"{what} {rec['params'][k]}" for k, what in (("width", "width"), ("pool_size", "training images"))
              if "preset" in rec and rec.get("params", {}).get(k) is not None and not _default(rec, k)]
-    return LABELS.get(rec["model"], rec["model"]), str(rec["value"]), f" ({', '.join(extra)})" if extra else ""
+    value = str(rec["value"])
+    if experiments and rec.get("experiment") in experiments:
+        value = f"{experiments[rec['experiment']]} {value}"
+    return LABELS.get(rec["model"], rec["model"]), value, f" ({', '.join(extra)})" if extra else ""
 
 
-def _label(rec: dict) -> str:
-    """'VAE 3', with the network width or training-set size when not the preset's own."""
-    name, value, extra = _label_parts(rec)
+def _label(rec: dict, experiments: dict[str, str] | None = None) -> str:
+    """'VAE 3' ('VAE red 0.3' with ``experiments`` naming pie_red 'red'), with the network width or training-set
+    size when not the preset's own."""
+    name, value, extra = _label_parts(rec, experiments)
     return f"{name} {value}{extra}"
 
 
@@ -698,7 +715,8 @@ def gate_reasons(failed: Sequence[tuple[dict, Gate]]) -> tuple[str, ...]:
     (each run's reason is in :func:`gate_note`)."""
     if not failed:
         return ()
-    settings = list(dict.fromkeys(_label(r) for r, _ in failed))
+    names = _experiment_names(r for r, _ in failed)
+    settings = list(dict.fromkeys(_label(r, names) for r, _ in failed))
     return (f"{len(failed)} runs fail their training-health gate ({', '.join(settings)})",)
 
 
@@ -706,9 +724,10 @@ def gate_note(records: Sequence[dict], failed: Sequence[tuple[dict, Gate]]) -> s
     """A paragraph naming the runs that fail their gates, each with its reason."""
     if not failed:
         return f"All {len(records)} runs pass their training-health gate." if records else "No runs."
+    names = _experiment_names(records)
     seeds: dict[tuple[tuple[str, str, str], str], list[str]] = {}  # a setting's seeds that fail for one reason
     for r, g in failed:
-        seeds.setdefault((_label_parts(r), g.reason), []).append(str(r.get("seed")))
+        seeds.setdefault((_label_parts(r, names), g.reason), []).append(str(r.get("seed")))
     values: dict[tuple[str, str, str, tuple[str, ...]], list[str]] = {}  # and the values that share both
     for ((name, value, extra), reason), ss in seeds.items():
         values.setdefault((name, extra, reason, tuple(ss)), []).append(value)
@@ -895,7 +914,7 @@ def robust(main: Findings, records: Sequence[dict], compute: Callable[[list[dict
     settings go another way under some reading (:attr:`Verdict.answer`: some support it under one reading and none
     under the other, or some contradict it under one and none under the other) is **not testable**, because the
     rule of the measurement decides it, and says which reading gives what. A reading under which the claim cannot
-    be scored, or that only leaves more settings undecided, does not overturn it; the cell names that reading's
+    be scored, or that only decides more or fewer settings, does not overturn it; the cell names that reading's
     verdict. ``compute`` makes the findings from records."""
     names: dict[str, str] = {}
     for r in records:
@@ -923,8 +942,9 @@ def robust(main: Findings, records: Sequence[dict], compute: Callable[[list[dict
         note = (f"Every verdict is checked against other readings of the same samples ({ways}): "
                 + (f"**{len(changed)} of {len(claims)} get another answer** under one of them, so the counting rule, "
                    f"not the runs, decides them: not testable." if changed else
-                   "no verdict gets another answer (a reading under which a claim cannot be scored, or that leaves "
-                   "more of its settings undecided, is named in its cell)."))
+                   "no verdict gets another answer: the settings decided under each reading go the same way (a "
+                   "reading under which a claim cannot be scored, or that decides more or fewer of its settings, is "
+                   "named in its cell)."))
     else:
         note = ""
     _, failed = split_by_gate(records)
@@ -932,7 +952,7 @@ def robust(main: Findings, records: Sequence[dict], compute: Callable[[list[dict
         alt_records = [with_reading(r, n) for r in records]
         rescued = [r for r, _ in failed if gate(with_reading(r, n), alt_records).passed]
         if rescued:
-            runs = _run_list(rescued)
+            runs = _run_list(rescued, _experiment_names(records))
             note += (f" With {d}, {len(rescued)} of the {len(failed)} runs that fail their gate would pass it "
                      f"({runs}).")
     if lacking:
@@ -941,11 +961,11 @@ def robust(main: Findings, records: Sequence[dict], compute: Callable[[list[dict
     return Findings(main.anchor, claims, main.notes + ([note] if note else []))
 
 
-def _run_list(records: Sequence[dict]) -> str:
-    """'VAE 3, seeds 0, 2; VAE 5, seed 1': runs grouped by setting."""
+def _run_list(records: Sequence[dict], experiments: dict[str, str] | None = None) -> str:
+    """'VAE 3, seeds 0, 2; VAE 5, seed 1': runs grouped by setting (values named as in :func:`_label`)."""
     by: dict[str, list[int]] = {}
     for r in records:
-        by.setdefault(_label(r), []).append(int(r["seed"]))
+        by.setdefault(_label(r, experiments), []).append(int(r["seed"]))
     return "; ".join(f"{k}, seed{'s' if len(v) > 1 else ''} {', '.join(map(str, sorted(v)))}" for k, v in by.items())
 
 

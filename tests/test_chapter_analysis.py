@@ -172,3 +172,19 @@ def test_pair_grid_titles_clear_each_other_and_the_row_above():
             assert min(b.y0 for b in labels) > max(t.y1 for t in titles), f"row {i}'s titles run into the row above"
     assert fig.get_size_inches()[0] <= plots.MAX_WIDTH_IN + 1e-6 and plots.smallest_text_pt(fig) >= plots.MIN_FONT_PT
     plt.close(fig)
+
+
+def test_failing_runs_of_two_experiments_are_told_apart():
+    recs = []
+    for name in ("clevr_pairs_4x4", "clevr_pairs_9x9"):
+        support = EXPERIMENTS[name].support("shape", 0)
+        n_bins = int(name.rsplit("x", 1)[1]) ** 2
+        recs.append(_record(name, "wgan_gp", "shape", np.concatenate([support, [-1] * 400]), n_bins, support=support))
+    _, failed = findings.split_by_gate(recs)
+    assert len(failed) == 2
+    note = findings.gate_note(recs, failed)
+    assert "WGAN-GP 4x4 shape, seed 0" in note and "WGAN-GP 9x9 shape, seed 0" in note
+    assert findings.gate_reasons(failed) == ("2 runs fail their training-health gate (WGAN-GP 4x4 shape, "
+                                             "WGAN-GP 9x9 shape)",)
+    one = findings.gate_note(recs[:1], failed[:1])  # one experiment: the value alone names the setting
+    assert "WGAN-GP shape, seed 0" in one
