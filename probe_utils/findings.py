@@ -239,7 +239,6 @@ NO_RUNS = "no runs"
 NOT_RUN_REASON = "not run at the `{}` preset"
 PENDING_REASON = "its runs at the `{}` preset are not all stored yet"
 WITHIN_NOISE = "every difference is within the seed-to-seed spread and the end-of-training drift"
-UNDEFINED_SKEW = "the skewness is undefined (sd = 0) or " + WITHIN_NOISE
 
 
 @dataclass(frozen=True)
@@ -1214,6 +1213,16 @@ def _strays(settings: Sequence[Sequence[dict]], rule: Callable[..., bool | None]
             f"response){other}")
 
 
+def _skew_undecided(settings: Sequence[Sequence[dict]], outcomes: Sequence[bool | None]) -> str:
+    """Why the undecided settings of a skewness rule are undecided, counted: an undefined skewness (sd = 0) or
+    differences within the noise."""
+    undefined = sum(not np.isfinite(_seed_mean(s, _shape_stat("bump_skewness", _centres(s[0])))) for s in settings)
+    rest = sum(o is None for o in outcomes) - undefined
+    if not undefined:
+        return WITHIN_NOISE
+    return f"the skewness is undefined (sd = 0) in {undefined}" + (f"; in {rest}, {WITHIN_NOISE}" if rest > 0 else "")
+
+
 @by_scope
 def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -> Findings:
     """The paper's claims on colour, size and location (Sec. 4.1.2-4.1.3), checked on the runs that pass their
@@ -1228,7 +1237,6 @@ def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -
     sharp = [rule_sharper_at_extremes(s) for s in fam_red.values() if len(s) >= 3]
     sat = [x for s in red for x in [saturated(s)] if x]
     sym = [rule_symmetric(s) for s in red]
-    undefined_skew = sum(not np.isfinite(_seed_mean(s, _shape_stat("bump_skewness", _centres(s[0])))) for s in red)
     larger = [rule_skewed_larger(s) for s in size]
     loc_sym = [rule_symmetric(s) for s in loc]
     versus = [rule_sharper_than_red(fam_red.get(m, []), [s for s in other if s[0]["model"] == m])
@@ -1246,18 +1254,18 @@ def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -
                   else WITHIN_NOISE)),
         Claim("pie.red_symmetric", "Red: the response is symmetric",
               f"|skewness| < {SYMMETRIC_SKEW} in {sum(o is True for o in sym)} of {len(sym)} settings "
-              f"(undefined, sd = 0, in {undefined_skew}){_strays(red, rule_symmetric)}",
-              judge(sym, why, undecided=UNDEFINED_SKEW)),
+              f"{_strays(red, rule_symmetric)}",
+              judge(sym, why, undecided=_skew_undecided(red, sym))),
         Claim("pie.size_larger", "Size: skewed towards larger objects",
               f"positive skewness in {sum(o is True for o in larger)} of {len(larger)} settings, negative in "
               f"{sum(o is False for o in larger)}{_strays(size, rule_skewed_larger)}"
               f"{_not_scored(records.get('pie_size', []), by_exp['pie_size'])}",
-              judge(larger, why, undecided=UNDEFINED_SKEW)),
+              judge(larger, why, undecided=_skew_undecided(size, larger))),
         Claim("pie.location_symmetric", "Location: fairly symmetric",
               f"|skewness| < {SYMMETRIC_SKEW} in {sum(o is True for o in loc_sym)} of {len(loc_sym)} settings"
               f"{_strays(loc, rule_symmetric)}"
               f"{_not_scored(records.get('pie_location', []), by_exp['pie_location'])}",
-              judge(loc_sym, why, undecided=UNDEFINED_SKEW)),
+              judge(loc_sym, why, undecided=_skew_undecided(loc, loc_sym))),
         Claim("pie.sharper_than_red", "Size and location responses are sharper than red's",
               f"sd relative to the range of trained values below red's for {sum(o is True for o in versus)} of "
               f"{len(versus)} (family, feature) pairs", judge(versus, why or ("needs red and size or location",))),

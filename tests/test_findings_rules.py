@@ -267,6 +267,10 @@ def test_symmetric_and_degenerate():
     degenerate = seeds("pie_red", 0.5, [spike])
     assert F.rule_symmetric(degenerate) is None  # skewness of a response without spread is undefined, not 0
     assert F.pie_findings({"pie_red": degenerate}).verdict("pie.red_symmetric").verdict == F.NOT_TESTABLE
+    # why settings are undecided, counted (the gate already keeps degenerate runs out of the verdicts)
+    assert F._skew_undecided([degenerate, _red(0.3, 0.05)], [None, None]) == \
+        f"the skewness is undefined (sd = 0) in 1; in 1, {F.WITHIN_NOISE}"
+    assert F._skew_undecided([_red(0.3, 0.05)], [None]) == F.WITHIN_NOISE
     strays = gauss("pie_red", 0.3, 0.04)
     strays = strays / strays.sum()
     strays[0] += 0.004  # a few misdrawn pies read as no red: they decide the third moment, not the response's shape
