@@ -84,7 +84,7 @@ widgets.image_slider(plots.response_frames(records, experiments.training_samples
 # interval (over seeds when there are several, otherwise the sampling interval of each share)
 # ({numref}`fig-numerosity-response`).
 
-# %% mystnb={"figure": {"caption": "The numerosity impulse response: for each trained count (arrow), the share of generated images with each number of dots, per model family; bands are 95% intervals. Cf. the paper's Fig. 3, left (WGAN-GP), and Fig. 11 (VAE). Dotted: a response some of whose runs fail their training-health gate (shown, not scored).", "name": "fig-numerosity-response"}}
+# %% mystnb={"figure": {"caption": "The numerosity impulse response: for each trained count (arrow), the share of generated images with each number of dots, per model family; bands are 95% intervals. Cf. the paper's Fig. 3, left (WGAN-GP), and Fig. 11 (VAE). Dotted: a response all of whose runs fail their training-health gate (shown, not scored); where only some seeds fail, the line is the mean of those that pass, as the verdicts score it.", "name": "fig-numerosity-response"}}
 plots.impulse_response(records);
 
 # %% [markdown]
@@ -92,7 +92,7 @@ plots.impulse_response(records);
 #
 # {numref}`fig-numerosity-mean-spread` and the table below it.
 
-# %% mystnb={"figure": {"caption": "Mean (left, with a 95% interval over seeds) and standard deviation (right) of the generated number of dots against the trained number: a summary of {numref}`fig-numerosity-response` (not a figure of the paper). Hollow: a setting some of whose runs fail their training-health gate (shown, not scored).", "name": "fig-numerosity-mean-spread"}}
+# %% mystnb={"figure": {"caption": "Mean (left, with a 95% interval over seeds) and standard deviation (right) of the generated number of dots against the trained number: a summary of {numref}`fig-numerosity-response` (not a figure of the paper). Hollow: a setting all of whose runs fail their training-health gate (shown, not scored); where only some seeds fail, the point is the mean of those that pass.", "name": "fig-numerosity-mean-spread"}}
 plots.mean_spread(records);
 
 # %%

@@ -79,7 +79,7 @@ def _feature_panel(ax, exp, model: str, first_column: bool, last_row: bool) -> N
         ax.text(0.5, 0.5, "not run", transform=ax.transAxes, ha="center", va="center", color="0.4")
         ax.set_yticks([])
     ax.set_xlim(exp.edges[0], exp.edges[-1])
-    ax.set_title(f"{family_label(model)}: {exp.label}")
+    ax.set_title(f"{family_label(model)}: {exp.label.split(' (')[0]}")  # the unit is on the x axis
     if first_column:
         ax.set_ylabel("density of generated images")
     if last_row:
@@ -136,6 +136,18 @@ def failing_runs(records: Sequence[dict], siblings: Sequence[dict] | None = None
 def _failing_settings(records: Sequence[dict], siblings: Sequence[dict] | None = None) -> set[tuple[str, Any]]:
     """(model, trained value) of the settings some of whose runs fail their gate."""
     return {(m, v) for m, v, _ in failing_runs(records, siblings)}
+
+
+def _drawn(records: Sequence[dict], siblings: Sequence[dict] | None = None) -> tuple[list[dict], set[tuple[str, Any]]]:
+    """What a response figure draws, so that it shows what the verdicts score: a setting (model, trained value) with
+    a run that passes its gate is drawn from its passing runs only; a setting whose runs all fail is drawn from them
+    all and returned among the settings to draw dotted (shown, not scored)."""
+    bad = failing_runs(records, siblings)
+    fails = {(r["model"], r["value"]) for r in records if (r["model"], r["value"], r.get("seed")) in bad}
+    passes = {(r["model"], r["value"]) for r in records if (r["model"], r["value"], r.get("seed")) not in bad}
+    dotted = fails - passes
+    keep = [r for r in records if (r["model"], r["value"]) in dotted or (r["model"], r["value"], r.get("seed")) not in bad]
+    return keep, dotted
 
 
 def _hollow_failed(ax: plt.Axes, n: np.ndarray, y: np.ndarray, rows: list[dict], marker: str, color: Any,
@@ -254,10 +266,10 @@ def impulse_response(records: list[dict], xlabel: str = "number of dots generate
     panel per family (at most three to a row; four as two by two), one legend of the trained values below them."""
     from matplotlib.lines import Line2D
 
+    records, failing = _drawn(records)
     responses = impulse_responses(records)
     models = sorted({r.model for r in responses}, key=family_order)
     values = sorted({r.value for r in responses})
-    failing = _failing_settings(records)
     color = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(values)}
     xmax = min(max(len(r.dist) for r in responses) - 1, int(max(values) * 1.6) + 3)
     cols = 2 if len(models) == 4 else min(len(models), 3)
@@ -291,8 +303,8 @@ def impulse_response(records: list[dict], xlabel: str = "number of dots generate
 def mean_spread(records: list[dict], xlabel: str = "trained number of dots",
                 ylabel: str = "generated number of dots") -> plt.Figure:
     """Mean (± 95% CI over seeds) and standard deviation of the generated feature against the trained value."""
+    records, failing = _drawn(records)
     rows = summary_rows(records)
-    failing = _failing_settings(records)
     for row in rows:
         row["gate_failed"] = (row["model"], row["value"]) in failing
     models = sorted({r["model"] for r in rows}, key=family_order)
@@ -370,7 +382,8 @@ def response_frames(records: list[dict], render: Callable[[int, int], tuple[torc
                     xlabel: str = "number of dots") -> list[tuple[str, plt.Figure]]:
     """One figure per trained value (for a slider): training images, each model's generated images, and the
     generated distribution of every model, with the trained value marked."""
-    responses = impulse_responses(records)
+    responses = impulse_responses(_drawn(records)[0])
+    dotted = _drawn(records)[1]
     models = sorted({r["model"] for r in records}, key=family_order)
     values = sorted({r["value"] for r in records})
     failing = failing_runs(records)
@@ -390,7 +403,7 @@ def response_frames(records: list[dict], render: Callable[[int, int], tuple[torc
         ax = fig.add_subplot(gs[1, :])
         for j, r in enumerate(sorted((r for r in responses if r.value == v), key=lambda r: family_order(r.model))):
             k = np.arange(len(r.dist))[: xmax + 1]
-            bad = (r.model, r.value) in {(m, x) for m, x, _ in failing}
+            bad = (r.model, r.value) in dotted
             ax.bar(k + (j - (len(models) - 1) / 2) * 0.8 / len(models), r.dist[: xmax + 1], width=0.8 / len(models),
                    color="white" if bad else PALETTE[models.index(r.model)], edgecolor=PALETTE[models.index(r.model)],
                    label=family_label(r.model) + (f" ({FAILED_PANEL_TITLE})" if bad else ""))
@@ -440,10 +453,10 @@ def feature_responses(records: dict[str, list[dict]]) -> plt.Figure:
         width = np.diff(edges)
         values = sorted({r["value"] for r in records[name]})
         color = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(values)}
-        failing = _failing_settings(records[name])
+        drawn, failing = _drawn(records[name])
         for i, m in enumerate(models):
             ax = axes[i, j]
-            for r in (r for r in impulse_responses([x for x in records[name] if x["model"] == m])):
+            for r in (r for r in impulse_responses([x for x in drawn if x["model"] == m])):
                 _response_line(ax, centres, r.dist / width, color[r.value], f"{r.value:g}", (m, r.value) in failing,
                                lw=1.4)
                 ax.fill_between(centres, r.lo / width, r.hi / width, color=color[r.value], alpha=0.2, lw=0)
@@ -508,10 +521,10 @@ def independence(records: dict[str, list[dict]]) -> plt.Figure:
         ks = sorted({r["value"] for r in records[name]})
         cmap = plt.get_cmap("viridis")
         fixed = INDEPENDENCE_VALUES["radius" if name.endswith("size") else name.split("_", 1)[1]]
-        failing = _failing_settings(records[name])
+        drawn, failing = _drawn(records[name])
         for i, m in enumerate(models):
             ax = axes[i, j]
-            for r in impulse_responses([x for x in records[name] if x["model"] == m]):
+            for r in impulse_responses([x for x in drawn if x["model"] == m]):
                 c = cmap(ks.index(r.value) / max(len(ks) - 1, 1) * 0.9)
                 _response_line(ax, centres, r.dist / width, c, f"{r.value}", (m, r.value) in failing, lw=1.3)
             for v in fixed:

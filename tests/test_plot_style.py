@@ -201,6 +201,8 @@ def test_sample_grids_titles_do_not_run_into_each_other():
 def test_column_legends_narrow_to_fit_between_their_neighbours():
     """Legends under each column (feature responses) take fewer columns when their labels are long, so they neither
     overlap each other nor widen the figure."""
+    import numpy as np
+
     from test_findings_rules import gauss, rec
 
     values = {"pie_red": (0.123456, 0.234567, 0.345678, 0.456789, 0.567891), "pie_size": (0.512345, 0.612345, 0.712345),
@@ -215,6 +217,17 @@ def test_column_legends_narrow_to_fit_between_their_neighbours():
     assert boxes[0].x0 >= 0 and boxes[-1].x1 <= fig.bbox.width
     assert fig.get_size_inches()[0] <= plots.MAX_WIDTH_IN + 1e-6
     plt.close(fig)
+    indep = {name.replace("pie_", "indep_"): [rec(name.replace("pie_", "indep_"), k, gauss(name.replace("pie_", "indep_"),
+                                                                                              vs[0], 0.05), model=m)
+                                              for m in ("wgan_gp", "vae") for k in (1, 10, 50)]
+             for name, vs in values.items()}
+    for fig in (plots.feature_responses(records), plots.independence(indep)):  # panel titles: in the figure, apart
+        fig.canvas.draw()
+        for row in np.array(fig.axes[:6]).reshape(2, 3):
+            titles = sorted((ax.title.get_window_extent() for ax in row), key=lambda b: b.x0)
+            assert all(a.x1 <= b.x0 for a, b in zip(titles, titles[1:])), [ax.get_title() for ax in row]
+            assert titles[0].x0 >= 0 and titles[-1].x1 <= fig.bbox.width, [ax.get_title() for ax in row]
+        plt.close(fig)
 
 
 def test_trained_value_arrows_never_run_through_a_tick_label():
@@ -280,6 +293,14 @@ def test_runs_failing_their_gate_are_marked_in_every_kind_of_figure():
     assert plots.FAILED_LINE_LABEL in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     plt.close(fig)
     fig = plots.feature_responses({"pie_red": red[:1]})  # nothing fails: no dotted line, no entry
+    assert plots.FAILED_LINE_LABEL not in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    plt.close(fig)
+    # one seed fails, another passes: the line is the passing seed's response, solid (what the verdicts score)
+    passing = rec("pie_red", 0.5, gauss("pie_red", 0.5, 0.05), seed=0)
+    failing = rec("pie_red", 0.5, gauss("pie_red", 0.2, 0.05), seed=1, invalid=0.9)
+    fig = plots.feature_responses({"pie_red": [passing, failing]})
+    (line,) = [ln for ln in fig.axes[0].lines if len(ln.get_xdata())]
+    assert line.get_linestyle() == "-" and int(np.argmax(line.get_ydata())) == int(np.argmax(passing["result"]["distribution"]))
     assert plots.FAILED_LINE_LABEL not in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     plt.close(fig)
 
