@@ -108,9 +108,11 @@ def chapter_settings(stem: str, store=None) -> tuple[str, dict, list[str]]:
 
     At the largest-scale preset at which every run the chapter asks for is stored: that preset, no overrides. Else at
     the largest-scale preset at which some model families have every run of the chapter stored, for all of its seeds
-    or else for its first seeds (more seeds before more families; each of the chapter's required model parameters
-    keeps at least one family): that preset, with the model parameters (and ``seeds``) narrowed to what is stored,
-    and the families still to run named (the page says so, and which seeds it shows). Else ``ci``."""
+    or else for its first seeds (each of the chapter's required model parameters keeps at least one family): that
+    preset, with the model parameters (and ``seeds``) narrowed to what is stored, and the families still to run named
+    (the page says so, and which seeds it shows). More families before more seeds: of the first-seed counts, the one
+    that shows the most families, and of those the most seeds (a reader compares families within a chapter, so one
+    family's extra seed never hides another family). Else ``ci``."""
     preset = chapter_preset(stem, store)
     if preset != "ci" or stem not in RUN_PLAN:
         return preset, {}, []
@@ -120,12 +122,27 @@ def chapter_settings(stem: str, store=None) -> tuple[str, dict, list[str]]:
     defaults = chapter_parameters(stem)
     seeds = seed_list(defaults.get("seeds", 1))
     for preset in SCALE_ORDER[:-1]:
+        best: tuple | None = None
         for k in range(len(seeds), 0, -1):
             base = {} if k == len(seeds) else {"seeds": seeds[:k]}
             found = _stored_families(stem, preset, store, defaults, base)
-            if found is not None:
-                return preset, {**base, **found[0]}, found[1]
+            if found is None:
+                continue
+            shown = len(_shown_families(stem, defaults, found[0]))
+            if best is None or shown > best[0]:
+                best = (shown, {**base, **found[0]}, found[1])
+        if best is not None:
+            return preset, best[1], best[2]
     return "ci", {}, []
+
+
+def _shown_families(stem: str, defaults: dict, overrides: dict) -> set[str]:
+    """The model families chapter ``stem``'s page shows with ``overrides`` (each model parameter, narrowed or not)."""
+    out: set[str] = set()
+    for name in {e.get("models", "models") for e in RUN_PLAN[stem]}:
+        value = overrides.get(name, defaults[name])
+        out |= {value} if isinstance(value, str) else set(value)
+    return out
 
 
 def chapter_records(stem: str, experiments: list[str], store=None) -> tuple[str, dict[str, list[dict]], list[str]]:

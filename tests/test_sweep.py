@@ -588,7 +588,7 @@ def test_book_shows_the_families_whose_runs_are_all_stored(monkeypatch, tmp_stor
 
 
 def test_book_shows_the_first_seeds_whose_runs_are_all_stored(monkeypatch, tmp_store):
-    """With only seed 0 of a family stored, the page shows that seed (more seeds before more families)."""
+    """With only seed 0 of a family stored, the page shows that seed; more families before more seeds."""
     from probe_utils import build
 
     stored: dict[str, set[int]] = {}
@@ -601,9 +601,14 @@ def test_book_shows_the_first_seeds_whose_runs_are_all_stored(monkeypatch, tmp_s
     assert build.chapter_settings("01_numerosity", store=tmp_store) == (
         "cpu", {"seeds": [0], "models": ["wgan_gp"]}, [m for m in every if m != "wgan_gp"])
     stored["wgan_gp"].add(1)
-    stored["vae"] = {0}
     assert build.chapter_settings("01_numerosity", store=tmp_store) == (
         "cpu", {"models": ["wgan_gp"]}, [m for m in every if m != "wgan_gp"])
+    stored["vae"] = {0}  # a second family at seed 0 outweighs the first family's seeds 1 and 2
+    assert build.chapter_settings("01_numerosity", store=tmp_store) == (
+        "cpu", {"seeds": [0], "models": ["wgan_gp", "vae"]}, [m for m in every if m not in ("wgan_gp", "vae")])
+    stored["vae"] |= {1, 2}
+    assert build.chapter_settings("01_numerosity", store=tmp_store) == (
+        "cpu", {"models": ["wgan_gp", "vae"]}, [m for m in every if m not in ("wgan_gp", "vae")])
     assert build.seed_list(2) == [0, 1] and build.seed_list([4, 7]) == [4, 7]
 
 
