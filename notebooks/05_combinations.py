@@ -101,16 +101,17 @@ plots.training_vs_generated(records["mnist_combos"], experiments.training_sample
 # ## Precision and recall against the number of combinations (the paper's Fig. 8)
 #
 # Solid: precision, dashed: recall, bands: 95% intervals over seeds (with several seeds); dotted: the precision of a
-# model that spreads its samples evenly over all combinations; hollow points: a run behind the point fails its
-# training-health gate, so it is shown but not scored (the table's last column counts those runs). The slider steps
-# through the pie training sets; {numref}`fig-combinations-pr` shows both data sets.
+# model that spreads its samples evenly over all combinations. A point is made of the runs that pass their
+# training-health gate, as the verdicts score it (the table counts the failing runs it leaves out); a hollow point's
+# runs all fail, so it is shown but not scored. The slider steps through the pie training sets;
+# {numref}`fig-combinations-pr` shows both data sets.
 
 # %%
 widgets.image_slider(plots.combination_frames(records["pie_combos"], rows["pie"],
                                               experiments.training_samples("pie_combos", preset, seed=0)),
                      description="combinations")
 
-# %% mystnb={"figure": {"caption": "Precision (solid) and recall (dashed) of the learned support against the number of training combinations, for pies and three-MNIST; bands: 95% intervals over seeds; dotted: the precision of a model uniform over all combinations; hollow: a run behind the point fails its training-health gate (not scored). Cf. the paper's Fig. 8, middle and right.", "name": "fig-combinations-pr"}}
+# %% mystnb={"figure": {"caption": "Precision (solid) and recall (dashed) of the learned support against the number of training combinations, for pies and three-MNIST; bands: 95% intervals over seeds; dotted: the precision of a model uniform over all combinations; a point is the mean of the runs that pass their training-health gate; hollow: its runs all fail (shown, not scored). Cf. the paper's Fig. 8, middle and right.", "name": "fig-combinations-pr"}}
 plots.precision_recall(rows, title="{}");
 
 # %%
@@ -122,7 +123,7 @@ findings.combination_table(rows)
 # The pie experiment again for one family, with the network width and the number of training images scaled
 # ({numref}`fig-combinations-size`).
 
-# %% mystnb={"figure": {"caption": "The pie experiment of {numref}`fig-combinations-pr` with the network width (left) and the number of training images (right) scaled, for the settings our records hold. Cf. the paper's Fig. 25. Hollow: a setting some of whose runs fail their training-health gate (shown, not scored).", "name": "fig-combinations-size"}}
+# %% mystnb={"figure": {"caption": "The pie experiment of {numref}`fig-combinations-pr` with the network width (left) and the number of training images (right) scaled, for the settings our records hold. Cf. the paper's Fig. 25. Hollow: a setting whose runs all fail their training-health gate (shown, not scored); elsewhere a point is the mean of the passing runs.", "name": "fig-combinations-size"}}
 by_width = findings.combination_rows_by({"pie_combos": variants}, by="width", default_only=False)
 by_data = findings.combination_rows_by({"pie_combos": variants}, by="pool_size", default_only=False)
 plots.precision_recall({"network width": by_width["pie"], "training images": by_data["pie"]},

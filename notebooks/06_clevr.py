@@ -112,7 +112,7 @@ plots.training_vs_generated(records["clevr_pairs_9x9"], experiments.training_sam
 # (numbers are shares; on the 9×9 grid in percent). The red outline marks the rare line
 # ({numref}`fig-clevr-pairs`).
 
-# %% mystnb={"figure": {"caption": "The training distribution over (shape pair, colour pair) cells (left) and each model family's generated one, per grid and rare attribute (rows); the red outline marks the rare line. Above each model's panel: its mass on cells the training set never had (novel mass) and the share of its samples outside the grid (not scored). Cf. the paper's Fig. 9 (rare shape pair) and Fig. 23 (rare colour pair). A panel titled *fails its gate* shows runs that fail their training-health gate: shown, not scored.", "name": "fig-clevr-pairs"}}
+# %% mystnb={"figure": {"caption": "The training distribution over (shape pair, colour pair) cells (left) and each model family's generated one, per grid and rare attribute (rows); the red outline marks the rare line. Above each model's panel: its mass on cells the training set never had (novel mass) and the share of its samples outside the grid (not scored). Cf. the paper's Fig. 9 (rare shape pair) and Fig. 23 (rare colour pair). A panel is the mean of the runs that pass their training-health gate; one titled *fails its gate* shows runs that all fail it: shown, not scored.", "name": "fig-clevr-pairs"}}
 plots.pair_grids(pairs, [r for name in build.CLEVR_EXPERIMENTS[1:] for r in records[name]]);
 
 # %%

@@ -644,6 +644,24 @@ def split_by_gate(records: Sequence[dict], siblings: Iterable[dict] | None = Non
     return passed, failed
 
 
+def setting_of(run: dict) -> tuple:
+    """A run's setting, what its seeds repeat: (experiment, model, trained value, width, number of training images)."""
+    p = run.get("params") or {}
+    return run.get("experiment"), run["model"], run["value"], p.get("width"), p.get("pool_size")
+
+
+def shown_runs(records: Sequence[dict], siblings: Iterable[dict] | None = None) -> tuple[list[dict], list[dict]]:
+    """What a figure or table shows of ``records``, so that it shows what the verdicts score: of a setting
+    (:func:`setting_of`) with a run that passes its gate, the passing runs only; of a setting whose runs all fail,
+    all of them (shown, marked not scored). Returns (runs shown, failing runs left out); ``siblings`` (the runs a
+    gate may rest on) default to ``records``. Runs of an experiment without a gate (hand-made ones) are shown."""
+    sib = list(records) if siblings is None else list(siblings)
+    bad = {id(r) for r in records if r.get("experiment") in GATES and "result" in r and not gate(r, sib).passed}
+    scored = {setting_of(r) for r in records if id(r) not in bad}
+    left = [r for r in records if id(r) in bad and setting_of(r) in scored]
+    return [r for r in records if not (id(r) in bad and setting_of(r) in scored)], left
+
+
 def _first_line(doc: str | None) -> str:
     text = " ".join((doc or "").split())
     return text.split(": ", 1)[1] if ": " in text else text
@@ -1060,12 +1078,13 @@ def readings_table(records: Sequence[dict]) -> Table:
 
 
 def summary_table(records: Sequence[dict]) -> Table:
-    """Per model and trained count, over all seeds (as the figures): mean (± half-width of the 95% t interval over
-    seeds; – with one seed, which shows no seed-to-seed variation), spread, mode, where the mass goes, the share
-    of unmeasurable samples, and how many seeds pass the training-health gate."""
+    """Per model and trained count, over the seeds the figures show (:func:`shown_runs`: the passing ones where a
+    setting has any): mean (± half-width of the 95% t interval over seeds; – with one seed, which shows no
+    seed-to-seed variation), spread, mode, where the mass goes, the share of unmeasurable samples, and how many of
+    all its seeds pass the training-health gate."""
     _, failed = split_by_gate(records)
     bad = {id(r) for r, _ in failed}
-    rows = A.summary_rows(list(records))
+    rows = A.summary_rows(shown_runs(records)[0])
     for row in rows:
         recs = [r for r in records if r["model"] == row["model"] and r["value"] == row["value"]]
         row["gate"] = f"{sum(id(r) not in bad for r in recs)} of {len(recs)}"
@@ -1101,13 +1120,14 @@ def provenance_table(records: Sequence[dict]) -> Table:
 # ---------------------------------------------------------------------------------------------------------------
 
 def shape_table(records: Sequence[dict], centres: np.ndarray) -> Table:
-    """Per model and trained value of a continuous feature, over all seeds: mean, bias, spread, half-width,
-    asymmetry (skewness is – where the response has no spread), unmeasurable share and seeds passing the gate. The sd
+    """Per model and trained value of a continuous feature, over the seeds the figures show (:func:`shown_runs`:
+    the passing ones where a setting has any): mean, bias, spread, half-width, asymmetry (skewness is – where the
+    response has no spread), unmeasurable share and how many of all its seeds pass the gate. The sd
     and the skewness the rules read are the bump's (:func:`probe_utils.analysis.response_shape`: stray samples far
     from the response left out, their share shown); the skewness over all samples is shown next to it."""
     _, failed = split_by_gate(records)
     bad = {id(r) for r, _ in failed}
-    rows = A.shape_rows(list(records), centres)
+    rows = A.shape_rows(shown_runs(records)[0], centres)
     for row in rows:
         recs = [r for r in records if r["model"] == row["model"] and r["value"] == row["value"]]
         row["gate"] = f"{sum(id(r) not in bad for r in recs)} of {len(recs)}"
@@ -1441,15 +1461,18 @@ def _independence_scored(records: dict[str, list[dict]]) -> tuple[list[tuple[str
 
 
 def independence_table(records: dict[str, list[dict]]) -> Table:
-    """Per studied feature and model, over all runs (as the figures): how far the responses for different numbers
-    of nuisance values are from the one with the fewest, how the spread of the whole response and of each trained
-    value's mode changes, and how many runs pass the gate."""
+    """Per studied feature and model, over the runs the figures show (:func:`shown_runs`: a setting's passing runs
+    where it has any): how far the responses for different numbers of nuisance values are from the one with the
+    fewest, how the spread of the whole response and of each trained value's mode changes, and how many of all its
+    runs pass the gate."""
     rows = []
     for name, recs in records.items():
         _, failed = split_by_gate(recs)
         c = EXPERIMENTS[name].centres
-        for r in A.independence_rows(recs, c):
-            mine = [x for x in recs if x["model"] == r["model"]]
+        shown = shown_runs(recs)[0]
+        for r in A.independence_rows(shown, c):
+            every = [x for x in recs if x["model"] == r["model"]]
+            mine = [x for x in shown if x["model"] == r["model"]]
             ends = [[x for x in mine if x["value"] == k] for k in (r["ks"][0], r["ks"][-1])]
             modes = [A.per_mode(d, c, independence_values(name)) for d in map(_mean_dist, ends) if d.sum() > 0]
             rows.append({"feature": EXPERIMENTS[name].feature, "model": r["model"], "seeds": r["seeds"],
@@ -1460,7 +1483,7 @@ def independence_table(records: dict[str, list[dict]]) -> Table:
                                                f"{a['sd']:.3f}→lost" for a, b in zip(*modes)) if len(modes) == 2
                          else "–",
                          "rho": r["spearman_rho"], "p": r["p_value"], "v": r["cramers_v"],
-                         "gate": f"{len(mine) - sum(f['model'] == r['model'] for f, _ in failed)} of {len(mine)}"})
+                         "gate": f"{len(every) - sum(f['model'] == r['model'] for f, _ in failed)} of {len(every)}"})
     cols = {"feature": "feature", "model": "model", "seeds": "seeds", "gate": "runs passing the gate",
             "ks": "nuisance values k", "shift": "largest mass moved between trained values",
             "max_tv": "largest TV to fewest k", "max_emd": "largest EMD",
@@ -1515,9 +1538,11 @@ def _default(r: dict, key: str) -> bool:
 
 def combination_rows_by(records: dict[str, list[dict]], by: str = "model", model: str | None = None,
                         default_only: bool = True) -> dict[str, list[dict]]:
-    """:func:`probe_utils.analysis.combination_rows` per combinations experiment (all runs, as the figures), each row
-    with ``gate_failed``: how many of its runs fail their training-health gate. ``default_only``: only runs at the
-    preset's own width and number of training images; ``model``: only that family."""
+    """:func:`probe_utils.analysis.combination_rows` per combinations experiment, over the runs a figure shows
+    (:func:`shown_runs`: a setting's passing runs where it has any), each row with ``gate_failed``: how many of the
+    runs behind it fail their training-health gate (all of them, or none), and ``left_out``: how many failing runs
+    its numbers leave out. ``default_only``: only runs at the preset's own width and number of training images;
+    ``model``: only that family."""
     out = {}
     for name, recs in records.items():
         exp = EXPERIMENTS[name]
@@ -1527,11 +1552,14 @@ def combination_rows_by(records: dict[str, list[dict]], by: str = "model", model
             # comparing widths: default data size only, and the other way round
             by == "model" or _default(r, "pool_size" if by == "width" else "width"))]
         if keep:
+            keep, left = shown_runs(keep, list(unique))
             rows = A.combination_rows(keep, int(np.prod(exp.grid)), by=by)
             for row in rows:  # how many of the row's runs are not scored (the figures and tables mark them)
-                runs = [r for r in keep if r["model"] == row["model"] and len(r["result"]["train_support"]) ==
-                        row["n_train"] and (by == "model" or r["params"][by] == row["group"])]
-                row["gate_failed"] = sum(not gate(r, list(unique)).passed for r in runs)
+                behind = lambda rs: [r for r in rs if r["model"] == row["model"] and len(  # noqa: E731
+                    r["result"]["train_support"]) == row["n_train"] and (by == "model" or r["params"][by] ==
+                                                                       row["group"])]
+                row["gate_failed"] = sum(not gate(r, list(unique)).passed for r in behind(keep))
+                row["left_out"] = len(behind(left))
             if by != "model":
                 for row in rows:
                     row["group"] = f"{'width' if by == 'width' else 'images'} {row['group']}"
@@ -1540,14 +1568,15 @@ def combination_rows_by(records: dict[str, list[dict]], by: str = "model", model
 
 
 def combination_table(rows: dict[str, list[dict]], group: str = "model") -> Table:
-    """Precision, recall and novel mass per data set, group and number of training combinations, with how many of
-    the runs behind each row fail their training-health gate (their numbers are shown, not scored)."""
+    """Precision, recall and novel mass per data set, group and number of training combinations, over the passing
+    runs where a row has any (:func:`combination_rows_by`): how many failing runs that leaves out, and how many of
+    the runs behind the numbers fail their training-health gate (all, or none: then shown, not scored)."""
     flat = [{"dataset": d, **r, "group": LABELS.get(r["group"], r["group"]) if group == "model" else r["group"]}
             for d, rs in rows.items() for r in rs]
     cols = {"dataset": "data set", "group": group.replace("_", " "), "n_train": "training combinations",
             "runs": "seeds", "precision": "precision", "precision_lo": "CI low", "precision_hi": "CI high",
             "recall": "recall", "novel_mass": "mass on new combinations", "chance_precision": "uniform precision",
-            "gate_failed": "runs failing their gate"}
+            "left_out": "failing runs left out", "gate_failed": "runs failing their gate (not scored)"}
     if group != "model":
         cols = {"dataset": "data set", "model": "model", **{k: v for k, v in cols.items() if k != "dataset"},
                 "n_parameters": "parameters"}
@@ -1706,8 +1735,10 @@ def combination_findings(records: dict[str, list[dict]], anchor: str = "findings
 # ---------------------------------------------------------------------------------------------------------------
 
 def clevr_pair_rows(records: dict[str, list[dict]]) -> dict[str, list[dict]]:
-    """:func:`probe_utils.analysis.pair_grid_rows` per pair grid (all runs, as the figures)."""
-    return {n: A.pair_grid_rows(rs, EXPERIMENTS[n].grid) for n, rs in records.items()
+    """:func:`probe_utils.analysis.pair_grid_rows` per pair grid, over the runs a figure shows (:func:`shown_runs`:
+    a setting's passing runs where it has any)."""
+    every = [r for n, rs in records.items() if n.startswith("clevr_pairs") for r in rs]
+    return {n: A.pair_grid_rows(shown_runs(rs, every)[0], EXPERIMENTS[n].grid) for n, rs in records.items()
             if n.startswith("clevr_pairs") and rs}
 
 

@@ -111,8 +111,9 @@ def retile(grid: np.ndarray, cols: int = 8, pad: int = 2, new_cols: int = PANEL_
     return image_grid(np.stack(tiles).transpose(0, 3, 1, 2), cols=new_cols, pad=pad)
 
 
-#: The legend entry of a hollow point: some of the runs behind it fail their training-health gate.
-FAILED_GATE_LABEL = "hollow: a run fails its gate (not scored)"
+#: The legend entry of a hollow point: the runs behind it all fail their training-health gate (a point with a
+#: passing run is drawn from its passing runs only).
+FAILED_GATE_LABEL = "hollow: its runs fail their gate (not scored)"
 #: The legend entry of a dotted response: some of the runs behind it fail their training-health gate (the
 #: captions say so; the entry stays short to fit under one column of panels).
 FAILED_LINE_LABEL = "dotted: not scored"
@@ -141,13 +142,12 @@ def _failing_settings(records: Sequence[dict], siblings: Sequence[dict] | None =
 def _drawn(records: Sequence[dict], siblings: Sequence[dict] | None = None) -> tuple[list[dict], set[tuple[str, Any]]]:
     """What a response figure draws, so that it shows what the verdicts score: a setting (model, trained value) with
     a run that passes its gate is drawn from its passing runs only; a setting whose runs all fail is drawn from them
-    all and returned among the settings to draw dotted (shown, not scored)."""
-    bad = failing_runs(records, siblings)
-    fails = {(r["model"], r["value"]) for r in records if (r["model"], r["value"], r.get("seed")) in bad}
-    passes = {(r["model"], r["value"]) for r in records if (r["model"], r["value"], r.get("seed")) not in bad}
-    dotted = fails - passes
-    keep = [r for r in records if (r["model"], r["value"]) in dotted or (r["model"], r["value"], r.get("seed")) not in bad]
-    return keep, dotted
+    all and returned among the settings to draw dotted (shown, not scored); :func:`probe_utils.findings.shown_runs`."""
+    from probe_utils.findings import shown_runs
+
+    sib = list(records if siblings is None else siblings)
+    keep, _ = shown_runs(records, sib)
+    return keep, {(m, v) for m, v, _ in failing_runs(keep, sib)}
 
 
 def _hollow_failed(ax: plt.Axes, n: np.ndarray, y: np.ndarray, rows: list[dict], marker: str, color: Any,
@@ -546,8 +546,8 @@ def precision_recall(rows: dict[str, list[dict]], title: str = "{}") -> plt.Figu
     """The paper's Fig. 8 (and Fig. 25): precision (solid) and recall (dashed) of the learned support against the
     number of training combinations, one panel per key of ``rows`` (e.g. a data set), one colour per group (a
     model, or a network width); the dotted line is the precision of a model uniform over all combinations.
-    ``rows`` come from :func:`probe_utils.analysis.combination_rows`; a point some of whose runs fail their
-    training-health gate (a row's ``gate_failed``, from :func:`probe_utils.findings.combination_rows_by`) is drawn
+    ``rows`` come from :func:`probe_utils.findings.combination_rows_by` (a point with a passing run is made of its
+    passing runs only); a point whose runs all fail their training-health gate (a row's ``gate_failed``) is drawn
     hollow: shown, not scored. A group keeps its colour in every panel; one legend below them all."""
     names = [n for n in rows if rows[n]]
     every = list(dict.fromkeys(r["group"] for n in names for r in rows[n]))  # one colour per group in every panel
@@ -636,14 +636,16 @@ def pair_grids(rows: dict[str, list[dict]], records: Sequence[dict] | None = Non
     """The paper's Fig. 9 / 23: for each CLEVR grid and rare attribute (rows), the training distribution over
     (shape pair, colour pair) cells and each model's generated one (mean over seeds), the rare line outlined.
     ``rows`` map an experiment name to :func:`probe_utils.analysis.pair_grid_rows` of its records; with
-    ``records`` (those runs) a panel some of whose runs fail their training-health gate is titled so."""
+    ``records`` (those runs) a panel whose runs all fail their training-health gate is titled so (a panel with a
+    passing run shows its passing runs only: :func:`probe_utils.findings.clevr_pair_rows`)."""
     from matplotlib.patches import Rectangle
 
     from probe_utils.render import clevr
 
     records = list(records or ())
-    failing = {(name, m, v) for name in rows
-               for m, v, _ in failing_runs([r for r in records if r["experiment"] == name], records)}
+    failing = {(name, m, v) for name in rows  # a panel's runs all fail (else it shows the passing ones)
+               for m, v, _ in failing_runs(_drawn([r for r in records if r["experiment"] == name], records)[0],
+                                           records)}
 
     panels = [(name, rare) for name in rows for rare in dict.fromkeys(r["rare"] for r in rows[name])]
     models = sorted({r["model"] for name in rows for r in rows[name]}, key=family_order)

@@ -131,6 +131,31 @@ def test_rows_whose_runs_fail_their_gate_are_counted_and_drawn_hollow():
     plt.close(clean)
 
 
+def test_points_with_a_passing_seed_are_made_of_the_passing_seeds_only():
+    """A setting with one passing and one failing seed: its point is the passing seed's (as the verdicts score
+    it), drawn solid; the table counts the failing run it leaves out."""
+    import matplotlib.pyplot as plt
+
+    from probe_utils import plots
+
+    good = _combination_records()
+    bad = []
+    for r in _combination_records():  # seed 1: mostly unmeasurable images, its gate fails
+        sup = r["result"]["train_support"]
+        ids = np.concatenate([np.repeat(np.arange(2025)[::7], 1), [-1] * 3000])
+        bad.append(_record("pie_combos", "vae", r["value"], ids, 2025, support=sup, seed=1))
+    rows = findings.combination_rows_by({"pie_combos": good + bad})["pie"]
+    by = {r["n_train"]: r for r in rows}
+    assert by[10]["precision"] == 1 and by[10]["recall"] == 1  # seed 0 alone (seed 1 would pull it down)
+    assert [(r["runs"], r["left_out"], r["gate_failed"]) for r in rows] == [(1, 1, 0), (1, 1, 0)]
+    last = [line.split("|")[-3:-1] for line in str(findings.combination_table({"pie": rows})).splitlines()[2:]]
+    assert [[c.strip() for c in cells] for cells in last] == [["1", "0"], ["1", "0"]]
+    fig = plots.precision_recall({"pie": rows})
+    assert not [ln for ln in fig.axes[0].lines if ln.get_markerfacecolor() == "white" and len(ln.get_xdata())]
+    assert plots.FAILED_GATE_LABEL not in [t.get_text() for t in fig.legends[0].get_texts()]
+    plt.close(fig)
+
+
 def test_pair_grid_panels_of_runs_failing_their_gate_are_marked():
     import matplotlib.pyplot as plt
 
@@ -145,6 +170,13 @@ def test_pair_grid_panels_of_runs_failing_their_gate_are_marked():
     fig = plots.pair_grids(rows, [good, mush])
     marked = [ax.get_title().split("\n")[0] for ax in fig.axes if plots.FAILED_PANEL_TITLE in ax.get_title()]
     assert marked == ["WGAN-GP"]
+    plt.close(fig)
+    fine = {**good, "model": "wgan_gp", "seed": 1, "key": "wgan_gp-1"}  # a passing seed: the panel is made of it
+    rows = findings.clevr_pair_rows({"clevr_pairs_4x4": [good, mush, fine]})
+    [wgan] = [r for r in rows["clevr_pairs_4x4"] if r["model"] == "wgan_gp"]
+    assert wgan["seeds"] == 1 and wgan["invalid"] == 0 and wgan["novel_mass"] == 0
+    fig = plots.pair_grids(rows, [good, mush, fine])
+    assert not [ax for ax in fig.axes if plots.FAILED_PANEL_TITLE in ax.get_title()]
     plt.close(fig)
 
 

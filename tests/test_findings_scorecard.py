@@ -44,6 +44,18 @@ def test_tables_render_as_html():
     assert "1 of 1" in str(table) and "0 of 1" in str(table)  # seeds passing the gate per setting
 
 
+def test_summary_table_rows_are_made_of_the_passing_seeds():
+    """A setting with a passing and a failing seed: the table's numbers are the passing seed's (as the figures and
+    verdicts), and the gate column counts both."""
+    good = rec("numerosity", 3, counts({3: 1.0}), model="vae", seed=0)
+    blank = rec("numerosity", 3, counts({0: 1.0}), model="vae", seed=1)  # all zero dots: fails the count gate
+    table = F.summary_table([good, blank])
+    header = [c.strip() for c in str(table).splitlines()[0].split("|")[1:-1]]
+    [row] = [[c.strip() for c in line.split("|")[1:-1]] for line in str(table).splitlines()[2:]]
+    cell = dict(zip(header, row))
+    assert cell["seeds"] == "1" and cell["seeds passing the gate"] == "1 of 2" and cell["mean"] == "3.00"
+
+
 def test_scorecard_matrix_links_each_cell_and_counts_verdicts():
     card = F.scorecard("cpu", store=FakeStore(_numerosity()))
     assert card.families == ["wgan_gp", "vae"]
