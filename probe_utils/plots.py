@@ -261,6 +261,13 @@ def _legends_under(fig: plt.Figure, columns: Sequence[tuple[Any, Sequence[Any], 
     return fig
 
 
+def seeds_text(counts: Sequence[int]) -> str:
+    """How many seeds are behind a panel's lines: "3 seeds", or "2–3 seeds" where a setting keeps fewer (its
+    failing seeds left out)."""
+    lo, hi = min(counts), max(counts)
+    return f"{hi} seed{'s' if hi > 1 else ''}" if lo == hi else f"{lo}–{hi} seeds"
+
+
 def impulse_response(records: list[dict], xlabel: str = "number of dots generated") -> plt.Figure:
     """The paper's Fig. 3 (left): for each trained value (arrow), the distribution of the generated feature; one
     panel per family (at most three to a row; four as two by two), one legend of the trained values below them."""
@@ -285,8 +292,7 @@ def impulse_response(records: list[dict], xlabel: str = "number of dots generate
                     mfc="white" if bad else color[r.value])
             ax.fill_between(k, r.lo[: xmax + 1], r.hi[: xmax + 1], color=color[r.value], alpha=0.2, lw=0)
             _arrow(ax, r.value, color[r.value], depth=0.12)
-        seeds = sorted({s for r in responses if r.model == m for s in r.seeds})
-        ax.set_title(f"{family_label(m)} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})")
+        ax.set_title(f"{family_label(m)} ({seeds_text([len(r.seeds) for r in responses if r.model == m])})")
         ax.set_xlim(-0.5, xmax + 0.5)
         ax.set_xticks(range(0, xmax + 1, max(1, math.ceil((xmax + 1) / 8))))
     for ax in axes[:, 0]:

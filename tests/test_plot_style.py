@@ -303,6 +303,12 @@ def test_runs_failing_their_gate_are_marked_in_every_kind_of_figure():
     assert line.get_linestyle() == "-" and int(np.argmax(line.get_ydata())) == int(np.argmax(passing["result"]["distribution"]))
     assert plots.FAILED_LINE_LABEL not in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     plt.close(fig)
+    again = {**good, "seed": 1, "key": "vae-1-seed1"}  # trained on 1: two passing seeds; on 3: one of two passes
+    fine = {**counts(3, 3), "seed": 1, "key": "vae-3-seed1"}
+    fig = plots.impulse_response([good, again, bad, fine])
+    assert fig.axes[0].get_title() == "VAE (1–2 seeds)"  # the failing seed at 3 is left out of its line
+    plt.close(fig)
+    assert plots.seeds_text([3, 3]) == "3 seeds" and plots.seeds_text([1]) == "1 seed"
 
 
 def test_combination_frames_fit_four_families_with_the_legend_off_the_panels():
