@@ -265,7 +265,7 @@ class Verdict:
         yet`` (its runs are not all stored yet); see :data:`STATUSES`."""
         if self.verdict != NOT_TESTABLE or self.total or not self.reasons:
             return self.verdict
-        if all(r == NO_RUNS or r.startswith(NOT_RUN_REASON.split("`")[0]) for r in self.reasons):
+        if all(r == NO_RUNS or r.startswith((NO_RUNS + " ", NOT_RUN_REASON.split("`")[0])) for r in self.reasons):
             return NOT_RUN
         if all(r.endswith(PENDING_REASON.split("`")[-1]) for r in self.reasons):
             return NOT_YET
@@ -727,14 +727,37 @@ def _label(rec: dict, experiments: dict[str, str] | None = None) -> str:
     return f"{name} {value}{extra}"
 
 
-def gate_reasons(failed: Sequence[tuple[dict, Gate]]) -> tuple[str, ...]:
-    """The reason a verdict gives when runs it would rest on fail their gates: how many, and for which settings
-    (each run's reason is in :func:`gate_note`)."""
+def gate_reasons(failed: Sequence[tuple[dict, Gate]], records: Iterable[dict] | None = None) -> tuple[str, ...]:
+    """The reason a verdict gives when runs it would rest on fail their gates: how many, and for which settings,
+    one family's values together ("WGAN-GP FC 1, 3, 5"; each run's reason is in :func:`gate_note`). Where
+    ``records`` (the verdict's runs; default: the failing ones) span several experiments, each setting names its
+    experiment ("WGAN-GP mnist combos 10, 40")."""
     if not failed:
         return ()
-    names = _experiment_names(r for r, _ in failed)
-    settings = list(dict.fromkeys(_label(r, names) for r, _ in failed))
-    return (f"{len(failed)} runs fail their training-health gate ({', '.join(settings)})",)
+    names = _experiment_names(r for r, _ in failed) if records is None else _experiment_names(records)
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for r, _ in failed:
+        family, value, extra = _label_parts(r)
+        groups.setdefault((family, names.get(r.get("experiment"), ""), extra), []).append(value)
+    settings = "; ".join(f"{family} {exp + ' ' if exp else ''}{', '.join(dict.fromkeys(values))}{extra}"
+                         for (family, exp, extra), values in groups.items())
+    n = len(failed)
+    return (f"{n} run{' fails its' if n == 1 else 's fail their'} training-health gate ({settings})",)
+
+
+def claim_reasons(every: Sequence[dict], failed: Sequence[tuple[dict, Gate]], relevant: Callable[[dict], bool],
+                  none: str = NO_RUNS) -> tuple[str, ...]:
+    """Why a claim that rests on the runs ``relevant`` picks out of ``every`` may have no scored setting: those of
+    them that fail their gates (:func:`gate_reasons`), or ``none`` (a reason that starts "no runs": the cell reads
+    *not run*) where there is no such run at all, so that "not testable" always means runs that exist."""
+    if not any(relevant(r) for r in every):
+        return (none,)
+    return gate_reasons([(r, g) for r, g in failed if relevant(r)], every)
+
+
+def _of(*experiments: str) -> Callable[[dict], bool]:
+    """Whether a run is of one of ``experiments``."""
+    return lambda r: r.get("experiment") in experiments
 
 
 def gate_note(records: Sequence[dict], failed: Sequence[tuple[dict, Gate]]) -> str:
@@ -1249,7 +1272,12 @@ def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -
     gate."""
     every = [r for rs in records.values() for r in rs]
     passed, failed = split_by_gate(every)
-    why = gate_reasons(failed)
+    why_red, why_size, why_loc = (claim_reasons(every, failed, _of(f"pie_{n}"), f"{NO_RUNS} of the {n} experiment")
+                                  for n in ("red", "size", "location"))
+    kinds = {r["experiment"] for r in every}
+    why_versus = (claim_reasons(every, failed, _of("pie_red", "pie_size", "pie_location"))
+                  if "pie_red" in kinds and kinds & {"pie_size", "pie_location"}
+                  else (f"{NO_RUNS} of red and of size or location",))
     by_exp = {n: [r for r in passed if r["experiment"] == n] for n in ("pie_red", "pie_size", "pie_location")}
     red, size, loc = (_settings(by_exp[n]) for n in ("pie_red", "pie_size", "pie_location"))
     fam_red = {m: [s for s in red if s[0]["model"] == m] for m in _families(by_exp["pie_red"])}
@@ -1265,30 +1293,31 @@ def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -
     claims = [
         Claim("pie.red_centred", "Red: the response is centred at the trained proportion",
               f"mean within {RED_CENTRE_TOL} of it in {sum(o is True for o in centred)} of {len(red)} settings"
-              f"{_not_scored(records.get('pie_red', []), by_exp['pie_red'])}", judge(centred, why)),
+              f"{_not_scored(records.get('pie_red', []), by_exp['pie_red'])}", judge(centred, why_red)),
         Claim("pie.red_weber", "Red: sharper at the extremes (10%, 90%) than in the middle (Weber's law)",
               f"the bump's sd at both extreme trained values is below the one nearest 50% for "
               f"{sum(o is True for o in sharp)} of {len(sharp)} families with three or more scored values{sat_txt}",
-              judge(sharp, why or ("fewer than three trained values scored",), undecided=(
+              judge(sharp, why_red or ("fewer than three trained values scored",), undecided=(
                   "a response is saturated at the measurement's floor or ceiling, or " + WITHIN_NOISE) if sat
                   else WITHIN_NOISE)),
         Claim("pie.red_symmetric", "Red: the response is symmetric",
               f"|skewness| < {SYMMETRIC_SKEW} in {sum(o is True for o in sym)} of {len(sym)} settings "
               f"{_strays(red, rule_symmetric)}",
-              judge(sym, why, undecided=_skew_undecided(red, sym))),
+              judge(sym, why_red, undecided=_skew_undecided(red, sym))),
         Claim("pie.size_larger", "Size: skewed towards larger objects",
               f"positive skewness in {sum(o is True for o in larger)} of {len(larger)} settings, negative in "
               f"{sum(o is False for o in larger)}{_strays(size, rule_skewed_larger)}"
               f"{_not_scored(records.get('pie_size', []), by_exp['pie_size'])}",
-              judge(larger, why, undecided=_skew_undecided(size, larger))),
+              judge(larger, why_size, undecided=_skew_undecided(size, larger))),
         Claim("pie.location_symmetric", "Location: fairly symmetric",
               f"|skewness| < {SYMMETRIC_SKEW} in {sum(o is True for o in loc_sym)} of {len(loc_sym)} settings"
               f"{_strays(loc, rule_symmetric)}"
               f"{_not_scored(records.get('pie_location', []), by_exp['pie_location'])}",
-              judge(loc_sym, why, undecided=_skew_undecided(loc, loc_sym))),
+              judge(loc_sym, why_loc, undecided=_skew_undecided(loc, loc_sym))),
         Claim("pie.sharper_than_red", "Size and location responses are sharper than red's",
               f"sd relative to the range of trained values below red's for {sum(o is True for o in versus)} of "
-              f"{len(versus)} (family, feature) pairs", judge(versus, why or ("needs red and size or location",))),
+              f"{len(versus)} (family, feature) pairs",
+              judge(versus, why_versus or ("needs red and size or location scored",))),
     ]
     return Findings(anchor, claims, [*_preset_note(every), gate_note(every, failed)])
 
@@ -1352,7 +1381,7 @@ def convolution_findings(records: dict[str, list[dict]], anchor: str = "findings
     filter, close modes merge towards their mean (prototype enhancement); only runs that pass their gates."""
     uni, mix, failed = convolution_inputs(records)
     rows = A.convolution_rows(uni, mix, EXPERIMENTS["pie_red"].centres) if mix else []
-    why = gate_reasons(failed)
+    why = gate_reasons(failed, [r for rs in records.values() for r in rs])
     far = [r for r in rows if r["gap"] > CLOSE_GAP]
     close = [r for r in rows if r["gap"] <= CLOSE_GAP]
     fits = [rule_far_matches(r, _mix_runs(r, mix)) for r in far]
@@ -1499,7 +1528,7 @@ def independence_findings(records: dict[str, list[dict]], anchor: str = "finding
     """The paper's claims of Sec. 4.3, checked on the runs that pass their gates (the run with the fewest nuisance
     values must reproduce the three trained values)."""
     scored, failed = _independence_scored(records)
-    why = gate_reasons(failed)
+    why = gate_reasons(failed, [r for rs in records.values() for r in rs])
     same, wider, detail, sds = [], [], [], []
     for name, model, runs in scored:
         (stat,) = A.independence_rows(runs, EXPERIMENTS[name].centres)
@@ -1674,6 +1703,15 @@ def _by(points: Sequence[dict], keys: tuple[str, ...]) -> dict[tuple, list[dict]
     return out
 
 
+def _sized_runs(points: Sequence[dict], vary: str) -> list[dict]:
+    """The runs of the (experiment, model, number of combinations) settings with two or more values of ``vary``
+    (``width`` or ``pool_size``), the other setting at the preset's own value: what a size claim rests on."""
+    fixed = "pool_size" if vary == "width" else "width"
+    keep = [p for p in points if _default(p["runs"][0], fixed)]
+    return [r for group in _by(keep, ("experiment", "model", "n_train")).values()
+            if len({p[vary] for p in group}) >= 2 for p in group for r in p["runs"]]
+
+
 def _size_outcomes(points: Sequence[dict], vary: str) -> tuple[list[bool | None], list[str]]:
     """Size-invariance outcomes per (experiment, model, number of combinations) across values of ``vary``
     (``width`` or ``pool_size``), the other setting at the preset's own value."""
@@ -1694,7 +1732,8 @@ def combination_findings(records: dict[str, list[dict]], anchor: str = "findings
     """The paper's claims of Sec. 5 (pie and three-MNIST) and App. A (Fig. 25), on the runs that pass their gate."""
     every = list({r.get("key", id(r)): r for rs in records.values() for r in rs}.values())
     passed, failed = split_by_gate(every)
-    why = gate_reasons(failed)
+    why = claim_reasons(every, failed, lambda r: all(_default(r, k) for k in ("width", "pool_size")),
+                        f"{NO_RUNS} at the preset's own network width and number of training images")
     points = combination_points(passed)
     main = [p for p in points if p["default"]]
     curves = [sorted((p for p in g if np.isfinite(p["precision"])), key=lambda p: p["n_train"])
@@ -1720,13 +1759,16 @@ def combination_findings(records: dict[str, list[dict]], anchor: str = "findings
     ]
     for vary, what in (("width", "network size (Fig. 25)"), ("pool_size", "data-set size")):
         outcomes, txt = _size_outcomes(points, vary)
-        none = (f"no scored runs at other {'network widths' if vary == 'width' else 'training-set sizes'}",)
+        sized = {id(r) for r in _sized_runs(combination_points(every), vary)}
+        sizes = "network widths" if vary == "width" else "training-set sizes"
+        why_size = claim_reasons(every, failed, lambda r: id(r) in sized,  # noqa: B023 (used at once)
+                                 f"{NO_RUNS} at other {sizes}")
+        why_size = why_size or (() if outcomes else (f"no scored runs at other {sizes}",))
         claims.append(Claim(f"combinations.{vary}", f"The curves do not depend on the {what}",
                             f"range of precision across them below {SIZE_INVARIANT}, every size above chance, at "
                             f"{sum(o is True for o in outcomes)} of {len(outcomes)} (data set, model, number of "
                             f"combinations) points ({'; '.join(txt) or 'none'})",
-                            judge(outcomes, why + none if not outcomes else why,
-                                  undecided="a size is at chance precision, or " + WITHIN_NOISE)))
+                            judge(outcomes, why_size, undecided="a size is at chance precision, or " + WITHIN_NOISE)))
     return Findings(anchor, claims, [*_preset_note(every), gate_note(every, failed)])
 
 
@@ -1782,7 +1824,9 @@ def clevr_findings(records: dict[str, list[dict]], anchor: str = "findings-clevr
     pairs = {n: rs for n, rs in records.items() if n.startswith("clevr_pairs")}
     every = [r for rs in pairs.values() for r in rs]
     passed, failed = split_by_gate(every)
-    why = gate_reasons(failed)
+    why, why_4, why_9 = (claim_reasons(every, failed, _of(*names), f"{NO_RUNS} of the {grid} pair grid")
+                         for names, grid in ((tuple(pairs), "shape–colour"), (("clevr_pairs_4x4",), "4×4"),
+                                             (("clevr_pairs_9x9",), "9×9")))
     rows = [(n.rsplit("_", 1)[1], r) for n, rs in clevr_pair_rows(
         {n: [r for r in passed if r["experiment"] == n] for n in pairs}).items() for r in rs]
     kept = [rule_marginals(r) for _, r in rows]
@@ -1796,10 +1840,10 @@ def clevr_findings(records: dict[str, list[dict]], anchor: str = "findings-clevr
               judge(kept, why)),
         Claim("clevr_pairs.few_4x4", "4×4: the rare shape pair (colour pair) gets very few new colours (shapes)",
               f"share of its generated mass on new cells below {FEW_NOVEL} in {sum(o is True for o in few)} of "
-              f"{len(few)} settings ({txt('4x4')})", judge(few, why)),
+              f"{len(few)} settings ({txt('4x4')})", judge(few, why_4)),
         Claim("clevr_pairs.even_9x9", "9×9: it takes all colours (shapes) almost evenly",
               f"new cells get at least {EVEN_SHARE:.0%} of their even share in {sum(o is True for o in even)} of "
-              f"{len(even)} settings ({txt('9x9')})", judge(even, why)),
+              f"{len(even)} settings ({txt('9x9')})", judge(even, why_9)),
     ]
     notes = num.notes + ([gate_note(every, failed)] if every else [])
     return Findings(anchor, claims, notes)

@@ -216,7 +216,9 @@ def test_failing_runs_of_two_experiments_are_told_apart():
     assert len(failed) == 2
     note = findings.gate_note(recs, failed)
     assert "WGAN-GP 4x4 shape, seed 0" in note and "WGAN-GP 9x9 shape, seed 0" in note
-    assert findings.gate_reasons(failed) == ("2 runs fail their training-health gate (WGAN-GP 4x4 shape, "
+    assert findings.gate_reasons(failed) == ("2 runs fail their training-health gate (WGAN-GP 4x4 shape; "
                                              "WGAN-GP 9x9 shape)",)
+    # one run: singular; a verdict over both grids names the grid even where only one of its runs fails
+    assert findings.gate_reasons(failed[:1], recs) == ("1 run fails its training-health gate (WGAN-GP 4x4 shape)",)
     one = findings.gate_note(recs[:1], failed[:1])  # one experiment: the value alone names the setting
     assert "WGAN-GP shape, seed 0" in one

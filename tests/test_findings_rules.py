@@ -393,6 +393,32 @@ def test_combination_findings_for_a_broken_model_are_not_testable():
               rec("pie_combos", 400, np.ones(2025), support=np.arange(400))]
     found = F.combination_findings({"pie_combos": spread})
     assert all(c.verdict.verdict == F.NOT_TESTABLE for c in found.claims)
+    status = {c.key: c.verdict.status for c in found.claims}
+    assert status["combinations.recall"] == F.NOT_TESTABLE  # its runs exist and fail their gates
+    # no runs at other widths or training-set sizes: nothing was tried, so the cells read "not run"
+    assert status["combinations.width"] == status["combinations.pool_size"] == F.NOT_RUN
+    wide = [rec("pie_combos", 10, np.ones(2025), support=support, params={"width": 32})]
+    found = F.combination_findings({"pie_combos": spread + wide})
+    width = next(c for c in found.claims if c.key == "combinations.width").verdict
+    assert width.status == F.NOT_TESTABLE and "(width 32)" in width.reasons[0]  # tried at width 32; it fails
+    assert next(c for c in found.claims if c.key == "combinations.pool_size").verdict.status == F.NOT_RUN
+
+
+def test_pie_claims_of_an_experiment_a_family_never_ran_read_not_run():
+    """A family with red runs only (one failing): the size and location claims are "not run", not "not testable"
+    because of the failing red run; the red claims still name it."""
+    red = [rec("pie_red", v, gauss("pie_red", v, 0.05), model="pixelcnn") for v in (0.1, 0.5, 0.9)]
+    red[1] = rec("pie_red", 0.5, gauss("pie_red", 0.5, 0.05), model="pixelcnn", invalid=0.9)  # fails its gate
+    found = F.pie_findings({"pie_red": red, "pie_size": [], "pie_location": []})
+    status = {c.key: c.verdict.status for c in found.claims}
+    assert status["pie.size_larger"] == status["pie.location_symmetric"] == F.NOT_RUN
+    assert status["pie.sharper_than_red"] == F.NOT_RUN
+    weber = next(c for c in found.claims if c.key == "pie.red_weber").verdict
+    assert weber.status == F.NOT_TESTABLE and "1 run fails its training-health gate (PixelCNN 0.5)" in weber.reasons
+    size = [rec("pie_size", v, gauss("pie_size", v, 0.01), model="pixelcnn", invalid=0.9) for v in (0.5, 0.6)]
+    found = F.pie_findings({"pie_red": red, "pie_size": size, "pie_location": []})
+    larger = next(c for c in found.claims if c.key == "pie.size_larger").verdict
+    assert larger.status == F.NOT_TESTABLE and larger.reasons[0].endswith("(PixelCNN size 0.5, 0.6)")  # its own runs, named
 
 
 # --- CLEVR pairs -----------------------------------------------------------------------------------------------
