@@ -1256,14 +1256,21 @@ def _strays(settings: Sequence[Sequence[dict]], rule: Callable[..., bool | None]
             f"response){other}")
 
 
+def _counted_undecided(cause: tuple[str, int], undecided: int) -> str:
+    """Why a rule's ``undecided`` settings are undecided, counted: ``cause`` (what, in how many), the rest within
+    the noise; the noise alone where the cause counts none."""
+    what, n = cause
+    if not n:
+        return WITHIN_NOISE
+    rest = undecided - n
+    return f"{what} in {n}" + (f"; in {rest}, {WITHIN_NOISE}" if rest > 0 else "")
+
+
 def _skew_undecided(settings: Sequence[Sequence[dict]], outcomes: Sequence[bool | None]) -> str:
     """Why the undecided settings of a skewness rule are undecided, counted: an undefined skewness (sd = 0) or
     differences within the noise."""
     undefined = sum(not np.isfinite(_seed_mean(s, _shape_stat("bump_skewness", _centres(s[0])))) for s in settings)
-    rest = sum(o is None for o in outcomes) - undefined
-    if not undefined:
-        return WITHIN_NOISE
-    return f"the skewness is undefined (sd = 0) in {undefined}" + (f"; in {rest}, {WITHIN_NOISE}" if rest > 0 else "")
+    return _counted_undecided(("the skewness is undefined (sd = 0)", undefined), sum(o is None for o in outcomes))
 
 
 @by_scope
@@ -1427,14 +1434,23 @@ def rule_variance_rises(fewest: Sequence[dict], most: Sequence[dict]) -> bool | 
     fewest by more than the noise. A lost mode is left out, not read as a smaller spread; None when no mode is
     kept in both."""
     exp = fewest[0]["experiment"]
-    c, values = EXPERIMENTS[exp].centres, independence_values(exp)
-    a, b = (A.per_mode(_mean_dist(x), c, values) for x in (fewest, most))
-    kept = [i for i in range(len(values)) if min(a[i]["mass"], b[i]["mass"]) >= MODE_MASS_MIN]
+    kept = modes_kept(fewest, most)
     if not kept:
         return None
+    c, values = EXPERIMENTS[exp].centres, independence_values(exp)
+    a, b = (A.per_mode(_mean_dist(x), c, values) for x in (fewest, most))
     diff = float(np.mean([b[i]["sd"] - a[i]["sd"] for i in kept]))
     nz = max(max(noise(fewest, _per_mode_sd(exp, i)), noise(most, _per_mode_sd(exp, i))) for i in kept)
     return beyond(diff, nz)
+
+
+def modes_kept(fewest: Sequence[dict], most: Sequence[dict]) -> list[int]:
+    """The trained values (their indices) whose mode keeps at least :data:`MODE_MASS_MIN` of the mass in the
+    responses with the fewest and with the most nuisance values."""
+    exp = fewest[0]["experiment"]
+    c, values = EXPERIMENTS[exp].centres, independence_values(exp)
+    a, b = (A.per_mode(_mean_dist(x), c, values) for x in (fewest, most))
+    return [i for i in range(len(values)) if min(a[i]["mass"], b[i]["mass"]) >= MODE_MASS_MIN]
 
 
 def mode_masses(experiment: str, dist: np.ndarray) -> np.ndarray:
@@ -1529,14 +1545,15 @@ def independence_findings(records: dict[str, list[dict]], anchor: str = "finding
     values must reproduce the three trained values)."""
     scored, failed = _independence_scored(records)
     why = gate_reasons(failed, [r for rs in records.values() for r in rs])
-    same, wider, detail, sds = [], [], [], []
+    same, wider, detail, sds, lost = [], [], [], [], 0
     for name, model, runs in scored:
         (stat,) = A.independence_rows(runs, EXPERIMENTS[name].centres)
         ks = stat["ks"]
         shift = mass_shift(runs)
         same.append(rule_unchanged(shift, runs))
-        wider.append(rule_variance_rises([r for r in runs if r["value"] == ks[0]],
-                                         [r for r in runs if r["value"] == ks[-1]]))
+        ends = [r for r in runs if r["value"] == ks[0]], [r for r in runs if r["value"] == ks[-1]]
+        wider.append(rule_variance_rises(*ends))
+        lost += not modes_kept(*ends)
         label = f"{EXPERIMENTS[name].feature} {LABELS.get(model, model)}"
         detail.append(f"{label} {shift:.2f}")
         sds.append(f"{label}: {_ok(wider[-1])}")
@@ -1550,7 +1567,8 @@ def independence_findings(records: dict[str, list[dict]], anchor: str = "finding
         Claim("independence.variance_rises", "The variance rises slightly when the nuisance features are more "
               "random", f"the spread of each trained value's mode is larger with the most nuisance values than with "
               f"the fewest in {sum(o is True for o in wider)} of {len(scored)} settings ({'; '.join(sds) or 'none'})",
-              judge(wider, why, undecided="no trained value keeps its mode in both runs, or " + WITHIN_NOISE)),
+              judge(wider, why, undecided=_counted_undecided(
+                  ("no trained value keeps its mode in both runs", lost), sum(o is None for o in wider)))),
     ]
     return Findings(anchor, claims, [*_preset_note(every), gate_note(every, failed)])
 
