@@ -87,7 +87,7 @@ plots.training_vs_generated(records["pie_red"], experiments.training_samples("pi
 # For each trained value (arrow), the density of the generated feature; bands are 95% intervals
 # ({numref}`fig-pie-responses`).
 
-# %% mystnb={"figure": {"caption": "The response to one trained value of the red proportion, the radius and the x position (columns), per model family (rows): for each trained value (arrow), the density of the generated feature; bands are 95% intervals. Cf. the paper's Fig. 5 (WGAN-GP) and Fig. 12 (VAE). Dotted: a response all of whose runs fail their training-health gate (shown, not scored); where only some seeds fail, the line is the mean of those that pass, as the verdicts score it.", "name": "fig-pie-responses"}}
+# %% mystnb={"figure": {"caption": "The response to one trained value of the red proportion, the radius and the x position (columns), per model family (rows): for each trained value (arrow), the density of the generated feature; bands are 95% intervals. Cf. the paper's Fig. 5 (WGAN-GP) and Fig. 12 (VAE). Dotted: a response all of whose runs fail their training-health gate (shown, not scored); where only some seeds fail, the line is the mean of those that pass, as the verdicts score it; the second line of a panel's title says how many seeds are behind its lines.", "name": "fig-pie-responses"}}
 plots.feature_responses(records);
 
 # %% [markdown]

@@ -79,7 +79,7 @@ plots.training_vs_generated(records["indep_red"], experiments.training_samples("
 # %%
 widgets.image_slider(plots.independence_frames(records), description="model")
 
-# %% mystnb={"figure": {"caption": "The response along each studied feature (columns) for each number of values the other features take (one line per number; dark: few, light: many), per model family (rows); arrows: the three trained values. Cf. the paper's Fig. 7 (WGAN-GP) and Fig. 14 (VAE). Dotted: a response all of whose runs fail their training-health gate (shown, not scored); where only some seeds fail, the line is the mean of those that pass, as the verdicts score it.", "name": "fig-independence-responses"}}
+# %% mystnb={"figure": {"caption": "The response along each studied feature (columns) for each number of values the other features take (one line per number; dark: few, light: many), per model family (rows); arrows: the three trained values. Cf. the paper's Fig. 7 (WGAN-GP) and Fig. 14 (VAE). Dotted: a response all of whose runs fail their training-health gate (shown, not scored); where only some seeds fail, the line is the mean of those that pass, as the verdicts score it; the second line of a panel's title says how many seeds are behind its lines.", "name": "fig-independence-responses"}}
 plots.independence(records);
 
 # %% [markdown]

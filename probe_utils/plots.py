@@ -73,13 +73,15 @@ def _arrow(ax, x: float, color: str = "0.2", depth: float = 0.14) -> None:
     ax.tick_params(axis="x", pad=max(3.5, depth * height_pt + 2))
 
 
-def _feature_panel(ax, exp, model: str, first_column: bool, last_row: bool) -> None:
-    """Limits, title and axis labels of one (model, feature) density panel; a panel with no curve says "not run"."""
+def _feature_panel(ax, exp, model: str, first_column: bool, last_row: bool, seeds: Sequence[int] = ()) -> None:
+    """Limits, title and axis labels of one (model, feature) density panel; a panel with no curve says "not run".
+    ``seeds``: how many seeds are behind each of its lines, named on the title's second line."""
     if not ax.lines:
         ax.text(0.5, 0.5, "not run", transform=ax.transAxes, ha="center", va="center", color="0.4")
         ax.set_yticks([])
     ax.set_xlim(exp.edges[0], exp.edges[-1])
-    ax.set_title(f"{family_label(model)}: {exp.label.split(' (')[0]}")  # the unit is on the x axis
+    title = f"{family_label(model)}: {exp.label.split(' (')[0]}"  # the unit is on the x axis
+    ax.set_title(f"{title}\n{seeds_text(seeds)}" if seeds else title)
     if first_column:
         ax.set_ylabel("density of generated images")
     if last_row:
@@ -462,12 +464,13 @@ def feature_responses(records: dict[str, list[dict]]) -> plt.Figure:
         drawn, failing = _drawn(records[name])
         for i, m in enumerate(models):
             ax = axes[i, j]
-            for r in (r for r in impulse_responses([x for x in drawn if x["model"] == m])):
+            responses = impulse_responses([x for x in drawn if x["model"] == m])
+            for r in responses:
                 _response_line(ax, centres, r.dist / width, color[r.value], f"{r.value:g}", (m, r.value) in failing,
                                lw=1.4)
                 ax.fill_between(centres, r.lo / width, r.hi / width, color=color[r.value], alpha=0.2, lw=0)
                 _arrow(ax, r.value, color[r.value])
-            _feature_panel(ax, exp, m, j == 0, i == len(models) - 1)
+            _feature_panel(ax, exp, m, j == 0, i == len(models) - 1, [len(r.seeds) for r in responses])
         _failed_entry(axes[-1, j], failing)
     return _legends_under(fig, [(axes[-1, j], axes[:, j], dict(title="trained on", ncol=3)) for j in range(len(names))])
 
@@ -530,12 +533,13 @@ def independence(records: dict[str, list[dict]]) -> plt.Figure:
         drawn, failing = _drawn(records[name])
         for i, m in enumerate(models):
             ax = axes[i, j]
-            for r in impulse_responses([x for x in drawn if x["model"] == m]):
+            responses = impulse_responses([x for x in drawn if x["model"] == m])
+            for r in responses:
                 c = cmap(ks.index(r.value) / max(len(ks) - 1, 1) * 0.9)
                 _response_line(ax, centres, r.dist / width, c, f"{r.value}", (m, r.value) in failing, lw=1.3)
             for v in fixed:
                 _arrow(ax, v)
-            _feature_panel(ax, exp, m, j == 0, i == len(models) - 1)
+            _feature_panel(ax, exp, m, j == 0, i == len(models) - 1, [len(r.seeds) for r in responses])
         _failed_entry(axes[-1, j], failing)
     return _legends_under(fig, [(axes[-1, j], axes[:, j], dict(title="nuisance values", ncol=3))
                                 for j in range(len(names))])

@@ -393,3 +393,19 @@ def test_training_curves_of_runs_failing_their_gate_are_faded():
     assert alphas == [plots.FADED, 1.0]
     assert plots.FAILED_FADED_LABEL in [t.get_text() for t in fig.legends[0].get_texts()]
     plt.close(fig)
+
+
+def test_feature_panels_say_how_many_seeds_are_behind_their_lines():
+    """Feature-response and independence panels name the seeds behind their lines on the title's second line; a
+    setting whose failing seed is left out shows fewer."""
+    from test_findings_rules import gauss, rec
+
+    red = [rec("pie_red", v, gauss("pie_red", v, 0.05), seed=s) for v in (0.3, 0.5) for s in (0, 1)]
+    red.append(rec("pie_red", 0.3, gauss("pie_red", 0.3, 0.05), seed=2, invalid=0.9))  # fails its gate: left out
+    fig = plots.feature_responses({"pie_red": red})
+    assert fig.axes[0].get_title().split("\n")[1] == "2 seeds"
+    plt.close(fig)
+    indep = [rec("indep_red", k, gauss("indep_red", 0.4, 0.05), seed=s) for k in (1, 50) for s in (0, 1, 2)][:-1]
+    fig = plots.independence({"indep_red": indep})
+    assert fig.axes[0].get_title().split("\n")[1] == "2–3 seeds"  # k = 50 has two seeds
+    plt.close(fig)
