@@ -92,7 +92,9 @@ findings.independence_table(records)
 # With thousands of generated images per response the chi-square test flags even tiny differences, so read the
 # distances and Cramér's V (0: identical histograms, 1: disjoint) next to its p-value. The TV distance and
 # Cramér's V also count a mode that only widens in place; the column "largest mass moved between trained
-# values" does not, and it is what the verdict on independence below reads.
+# values" does not, and it is what the verdict on independence below reads. Likewise the overall sd, and its rank
+# correlation with k, falls when mass leaves the far mode even as each mode widens; the claim on the variance reads
+# the spread of each trained value's own mode (the column "sd per trained value").
 #
 # ## What we see, next to what the paper reports
 
