@@ -145,23 +145,24 @@ def _shown_families(stem: str, defaults: dict, overrides: dict) -> set[str]:
     return out
 
 
-def chapter_records(stem: str, experiments: list[str], store=None) -> tuple[str, dict[str, list[dict]], list[str]]:
+def chapter_records(stem: str, experiments: list[str], store=None
+                    ) -> tuple[str, dict[str, list[dict]], list[str], list[int] | None]:
     """The records chapter ``stem``'s page shows, by experiment, as the book builds it (:func:`chapter_settings`):
-    (preset, records, families left out). At ``ci`` (smoke tests, never part of the plan): every stored ``ci``
-    record of ``experiments``."""
+    (preset, records, families left out, the first seeds shown where not all its seeds are; else None). At ``ci``
+    (smoke tests, never part of the plan): every stored ``ci`` record of ``experiments``."""
     from probe_utils.store import Store
     from probe_utils.sweep import _stored, plan_runs
 
     store = store if isinstance(store, Store) else Store(store)
     preset, overrides, pending = chapter_settings(stem, store)
     if preset == "ci" or stem not in RUN_PLAN:
-        return preset, {n: list(store.records(n, preset)) for n in experiments}, []
+        return preset, {n: list(store.records(n, preset)) for n in experiments}, [], None
     out: dict[str, list[dict]] = {n: [] for n in experiments}
     for t in plan_runs([stem], preset=preset, store=store, overrides=overrides).done:
         rec = _stored(store, t)
         if rec is not None and t.experiment in out:
             out[t.experiment].append(rec)
-    return preset, out, pending
+    return preset, out, pending, overrides.get("seeds")
 
 
 def seed_list(seeds: Any) -> list[int]:

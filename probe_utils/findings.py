@@ -1911,6 +1911,15 @@ class ScoredSection:
     runs: dict[str, int]
     claims: list[Claim]          # the section's claims (as with no runs), for the rows of the matrix
     pending: list[str] = field(default_factory=list)  # families whose runs at the preset are not all stored yet
+    seeds: list[int] | None = None  # the first seeds its page shows while the others are still to run; None: all
+
+    @property
+    def so_far(self) -> str:
+        """", seed 0 so far" (or ", seeds 0–1 so far") where the page shows only its first seeds; else ""."""
+        if not self.seeds:
+            return ""
+        return f", seed {self.seeds[0]} so far" if len(self.seeds) == 1 else \
+            f", seeds {self.seeds[0]}–{self.seeds[-1]} so far"
 
     @property
     def href(self) -> str:
@@ -1940,7 +1949,7 @@ class Details:
                 out.append(f"<p>Not run at the <code>{s.preset}</code> preset yet.</p>" if html_ else
                            f"Not run at the `{s.preset}` preset yet.")
             for fam, f in s.families.items():
-                head = f"{LABELS.get(fam, fam)} ({s.runs[fam]} runs at the `{s.preset}` preset)"
+                head = f"{LABELS.get(fam, fam)} ({s.runs[fam]} runs at the `{s.preset}` preset{s.so_far})"
                 out.append(f"<h3>{inline_html(head)}</h3>" if html_ else f"### {head}")
                 if f.claims and all(c.verdict.verdict == NOT_TESTABLE for c in f.claims):
                     out.append(self._untestable(f, fam, html_))  # one line, not a table of identical rows
@@ -1990,7 +1999,7 @@ class Scorecard:
         the last column counts the verdicts across families."""
         rows = []
         for s, c, verdicts in self.cells():
-            where = f"{s.section.title}, `{s.preset}` preset"
+            where = f"{s.section.title}, `{s.preset}` preset{s.so_far}"
             row: list[Any] = [Cell(f"{c.paper} ({where})", f"{inline_html(c.paper)}<br><span "
                                    f"class=\"scorecard-section\">{inline_html(where)}</span>")]
             row += [verdicts[f].cell(s.href) for f in self.families]
@@ -2036,16 +2045,16 @@ def _count_text(verdicts: Sequence[str]) -> str:
 
 
 def score_section(section: Section, records: dict[str, list[dict]], preset: str,
-                  pending: list[str] | None = None) -> ScoredSection:
+                  pending: list[str] | None = None, seeds: list[int] | None = None) -> ScoredSection:
     """A section's findings per family from its records (one preset); ``pending``: families whose runs at the
-    preset are not all stored yet (not scored)."""
+    preset are not all stored yet (not scored); ``seeds``: the first seeds shown, where not all are stored."""
     fams = _families(r for rs in records.values() for r in rs)
     per = {f: section.findings({n: [r for r in rs if r["model"] == f] for n, rs in records.items()}) for f in fams}
     runs = {f: sum(r["model"] == f for rs in records.values() for r in rs) for f in fams}
     claims = {c.key: c for c in section.findings({n: [] for n in section.experiments}).claims}
     for f in per.values():  # a claim only some records raise (none today) still gets its row
         claims.update({c.key: c for c in f.claims if c.key not in claims})
-    return ScoredSection(section, preset, per, runs, list(claims.values()), list(pending or []))
+    return ScoredSection(section, preset, per, runs, list(claims.values()), list(pending or []), seeds)
 
 
 def scorecard(preset: str = "auto", store: Any = None) -> Scorecard:
@@ -2061,11 +2070,11 @@ def scorecard(preset: str = "auto", store: Any = None) -> Scorecard:
     out = []
     for section in SECTIONS:
         if preset == "auto":
-            at, recs, pending = chapter_records(section.stem, list(section.experiments), store)
+            at, recs, pending, seeds = chapter_records(section.stem, list(section.experiments), store)
         else:
-            at, pending = preset, []
+            at, pending, seeds = preset, [], None
             recs = {n: list(store.records(n, at)) for n in section.experiments}
-        out.append(score_section(section, recs, at, pending))
+        out.append(score_section(section, recs, at, pending, seeds))
     return Scorecard(out)
 
 

@@ -267,3 +267,21 @@ def test_scored_settings_give_the_shares_above_and_below_the_trained_count():
     assert "50% exact, 30% more and 20% fewer" in line and "1 seed)" in line
     one_failed = [rec("numerosity", 3, counts({3: 1.0}), model="vae"), rec("numerosity", 5, counts({0: 1.0}), model="vae")]
     assert F._not_scored(one_failed, one_failed[:1]) == " (1 setting not scored: every run fails its gate)"
+
+
+def test_scorecard_says_when_a_section_shows_only_its_first_seeds(monkeypatch):
+    """A chapter whose page shows seed 0 while its other seeds still run: the scorecard's row label and the details'
+    headings say "seed 0 so far"; a complete chapter's say nothing of seeds."""
+    from probe_utils import build
+
+    recs = _numerosity()
+    monkeypatch.setattr(build, "chapter_records", lambda stem, exps, store: (
+        "cpu", {n: [r for r in recs if r["experiment"] == n] for n in exps}, [], [0] if stem == "01_numerosity"
+        else None))
+    card = F.scorecard("auto", store=FakeStore(recs))
+    matrix = str(card.matrix())
+    assert "`cpu` preset, seed 0 so far" in matrix
+    assert matrix.count("so far") == len(card.sections[0].claims)  # the other sections are complete
+    assert "runs at the `cpu` preset, seed 0 so far)" in str(card.details())
+    two = F.ScoredSection(card.sections[0].section, "cpu", {}, {}, [], [], [0, 1])
+    assert two.so_far == ", seeds 0–1 so far" and card.sections[1].so_far == ""

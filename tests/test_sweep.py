@@ -609,6 +609,9 @@ def test_book_shows_the_first_seeds_whose_runs_are_all_stored(monkeypatch, tmp_s
     stored["vae"] |= {1, 2}
     assert build.chapter_settings("01_numerosity", store=tmp_store) == (
         "cpu", {"models": ["wgan_gp", "vae"]}, [m for m in every if m not in ("wgan_gp", "vae")])
+    assert build.chapter_records("01_numerosity", ["numerosity"], store=tmp_store)[3] is None
+    stored["vae"] = {0}
+    assert build.chapter_records("01_numerosity", ["numerosity"], store=tmp_store)[3] == [0]  # the seeds shown
     assert build.seed_list(2) == [0, 1] and build.seed_list([4, 7]) == [4, 7]
 
 
