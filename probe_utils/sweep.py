@@ -34,6 +34,7 @@ import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
+from itertools import takewhile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -382,23 +383,37 @@ def format_jobs(jobs: list[list[Task]], notes: list[str], fleet: int) -> list[st
     return lines + [f"  {n}" for n in notes]
 
 
+def _group_key(t: Task) -> tuple:
+    return t.chapter, t.experiment, t.model, t.width, t.pool_size
+
+
+def _group_parts(ts: list[Task]) -> tuple[str, str, str]:
+    """Runs of one (chapter, experiment, model, size): their size ("preset", "w8", "n10000"), values and seeds."""
+    size = "".join(f"{k}{v} " for k, v in (("w", ts[0].width), ("n", ts[0].pool_size)) if v).strip() or "preset"
+    values = [str(v) for v in sorted({t.value for t in ts}, key=lambda v: (isinstance(v, str), v))]
+    return size, ",".join(values), ",".join(map(str, sorted({t.seed for t in ts})))
+
+
+def _group_line(ts: list[Task]) -> str:
+    """One row of the plan's table: runs of one (chapter, experiment, model, size), their estimate, values / seeds."""
+    size, values, seeds = _group_parts(ts)
+    t = ts[0]
+    return (f"  {t.chapter:<26}{t.experiment:<17}{t.model:<11}{size:<13}{len(ts):>5}  "
+            f"{_hours(sum(t.est_s for t in ts)):>9}  {values} / {seeds}")
+
+
 def format_plan(plan: SweepPlan, workers: int, device: str = "auto") -> str:
     """The plan as text: per (chapter, experiment, model, size) the runs to do and their estimate, then totals."""
     unit = "GPU-hours" if _device_kind(device) == "cuda" else "core-hours"
     groups: dict[tuple, list[Task]] = defaultdict(list)
     for t in plan.todo:
-        groups[(t.chapter, t.experiment, t.model, t.width, t.pool_size)].append(t)
+        groups[_group_key(t)].append(t)
     lines = [f"sweep of {', '.join(plan.chapters)} at the {plan.preset!r} preset: {len(plan.todo)} run(s) to do, "
              f"{len(plan.done)} stored"]
     if groups:
         lines.append(f"  {'chapter':<26}{'experiment':<17}{'model':<11}{'size':<13}{'runs':>5}  {'estimate':>9}  "
                      f"values / seeds")
-    for (chapter, exp, model, width, pool), ts in groups.items():
-        size = "".join(f"{k}{v} " for k, v in (("w", width), ("n", pool)) if v).strip() or "preset"
-        values = [str(v) for v in sorted({t.value for t in ts}, key=lambda v: (isinstance(v, str), v))]
-        seeds = sorted({t.seed for t in ts})
-        lines.append(f"  {chapter:<26}{exp:<17}{model:<11}{size:<13}{len(ts):>5}  {_hours(sum(t.est_s for t in ts)):>9}"
-                     f"  {','.join(values)} / {','.join(map(str, seeds))}")
+    lines += [_group_line(ts) for ts in groups.values()]
     sources = sorted({t.est_source for t in plan.todo})
     if plan.todo:
         lines.append(f"estimate: {plan.est_s / 3600:.2f} {unit}, about {_hours(plan.est_s / max(workers, 1))} with "
@@ -921,6 +936,12 @@ def status_lines(plan: SweepPlan, device: str = "auto", store: Any = None) -> li
     lines.append(f"{'all':<26} done {len(plan.done):>4}  to do {len(plan.todo):>4}  spent "
                  f"{plan.done_train_s / 3600:.3f} {unit} (the records' training time: CPU time on the CPU, wall time "
                  f"on a GPU); to do about {plan.est_s / 3600:.3f} {unit}")
+    if plan.todo:  # what a resumed sweep starts with: the plan's first runs of one chapter, experiment, model, size
+        first = list(takewhile(lambda t: _group_key(t) == _group_key(plan.todo[0]), plan.todo))
+        size, values, seeds = _group_parts(first)
+        t = first[0]
+        lines.append(f"next in the plan's order: {t.chapter} {t.experiment} {t.model} ({size}), values {values}, "
+                     f"seed{'s' if ',' in seeds else ''} {seeds}: {len(first)} run(s), about {_hours(sum(t.est_s for t in first))}")
     return lines
 
 

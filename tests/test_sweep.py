@@ -264,6 +264,8 @@ def test_cli_dry_run_writes_a_plan_and_trains_nothing(tmp_path, capsys):
     assert main(["sweep", "--from-plan", str(plan_file), "--store", str(store), "--status"]) == 0
     status = capsys.readouterr().out
     assert "to do    2" in status and "page: ci smoke tests" in status  # nothing stored: the page shows ci
+    nxt = status.strip().splitlines()[-1]  # what a resumed sweep starts with
+    assert nxt.startswith("next in the plan's order: 01_numerosity numerosity ") and "2 run(s)" in nxt, nxt
 
 
 @pytest.mark.parametrize("argv,match", [
