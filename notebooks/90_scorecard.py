@@ -18,7 +18,8 @@
 #
 # One row per claim of the paper, one column per model family, generated from the records in the results store: for
 # each chapter, the records its page shows (its preset, and the families and seeds whose runs are all stored; a family
-# still running is named as such, and a row whose chapter shows only its first seeds says "seed 0 so far"). Each cell is a verdict with its counts (settings that support the claim / settings scored):
+# still running is named as such, and a row whose chapter shows only its first seeds says "seed 0 so far"). Each
+# cell is a verdict with its counts (settings that support the claim / settings scored):
 # **agrees** (every scored setting supports it), **partly** (some do), **disagrees** (none does), or **not testable
 # at this scale** (no run passed its training-health gate, or every difference is within the noise). A cell where
 # nothing was tried says so: **not run** (no runs of that family for the claim at the preset) or **not yet** (its runs

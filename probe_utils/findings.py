@@ -1915,11 +1915,10 @@ class ScoredSection:
 
     @property
     def so_far(self) -> str:
-        """", seed 0 so far" (or ", seeds 0–1 so far") where the page shows only its first seeds; else ""."""
+        """", seed 0 so far" (or ", seeds 0, 1 so far") where the page shows only its first seeds; else ""."""
         if not self.seeds:
             return ""
-        return f", seed {self.seeds[0]} so far" if len(self.seeds) == 1 else \
-            f", seeds {self.seeds[0]}–{self.seeds[-1]} so far"
+        return f", seed{'s' if len(self.seeds) > 1 else ''} {', '.join(map(str, self.seeds))} so far"
 
     @property
     def href(self) -> str:

@@ -397,8 +397,8 @@ def _group_parts(ts: list[Task]) -> tuple[str, str, str]:
 def _group_line(ts: list[Task]) -> str:
     """One row of the plan's table: runs of one (chapter, experiment, model, size), their estimate, values / seeds."""
     size, values, seeds = _group_parts(ts)
-    t = ts[0]
-    return (f"  {t.chapter:<26}{t.experiment:<17}{t.model:<11}{size:<13}{len(ts):>5}  "
+    head = ts[0]
+    return (f"  {head.chapter:<26}{head.experiment:<17}{head.model:<11}{size:<13}{len(ts):>5}  "
             f"{_hours(sum(t.est_s for t in ts)):>9}  {values} / {seeds}")
 
 
@@ -939,9 +939,10 @@ def status_lines(plan: SweepPlan, device: str = "auto", store: Any = None) -> li
     if plan.todo:  # what a resumed sweep starts with: the plan's first runs of one chapter, experiment, model, size
         first = list(takewhile(lambda t: _group_key(t) == _group_key(plan.todo[0]), plan.todo))
         size, values, seeds = _group_parts(first)
-        t = first[0]
-        lines.append(f"next in the plan's order: {t.chapter} {t.experiment} {t.model} ({size}), values {values}, "
-                     f"seed{'s' if ',' in seeds else ''} {seeds}: {len(first)} run(s), about {_hours(sum(t.est_s for t in first))}")
+        head = first[0]
+        lines.append(f"next in the plan's order: {head.chapter} {head.experiment} {head.model} ({size}), values "
+                     f"{values}, seed{'s' if ',' in seeds else ''} {seeds}: {len(first)} run(s), about "
+                     f"{_hours(sum(t.est_s for t in first))}")
     return lines
 
 
