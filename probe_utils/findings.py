@@ -1308,18 +1308,17 @@ def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -
                   "a response is saturated at the measurement's floor or ceiling, or " + WITHIN_NOISE) if sat
                   else WITHIN_NOISE)),
         Claim("pie.red_symmetric", "Red: the response is symmetric",
-              f"|skewness| < {SYMMETRIC_SKEW} in {sum(o is True for o in sym)} of {len(sym)} settings "
-              f"{_strays(red, rule_symmetric)}",
+              f"|skewness| < {SYMMETRIC_SKEW} in {sum(o is True for o in sym)} of {len(sym)} settings"
+              f"{_not_scored(records.get('pie_red', []), by_exp['pie_red'])}{_strays(red, rule_symmetric)}",
               judge(sym, why_red, undecided=_skew_undecided(red, sym))),
         Claim("pie.size_larger", "Size: skewed towards larger objects",
               f"positive skewness in {sum(o is True for o in larger)} of {len(larger)} settings, negative in "
-              f"{sum(o is False for o in larger)}{_strays(size, rule_skewed_larger)}"
-              f"{_not_scored(records.get('pie_size', []), by_exp['pie_size'])}",
+              f"{sum(o is False for o in larger)}{_not_scored(records.get('pie_size', []), by_exp['pie_size'])}"
+              f"{_strays(size, rule_skewed_larger)}",
               judge(larger, why_size, undecided=_skew_undecided(size, larger))),
         Claim("pie.location_symmetric", "Location: fairly symmetric",
               f"|skewness| < {SYMMETRIC_SKEW} in {sum(o is True for o in loc_sym)} of {len(loc_sym)} settings"
-              f"{_strays(loc, rule_symmetric)}"
-              f"{_not_scored(records.get('pie_location', []), by_exp['pie_location'])}",
+              f"{_not_scored(records.get('pie_location', []), by_exp['pie_location'])}{_strays(loc, rule_symmetric)}",
               judge(loc_sym, why_loc, undecided=_skew_undecided(loc, loc_sym))),
         Claim("pie.sharper_than_red", "Size and location responses are sharper than red's",
               f"sd relative to the range of trained values below red's for {sum(o is True for o in versus)} of "
@@ -1395,7 +1394,8 @@ def convolution_findings(records: dict[str, list[dict]], anchor: str = "findings
     proto = [rule_prototype(r, _mix_runs(r, mix)) for r in close]
     snap = [rule_snap(r) for r in close]
     far_tv = ", ".join(f"{LABELS.get(r['model'], r['model'])} {r['value']}: {r['tv']:.2f}" for r in far)
-    ratios = ", ".join(f"{LABELS.get(r['model'], r['model'])} {r['value']}: {A.prototype_index_text(r['ratio'])}" for r in close)
+    ratios = ", ".join(f"{LABELS.get(r['model'], r['model'])} {r['value']}: {A.prototype_index_text(r['ratio'])}"
+                       for r in close)
     claims = [
         Claim("convolution.far", "Far modes: the response is the convolution of the unimodal responses with the "
               "training distribution", f"TV distance below {CONVOLUTION_TV} in {sum(o is True for o in fits)} of "

@@ -283,6 +283,25 @@ def test_symmetric_and_degenerate():
     assert "over all samples, strays included: yes in 0, no in 1, undecided in 0" in shows
 
 
+def test_skewness_claims_say_which_settings_are_not_scored_before_the_strays():
+    """Each skewness claim names the settings every run of which fails its gate, as the centring claim does, right
+    after its count (not after the strays' clause, nor with a space before a semicolon)."""
+    strays = gauss("pie_red", 0.3, 0.04)
+    strays = strays / strays.sum()
+    strays[0] += 0.004
+    red = seeds("pie_red", 0.3, [strays]) + _red(0.5, 0.05, mu=0.3)  # the second is off by two grid steps
+    size = [*seeds("pie_size", 0.6, [gauss("pie_size", 0.6, 0.03)]),
+            *seeds("pie_size", 0.5, [gauss("pie_size", 0.7, 0.03)])]
+    found = F.pie_findings({"pie_red": red, "pie_size": size, "pie_location": []})
+    shows = {c.key: c.shows for c in found.claims}
+    assert shows["pie.red_symmetric"].startswith(
+        f"|skewness| < {F.SYMMETRIC_SKEW} in 1 of 1 settings (1 setting not scored: every run fails its gate); "
+        "skewness of each response's bump")
+    assert shows["pie.size_larger"].startswith(
+        "positive skewness in 0 of 1 settings, negative in 0 (1 setting not scored: every run fails its gate)")
+    assert all(" ;" not in s for s in shows.values())
+
+
 def test_size_skewed_larger():
     right = seeds("pie_size", 0.6, [gauss("pie_size", 0.58, 0.05, skew=3)])
     left = seeds("pie_size", 0.6, [gauss("pie_size", 0.62, 0.05, skew=-3)])
@@ -424,7 +443,8 @@ def test_pie_claims_of_an_experiment_a_family_never_ran_read_not_run():
     size = [rec("pie_size", v, gauss("pie_size", v, 0.01), model="pixelcnn", invalid=0.9) for v in (0.5, 0.6)]
     found = F.pie_findings({"pie_red": red, "pie_size": size, "pie_location": []})
     larger = next(c for c in found.claims if c.key == "pie.size_larger").verdict
-    assert larger.status == F.NOT_TESTABLE and larger.reasons[0].endswith("(PixelCNN size 0.5, 0.6)")  # its own runs, named
+    # its own runs, named
+    assert larger.status == F.NOT_TESTABLE and larger.reasons[0].endswith("(PixelCNN size 0.5, 0.6)")
 
 
 # --- CLEVR pairs -----------------------------------------------------------------------------------------------
