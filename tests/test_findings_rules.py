@@ -308,6 +308,45 @@ def test_size_skewed_larger():
     assert F.rule_skewed_larger(right) is True and F.rule_skewed_larger(left) is False
 
 
+def _leaning_peak(right: bool, tail: float = 0.0) -> np.ndarray:
+    """A size response peaked at 0.6 whose right (or left) neighbour bin holds more than the other, with ``tail``
+    of the mass far to the left (discs read smaller)."""
+    c = EXPERIMENTS["pie_size"].centres
+    d = np.zeros(len(c))
+    m = int(np.argmin(np.abs(c - 0.6)))
+    d[m], d[m + 1], d[m - 1], d[m + 2], d[m - 2] = 1.0, 0.45, 0.2, 0.1, 0.03
+    if not right:
+        d = np.zeros(len(c))
+        d[m], d[m - 1], d[m + 1], d[m - 2], d[m + 2] = 1.0, 0.45, 0.2, 0.1, 0.03
+    d = d / d.sum() * (1 - tail)
+    d[m - 5] += tail
+    return d
+
+
+def test_right_flank_reading_and_where_it_overturns_the_skewness():
+    assert F.rule_right_flank_longer(seeds("pie_size", 0.6, [_leaning_peak(True)])) is True
+    assert F.rule_right_flank_longer(seeds("pie_size", 0.6, [_leaning_peak(False)])) is False
+    # a peak leaning right with 5% read far smaller: the skewness says no, the flanks yes -> the statistic decides
+    thin_tail = seeds("pie_size", 0.6, [_leaning_peak(True, tail=0.05)])
+    assert F.rule_skewed_larger(thin_tail) is False and F.rule_right_flank_longer(thin_tail) is True
+    found = F.pie_findings({"pie_red": [], "pie_size": thin_tail, "pie_location": []})
+    v = found.verdict("pie.size_larger")
+    assert v.verdict == F.NOT_TESTABLE
+    assert v.reasons == ("the shape statistic decides it: disagrees 0/1 by the bump's skewness, agrees 1/1 by the "
+                         "peak's flanks",)
+    assert "the peak's right flank (half-width at half maximum) longer in 1, shorter in 0" in \
+        next(c.shows for c in found.claims if c.key == "pie.size_larger")
+    # both readings agree: the skewness's verdict stands, with nothing added
+    clean = seeds("pie_size", 0.6, [_leaning_peak(True)])
+    assert F.rule_skewed_larger(clean) is True
+    assert F.pie_findings({"pie_red": [], "pie_size": clean, "pie_location": []}).verdict(
+        "pie.size_larger").label == "agrees 1/1"
+    # both lean left: disagrees stands (the rule can still fail)
+    left = seeds("pie_size", 0.6, [_leaning_peak(False)])
+    assert F.pie_findings({"pie_red": [], "pie_size": left, "pie_location": []}).verdict(
+        "pie.size_larger").label == "disagrees 0/1"
+
+
 def test_sharper_than_red():
     red = [_red(v, 0.08) for v in (0.3, 0.5, 0.7)]
     sharp = [seeds("pie_size", v, [gauss("pie_size", v, 0.01)]) for v in (0.5, 0.6)]

@@ -97,6 +97,18 @@ def test_red_holds_under_blur_where_the_majority_rule_leans_red(size):
     assert np.nanmean(pief.measure(blurred, red_rule="majority")["red"]) > 0.52   # the paper's rule leans to red
 
 
+@pytest.mark.parametrize("size", [32, 64])
+def test_blur_makes_size_read_smaller_and_the_report_says_so(size):
+    """The direction the size claim's second reading rests on: a blurred disc's half-ink contour lies inside its
+    edge, so the reading shrinks with the blur (and no more than the report's mean error), never grows."""
+    rows = {r["condition"]: r for r in pief.robustness_report(n=200, size=size)}
+    assert abs(rows["clean"]["size_bias"]) < 1e-3
+    biases = [rows[c]["size_bias"] for c in ("blur_0.5", "blur_1", "blur_1.5")]
+    assert biases[0] > biases[1] > biases[2] and biases[2] < -1e-3
+    assert abs(biases[2]) <= rows["blur_1.5"]["size_mean_abs_err"] + 1e-12
+    assert abs(rows["blur_1"]["x_bias"]) < 2e-3  # blur moves no centroid
+
+
 def test_colours():
     x, _ = pie.render(n=8, seed=4, red=0.5)
     fg = pief.foreground(x)

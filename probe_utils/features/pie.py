@@ -173,7 +173,9 @@ def robustness_report(n: int = 300, seed: int = 12345, size: int = 32, red_rule:
     of :data:`probe_utils.features.degrade.CONDITIONS`, plus grey mush and noise images (which must be refused).
 
     Each row: ``condition``, ``description``, ``images``, ``refused`` (share), and per feature ``f``
-    ``f_mean_abs_err`` and ``f_p90_abs_err`` over the measured images (feature units).
+    ``f_mean_abs_err`` and ``f_p90_abs_err`` over the measured images (feature units), and ``f_bias``, the mean
+    signed error (which way the condition moves a reading: blur makes ``size`` read smaller, since the half-ink
+    contour of a blurred disc lies inside its edge).
     """
     from probe_utils.features import degrade
 
@@ -187,7 +189,9 @@ def robustness_report(n: int = 300, seed: int = 12345, size: int = 32, red_rule:
         ok = np.isfinite(got["size"])
         row = {"condition": cond, "description": desc, "images": n, "refused": float(1 - ok.mean())}
         for feat, lab in LABEL_OF.items():
-            err = np.abs(got[feat] - labels[lab])[ok]
+            signed = (got[feat] - labels[lab])[ok]
+            err = np.abs(signed)
+            row[f"{feat}_bias"] = float(signed.mean()) if ok.any() else float("nan")
             row[f"{feat}_mean_abs_err"] = float(err.mean()) if ok.any() else float("nan")
             row[f"{feat}_p90_abs_err"] = float(np.percentile(err, 90)) if ok.any() else float("nan")
         rows.append(row)
