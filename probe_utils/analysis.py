@@ -788,7 +788,9 @@ def _shape_or_nan(dist: np.ndarray, centres: np.ndarray) -> dict[str, float]:
 
 def shape_rows(records: list[dict], centres: np.ndarray) -> list[dict]:
     """One row per (model, trained value) of a continuous feature: :func:`response_shape` of each seed's response,
-    averaged over seeds (``mean_ci``: half-width of the mean's 95% t interval over seeds; NaN with one seed)."""
+    averaged over seeds (``mean_ci``: half-width of the mean's 95% t interval over seeds; NaN with one seed). The
+    ratio ``hwhm_ratio`` is averaged geometrically (the mean of its logarithm), so a row reads > 1 exactly when the
+    findings' flank rule leans right."""
     rows = []
     for (model, value), recs in by_setting(records):
         shapes = [_shape_or_nan(np.asarray(r["result"]["distribution"], float), centres) for r in recs]
@@ -799,7 +801,10 @@ def shape_rows(records: list[dict], centres: np.ndarray) -> list[dict]:
                "steps": int(np.mean([r["provenance"]["steps"] for r in recs]))}
         for key in SHAPE_KEYS:
             vals = np.array([s[key] for s in shapes], float)
-            row[key] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
+            if key == "hwhm_ratio":
+                vals = np.where(vals > 0, np.log(np.where(vals > 0, vals, 1.0)), np.nan)
+            mean = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
+            row[key] = float(np.exp(mean)) if key == "hwhm_ratio" else mean
         row["bias"] = row["mean"] - float(value) if isinstance(value, (int, float)) else float("nan")
         rows.append(row)
     return rows

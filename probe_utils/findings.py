@@ -1144,8 +1144,8 @@ def provenance_table(records: Sequence[dict]) -> Table:
 
 def shape_table(records: Sequence[dict], centres: np.ndarray) -> Table:
     """Per model and trained value of a continuous feature, over the seeds the figures show (:func:`shown_runs`:
-    the passing ones where a setting has any): mean, bias, spread, half-width, asymmetry (skewness is – where the
-    response has no spread), unmeasurable share and how many of all its seeds pass the gate. The sd
+    the passing ones where a setting has any): mean, bias, spread, half-width and its right ÷ left flanks (the size
+    claim's second reading), asymmetry (skewness is – where the response has no spread), unmeasurable share and how many of all its seeds pass the gate. The sd
     and the skewness the rules read are the bump's (:func:`probe_utils.analysis.response_shape`: stray samples far
     from the response left out, their share shown); the skewness over all samples is shown next to it."""
     _, failed = split_by_gate(records)
@@ -1156,9 +1156,10 @@ def shape_table(records: Sequence[dict], centres: np.ndarray) -> Table:
         row["gate"] = f"{sum(id(r) not in bad for r in recs)} of {len(recs)}"
     cols = {"model": "model", "value": "trained", "seeds": "seeds", "gate": "seeds passing the gate", "mean": "mean",
             "mean_ci": "± 95% CI", "bias": "bias", "bump_sd": "sd (bump)", "hwhm": "half-width",
-            "bump_skewness": "skewness (bump)", "skewness": "skewness (all samples)", "stray_share": "strays",
+            "hwhm_ratio": "right ÷ left flank", "bump_skewness": "skewness (bump)", "skewness": "skewness (all samples)", "stray_share": "strays",
             "mass_asymmetry": "mass right − left of mode", "invalid": "unmeasurable", "steps": "iterations"}
-    fmt = {"mean": ".3f", "mean_ci": ".3f", "bias": "+.3f", "bump_sd": ".3f", "hwhm": ".3f", "bump_skewness": "+.2f",
+    fmt = {"mean": ".3f", "mean_ci": ".3f", "bias": "+.3f", "bump_sd": ".3f", "hwhm": ".3f", "hwhm_ratio": ".2f",
+           "bump_skewness": "+.2f",
            "skewness": "+.2f", "stray_share": ".1%", "mass_asymmetry": "+.2f", "invalid": ".0%"}
     return table_from_rows(rows, cols, fmt)
 

@@ -347,6 +347,21 @@ def test_right_flank_reading_and_where_it_overturns_the_skewness():
         "pie.size_larger").label == "disagrees 0/1"
 
 
+def test_shape_table_shows_the_flanks_as_the_rule_reads_them():
+    """The shape table's "right ÷ left flank" column is the geometric mean over seeds, so it reads above 1 exactly
+    where the flank rule leans right (an arithmetic mean of 2.0 and 0.4 would read 1.2 for a peak the rule reads
+    leaning left)."""
+    one = F.shape_table(seeds("pie_size", 0.6, [_leaning_peak(True)]), EXPERIMENTS["pie_size"].centres)
+    header = [c.strip() for c in str(one).splitlines()[0].split("|")[1:-1]]
+    cell = dict(zip(header, [c.strip() for c in str(one).splitlines()[2].split("|")[1:-1]]))
+    assert float(cell["right ÷ left flank"]) > 1
+    rows = F.A.shape_rows(seeds("pie_size", 0.6, [_leaning_peak(True), _leaning_peak(False)]),
+                          EXPERIMENTS["pie_size"].centres)
+    ratios = [F.A.response_shape(d, EXPERIMENTS["pie_size"].centres)["hwhm_ratio"]
+              for d in (_leaning_peak(True), _leaning_peak(False))]
+    assert rows[0]["hwhm_ratio"] == pytest.approx(float(np.sqrt(ratios[0] * ratios[1])))
+
+
 def test_sharper_than_red():
     red = [_red(v, 0.08) for v in (0.3, 0.5, 0.7)]
     sharp = [seeds("pie_size", v, [gauss("pie_size", v, 0.01)]) for v in (0.5, 0.6)]
