@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
-from scipy import stats
+from scipy import ndimage, stats
 
 from probe_utils.params import ParameterError, check_choice, check_float, check_int
 
@@ -652,7 +652,7 @@ def combination_ids(indices: Sequence[Any], grid_shape: Sequence[int]) -> np.nda
 
 
 def support_precision_recall(generated_ids: Any, train_ids: Any, n_total: int | None = None,
-                             threshold: float = 0.1) -> dict[str, Any]:
+                             threshold: float = 0.1, near: Any = None) -> dict[str, Any]:
     """Precision and recall of the learned support against the training combinations (paper Sec. 5, App. B.2).
 
     The training distribution is uniform on the set S = unique(``train_ids``), p* = 1/|S|. The learned q is the
@@ -664,6 +664,9 @@ def support_precision_recall(generated_ids: Any, train_ids: Any, n_total: int | 
     (supp(q) outside S), ``novel_mass`` (q's mass on all ids outside S, above threshold or not), ``n_generated``,
     ``n_invalid``, the ``missing`` and ``novel`` ids, and with ``n_total`` (number of possible combinations, ids
     must be below it) ``chance_precision`` = |S| / n_total, the precision of a model uniform over all combinations.
+    With ``near`` (ids counted as training ones for precision, e.g. :func:`near_combinations`, a superset of S): the
+    precision is |supp(q) ∩ near| / |supp(q)| and the chance precision |near| / n_total; the support's threshold,
+    the recall and the rest stay those of S.
     """
     thr = check_float("threshold", threshold, 0.0)
     g = _as_ids("generated_ids", generated_ids)
@@ -681,8 +684,9 @@ def support_precision_recall(generated_ids: Any, train_ids: Any, n_total: int | 
     hit = np.intersect1d(supp, s)
     novel = np.setdiff1d(supp, s)
     missing = np.setdiff1d(s, supp)
+    accept = s if near is None else np.union1d(np.unique(_as_ids("near", near)), s)
     out = {
-        "precision": hit.size / supp.size if supp.size else float("nan"),
+        "precision": np.isin(supp, accept).sum() / supp.size if supp.size else float("nan"),
         "recall": hit.size / s.size,
         "iou": hit.size / np.union1d(supp, s).size,
         "n_support": int(supp.size), "n_train": int(s.size), "n_hit": int(hit.size), "n_novel": int(novel.size),
@@ -693,8 +697,24 @@ def support_precision_recall(generated_ids: Any, train_ids: Any, n_total: int | 
         "missing": missing.tolist(), "novel": novel.tolist(),
     }
     if n_total is not None:
-        out["n_total"], out["chance_precision"] = n_total, s.size / n_total
+        out["n_total"], out["chance_precision"] = n_total, accept.size / n_total
     return out
+
+
+def near_combinations(train_ids: Any, grid_shape: Sequence[int], axes: Sequence[int], steps: int = 1) -> np.ndarray:
+    """The combination ids within ``steps`` grid steps of a training combination on each of the grid ``axes`` (the
+    other axes equal; the training ids included), sorted: what a reading that forgives a misplacement of ``steps``
+    on those axes counts as a training combination."""
+    shape = tuple(check_int(f"grid_shape[{i}]", n, 1) for i, n in enumerate(grid_shape))
+    steps = check_int("steps", steps, 0, 100)
+    axes = [check_int("axes", a, 0, len(shape) - 1) for a in axes]
+    s = np.unique(_as_ids("train_ids", train_ids))
+    if s.size and (s[0] < 0 or s[-1] >= int(np.prod(shape))):
+        raise ParameterError(f"parameter 'train_ids' must hold ids in [0, {int(np.prod(shape))}) (the grid {shape})")
+    mask = np.zeros(int(np.prod(shape)), bool)
+    mask[s] = True
+    size = [2 * steps + 1 if i in axes else 1 for i in range(len(shape))]
+    return np.flatnonzero(ndimage.maximum_filter(mask.reshape(shape), size=size, mode="constant").ravel())
 
 
 def precision_recall_curve(runs: Iterable[tuple[Any, Any]], n_total: int | None = None, threshold: float = 0.1,

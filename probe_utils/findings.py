@@ -948,6 +948,29 @@ def with_reading(rec: dict, name: str) -> dict:
                               "invalid_share": r.get("invalid_share", rec["result"].get("invalid_share", 0.0))}}
 
 
+def cross_checked(main: Findings, alt: dict[str, Findings], as_counted: str = "as counted") -> tuple[list[Claim],
+                                                                                                 list[str]]:
+    """``main``'s claims, each checked against the same claim judged under other readings (``alt``: what the
+    reading is -> its findings): where the settings decided under some reading go another way
+    (:attr:`Verdict.answer`), the claim is **not testable**, because the measurement's rule decides it, and says
+    what each reading gives (``as_counted`` names the main reading); where a reading only scores fewer or more
+    settings, the main verdict stands and names it. Also returns the claims whose answer changed."""
+    claims, changed = [], []
+    for c in main.claims:
+        differ = {n: f.verdict(c.key) for n, f in alt.items() if f.verdict(c.key).verdict != c.verdict.verdict}
+        others = [f"{v.label} with {n}" for n, v in differ.items()]
+        answer = c.verdict.answer
+        if answer is not None and any(v.answer not in (None, answer) for v in differ.values()):
+            changed.append(c.paper)  # two readings give two different answers: the rule decides, not the runs
+            why = "; ".join([f"the measurement's rules decide it: {c.verdict.label} {as_counted}", *others])
+            c = Claim(c.key, c.paper, c.shows, Verdict(NOT_TESTABLE, 0, c.verdict.total, (why,)))
+        elif differ:  # no reading answers otherwise: the main answer stands, and the cell names the others
+            v = c.verdict
+            c = Claim(c.key, c.paper, c.shows, Verdict(v.verdict, v.hits, v.total, (*v.reasons, *others), v.misses))
+        claims.append(c)
+    return claims, changed
+
+
 def robust(main: Findings, records: Sequence[dict], compute: Callable[[list[dict]], Findings]) -> Findings:
     """``main`` with each verdict checked against the measurement's alternative readings of the same samples (the
     experiments' ``robust_readings``, e.g. merged blobs by area, faint blobs left out): a claim whose decided
@@ -963,20 +986,8 @@ def robust(main: Findings, records: Sequence[dict], compute: Callable[[list[dict
         return main
     have = {n: d for n, d in names.items() if all(n in r["result"].get("readings", {}) for r in records)}
     lacking = [d for n, d in names.items() if n not in have]
-    alt = {n: compute([with_reading(r, n) for r in records]) for n in have}
-    claims, changed = [], []
-    for c in main.claims:
-        differ = {n: f.verdict(c.key) for n, f in alt.items() if f.verdict(c.key).verdict != c.verdict.verdict}
-        others = [f"{v.label} with {have[n]}" for n, v in differ.items()]
-        answer = c.verdict.answer
-        if answer is not None and any(v.answer not in (None, answer) for v in differ.values()):
-            changed.append(c.paper)  # two readings give two different answers: the rule decides, not the runs
-            why = "; ".join([f"the measurement's rules decide it: {c.verdict.label} as counted", *others])
-            c = Claim(c.key, c.paper, c.shows, Verdict(NOT_TESTABLE, 0, c.verdict.total, (why,)))
-        elif differ:  # no reading answers otherwise: the main answer stands, and the cell names the others
-            v = c.verdict
-            c = Claim(c.key, c.paper, c.shows, Verdict(v.verdict, v.hits, v.total, (*v.reasons, *others), v.misses))
-        claims.append(c)
+    alt = {have[n]: compute([with_reading(r, n) for r in records]) for n in have}
+    claims, changed = cross_checked(main, alt)
     if have:
         ways = " and ".join(have.values())
         note = (f"Every verdict is checked against other readings of the same samples ({ways}): "
@@ -1145,9 +1156,10 @@ def provenance_table(records: Sequence[dict]) -> Table:
 def shape_table(records: Sequence[dict], centres: np.ndarray) -> Table:
     """Per model and trained value of a continuous feature, over the seeds the figures show (:func:`shown_runs`:
     the passing ones where a setting has any): mean, bias, spread, half-width and its right ÷ left flanks (the size
-    claim's second reading), asymmetry (skewness is – where the response has no spread), unmeasurable share and how many of all its seeds pass the gate. The sd
-    and the skewness the rules read are the bump's (:func:`probe_utils.analysis.response_shape`: stray samples far
-    from the response left out, their share shown); the skewness over all samples is shown next to it."""
+    claim's second reading), asymmetry (skewness is – where the response has no spread), unmeasurable share and how
+    many of all its seeds pass the gate. The sd and the skewness the rules read are the bump's
+    (:func:`probe_utils.analysis.response_shape`: stray samples far from the response left out, their share shown);
+    the skewness over all samples is shown next to it."""
     _, failed = split_by_gate(records)
     bad = {id(r) for r, _ in failed}
     rows = A.shape_rows(shown_runs(records)[0], centres)
@@ -1156,8 +1168,9 @@ def shape_table(records: Sequence[dict], centres: np.ndarray) -> Table:
         row["gate"] = f"{sum(id(r) not in bad for r in recs)} of {len(recs)}"
     cols = {"model": "model", "value": "trained", "seeds": "seeds", "gate": "seeds passing the gate", "mean": "mean",
             "mean_ci": "± 95% CI", "bias": "bias", "bump_sd": "sd (bump)", "hwhm": "half-width",
-            "hwhm_ratio": "right ÷ left flank", "bump_skewness": "skewness (bump)", "skewness": "skewness (all samples)", "stray_share": "strays",
-            "mass_asymmetry": "mass right − left of mode", "invalid": "unmeasurable", "steps": "iterations"}
+            "hwhm_ratio": "right ÷ left flank", "bump_skewness": "skewness (bump)",
+            "skewness": "skewness (all samples)", "stray_share": "strays", "mass_asymmetry": "mass right − left of mode",
+            "invalid": "unmeasurable", "steps": "iterations"}
     fmt = {"mean": ".3f", "mean_ci": ".3f", "bias": "+.3f", "bump_sd": ".3f", "hwhm": ".3f", "hwhm_ratio": ".2f",
            "bump_skewness": "+.2f",
            "skewness": "+.2f", "stray_share": ".1%", "mass_asymmetry": "+.2f", "invalid": ".0%"}
@@ -1667,28 +1680,46 @@ def combination_table(rows: dict[str, list[dict]], group: str = "model") -> Tabl
     return table_from_rows(flat, cols, fmt)
 
 
-def _precision(dist: np.ndarray, n: int, support: Sequence[int], invalid: float = 0.0) -> float:
-    return A.support_precision_recall(A.distribution_ids(dist, n, invalid), support)["precision"]
+#: per combinations experiment, the grid axes its measurement can misplace by a step at the `cpu` scale (the pie
+#: grid's x and y steps are 0.05 half-widths, 0.8 px at 32 px), which the tolerant reading forgives
+TOLERANT_AXES: dict[str, tuple[str, ...]] = {"pie_combos": ("x", "y")}
+TOLERANT_READING = ("a generated pie counted as a training combination when it lies within one grid step of one in x "
+                    "and y")
 
 
-def _precision_drift(runs: Sequence[dict]) -> float:
+def _near(record: dict, tolerant: bool) -> np.ndarray | None:
+    """The ids the tolerant reading counts as training combinations for this run (None: the exact reading, or an
+    experiment without :data:`TOLERANT_AXES`)."""
+    axes = TOLERANT_AXES.get(record["experiment"]) if tolerant else None
+    if not axes:
+        return None
+    exp = EXPERIMENTS[record["experiment"]]
+    return A.near_combinations(record["result"]["train_support"], exp.grid, [exp.axes.index(a) for a in axes])
+
+
+def _precision(dist: np.ndarray, n: int, support: Sequence[int], invalid: float = 0.0, near: Any = None) -> float:
+    return A.support_precision_recall(A.distribution_ids(dist, n, invalid), support, near=near)["precision"]
+
+
+def _precision_drift(runs: Sequence[dict], tolerant: bool = False) -> float:
     """Mean over runs of |precision of the last probe - precision of the probe before| (NaN without probes)."""
     moves = []
     for r in runs:
         probes = _probe_dists(r)
         n = int((r.get("params") or {}).get("probe_samples") or 1000)
         if len(probes) >= 2:
-            sup = r["result"]["train_support"]
-            moves.append(abs(_precision(probes[-1], n, sup) - _precision(probes[-2], n, sup)))
+            sup, near = r["result"]["train_support"], _near(r, tolerant)
+            moves.append(abs(_precision(probes[-1], n, sup, near=near) - _precision(probes[-2], n, sup, near=near)))
     moves = [m for m in moves if np.isfinite(m)]
     return float(np.mean(moves)) if moves else float("nan")
 
 
-def combination_points(records: Sequence[dict]) -> list[dict]:
+def combination_points(records: Sequence[dict], tolerant: bool = False) -> list[dict]:
     """Per (experiment, model, width, training-set size, number of training combinations), over seeds: mean
     ``precision`` and ``recall``, ``chance`` precision (m / all combinations: a model uniform over every
     combination), ``lift`` = (precision - chance) / (1 - chance), and ``noise`` (the larger of the t half-width
-    over seeds and the precision's end-of-training drift; 0 when neither is known)."""
+    over seeds and the precision's end-of-training drift; 0 when neither is known). ``tolerant``: precision and
+    its chance under :data:`TOLERANT_READING` (experiments of :data:`TOLERANT_AXES`; the others as they are)."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         p = r.get("params") or {}
@@ -1698,10 +1729,11 @@ def combination_points(records: Sequence[dict]) -> list[dict]:
     for (name, model, width, pool, m), runs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0][:2]))
                                                       + tuple(x or 0 for x in kv[0][2:])):
         total = int(np.prod(EXPERIMENTS[name].grid))
-        prs = [A.support_precision_recall(A.record_ids(r), r["result"]["train_support"], total) for r in runs]
+        prs = [A.support_precision_recall(A.record_ids(r), r["result"]["train_support"], total,
+                                          near=_near(r, tolerant)) for r in runs]
         precisions = [x["precision"] for x in prs]
-        precision, chance = _nanmean(precisions), m / total
-        known = [x for x in (A.half_width(precisions), _precision_drift(runs)) if np.isfinite(x)]
+        precision, chance = _nanmean(precisions), float(np.mean([x["chance_precision"] for x in prs]))
+        known = [x for x in (A.half_width(precisions), _precision_drift(runs, tolerant)) if np.isfinite(x)]
         out.append({"experiment": name, "model": model, "width": width, "pool_size": pool, "n_train": m,
                     "runs": runs, "precision": precision, "recall": float(np.mean([x["recall"] for x in prs])),
                     "chance": chance, "lift": (precision - chance) / (1 - chance) if chance < 1 else float("nan"),
@@ -1781,12 +1813,36 @@ def _size_outcomes(points: Sequence[dict], vary: str) -> tuple[list[bool | None]
 
 @by_scope
 def combination_findings(records: dict[str, list[dict]], anchor: str = "findings-combinations") -> Findings:
-    """The paper's claims of Sec. 5 (pie and three-MNIST) and App. A (Fig. 25), on the runs that pass their gate."""
+    """The paper's claims of Sec. 5 (pie and three-MNIST) and App. A (Fig. 25), on the runs that pass their gate,
+    each checked against :data:`TOLERANT_READING` (:func:`cross_checked`) where runs of :data:`TOLERANT_AXES`'s
+    experiments are scored."""
+    main = _combination_findings(records, anchor)
+    every = _all_records(records)
+    if not any(r["experiment"] in TOLERANT_AXES for r in split_by_gate(every)[0]):
+        return main
+    tolerant = _combination_findings(records, anchor, tolerant=True)
+    claims, changed = cross_checked(main, {TOLERANT_READING: tolerant}, "counting exact combinations")
+    sizes = sorted({int((r.get("params") or {}).get("image_size") or 64) for r in every
+                    if r["experiment"] in TOLERANT_AXES})
+    step = pie_render.SPACING["x"]
+    px = " or ".join(f"{step * n / 2:.1f} px at {n}×{n}" for n in sizes)
+    note = (f"Every verdict is checked against a reading that forgives a pie placed one grid step off in x or y "
+            f"(a step is {step} half-widths: {px}): {TOLERANT_READING}, with chance precision widened to match: "
+            + (f"**{len(changed)} of {len(claims)} get another answer**, so the grid's resolution, not the runs, "
+               f"decides them: not testable." if changed else
+               "no verdict gets another answer (a claim whose verdict differs without changing its answer names "
+               "the other reading in its cell)."))
+    return Findings(main.anchor, claims, [*main.notes, note])
+
+
+def _combination_findings(records: dict[str, list[dict]], anchor: str = "findings-combinations",
+                          tolerant: bool = False) -> Findings:
+    """:func:`combination_findings` under one reading (exact, or ``tolerant``: :data:`TOLERANT_READING`)."""
     every = list({r.get("key", id(r)): r for rs in records.values() for r in rs}.values())
     passed, failed = split_by_gate(every)
     why = claim_reasons(every, failed, lambda r: all(_default(r, k) for k in ("width", "pool_size")),
                         f"{NO_RUNS} at the preset's own network width and number of training images")
-    points = combination_points(passed)
+    points = combination_points(passed, tolerant)
     main = [p for p in points if p["default"]]
     curves = [sorted((p for p in g if np.isfinite(p["precision"])), key=lambda p: p["n_train"])
               for g in _by(main, ("experiment", "model")).values()]

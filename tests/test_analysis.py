@@ -245,6 +245,25 @@ def test_support_precision_recall_perfect_and_missing():
     assert r["precision"] == 1.0 and r["recall"] == pytest.approx(0.7) and r["missing"] == [70, 80, 90]
 
 
+def test_near_combinations_and_the_tolerant_precision():
+    grid = (5, 9, 9, 5)
+    centre = int(np.ravel_multi_index((2, 4, 4, 2), grid))
+    near = A.near_combinations([centre], grid, axes=(1, 2))
+    cells = {tuple(int(i) for i in np.unravel_index(n, grid)) for n in near}
+    assert cells == {(2, 4 + dx, 4 + dy, 2) for dx in (-1, 0, 1) for dy in (-1, 0, 1)}  # size and red unchanged
+    assert A.near_combinations([0], grid, axes=(1, 2)).size == 4  # a corner has fewer neighbours
+    with pytest.raises(ParameterError, match="train_ids"):
+        A.near_combinations([2025], grid, axes=(1,))
+    # every sample one x step off a training combination: exactly none are training ones, all are near one
+    off = int(np.ravel_multi_index((2, 5, 4, 2), grid))
+    gen = np.repeat([centre, off], [60, 40])
+    exact = A.support_precision_recall(gen, [centre], n_total=2025)
+    tol = A.support_precision_recall(gen, [centre], n_total=2025, near=near)
+    assert exact["precision"] == 0.5 and tol["precision"] == 1.0
+    assert exact["recall"] == tol["recall"] == 1.0 and tol["n_support"] == exact["n_support"] == 2
+    assert exact["chance_precision"] == 1 / 2025 and tol["chance_precision"] == 9 / 2025
+
+
 def test_support_precision_recall_threshold_rule():
     s = np.arange(10)                                                     # p* = 0.1, threshold 0.01
     novel = A.support_precision_recall(np.concatenate([np.repeat(s, 10), [55] * 5]), s)

@@ -483,6 +483,41 @@ def test_combination_findings_for_a_broken_model_are_not_testable():
     assert next(c for c in found.claims if c.key == "combinations.pool_size").verdict.status == F.NOT_RUN
 
 
+def _jittered(support: np.ndarray, on: float) -> np.ndarray:
+    """A pie-combinations distribution with ``on`` of each training combination's mass on it and the rest one x
+    step to the right (what a model that places pies a fraction of a pixel off draws)."""
+    grid = EXPERIMENTS["pie_combos"].grid
+    d = np.zeros(int(np.prod(grid)))
+    for i in support:
+        size, x, y, red = np.unravel_index(int(i), grid)
+        d[i] += on
+        d[np.ravel_multi_index((size, min(x + 1, grid[1] - 1), y, red), grid)] += 1 - on
+    return d
+
+
+def test_combination_verdicts_that_the_grid_resolution_decides_are_not_testable():
+    """Every training pie drawn on its cell 60% of the time and one x step off otherwise: counted exactly, precision
+    0.5 at 10 combinations (not memorised); forgiving one step, 1.0 (memorised). The claim is then decided by the
+    reading, not by the run: not testable, saying what each gives. A model on its cells reads the same both ways."""
+    grid = EXPERIMENTS["pie_combos"].grid
+    support = np.ravel_multi_index((np.arange(10) % 5, np.full(10, 2), np.arange(10) % 9, np.arange(10) // 5), grid)
+    jitter = [rec("pie_combos", 10, _jittered(support, 0.6), support=support)]
+    found = F.combination_findings({"pie_combos": jitter})
+    memo = found.verdict("combinations.memorised")
+    assert memo.verdict == F.NOT_TESTABLE
+    assert memo.reasons == (f"the measurement's rules decide it: disagrees 0/1 counting exact combinations; agrees 1/1 "
+                            f"with {F.TOLERANT_READING}",)
+    assert "**1 of 5 get another answer**" in found.notes[-1] and "1.6 px at 64×64" in found.notes[-1]
+    exact = [rec("pie_combos", 10, _jittered(support, 1.0), support=support)]
+    found = F.combination_findings({"pie_combos": exact})
+    assert found.verdict("combinations.memorised").label == "agrees 1/1"
+    assert "no verdict gets another answer" in found.notes[-1]
+    # three-digit numbers have no tolerant reading: nothing is added
+    mnist = [rec("mnist_combos", 10, np.bincount(np.repeat(np.arange(10), 10), minlength=1000),
+                 support=np.arange(10))]
+    assert not any("grid step" in n for n in F.combination_findings({"mnist_combos": mnist}).notes)
+
+
 def test_pie_claims_of_an_experiment_a_family_never_ran_read_not_run():
     """A family with red runs only (one failing): the size and location claims are "not run", not "not testable"
     because of the failing red run; the red claims still name it."""
