@@ -512,6 +512,12 @@ def test_combination_verdicts_that_the_grid_resolution_decides_are_not_testable(
     found = F.combination_findings({"pie_combos": exact})
     assert found.verdict("combinations.memorised").label == "agrees 1/1"
     assert "no verdict gets another answer" in found.notes[-1]
+    # a run that fails its gate counted exactly (30% on its cells) but would pass one step off: the note says so
+    off = [rec("pie_combos", 10, _jittered(support, 0.3), support=support)]
+    found = F.combination_findings({"pie_combos": off})
+    assert found.verdict("combinations.memorised").verdict == F.NOT_TESTABLE
+    assert "1 of the 1 runs that fail their gate would pass it (VAE 10, seed 0): the gates count exact" in \
+        found.notes[-1]
     # three-digit numbers have no tolerant reading: nothing is added
     mnist = [rec("mnist_combos", 10, np.bincount(np.repeat(np.arange(10), 10), minlength=1000),
                  support=np.arange(10))]
