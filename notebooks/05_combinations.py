@@ -97,9 +97,9 @@ plots.training_vs_generated(records["mnist_combos"], experiments.training_sample
 # paper read 500 generated samples by hand). And on the pie grid, neighbouring x and y values are 0.05 half-widths
 # apart: 0.8 pixels at 32×32, 1.6 at the paper's 64×64, so a generated pie lands on a training cell only if the
 # model places it to within half a pixel at the smaller size. So every verdict below is also judged counting a
-# generated pie one grid step off a training combination in x or y as that combination (with chance precision
-# widened to match): a claim whose answer changes is decided by the grid's resolution, not by the runs, and reads
-# not testable (the note above the verdicts says which).
+# generated pie within one grid step of a training combination in x and y as that combination (with chance
+# precision widened to match): a claim whose answer changes is decided by the grid's resolution, not by the runs,
+# and reads not testable (the note above the verdicts says which).
 #
 # ## Precision and recall against the number of combinations (the paper's Fig. 8)
 #

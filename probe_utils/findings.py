@@ -1686,8 +1686,7 @@ def combination_table(rows: dict[str, list[dict]], group: str = "model") -> Tabl
 #: per combinations experiment, the grid axes its measurement can misplace by a step at the `cpu` scale (the pie
 #: grid's x and y steps are 0.05 half-widths, 0.8 px at 32 px), which the tolerant reading forgives
 TOLERANT_AXES: dict[str, tuple[str, ...]] = {"pie_combos": ("x", "y")}
-TOLERANT_READING = ("a generated pie counted as a training combination when it lies within one grid step of one in x "
-                    "and y")
+TOLERANT_READING = "pies within one grid step in x and y counted as on the training combination"
 
 
 def _near(record: dict, tolerant: bool) -> np.ndarray | None:
@@ -1829,16 +1828,17 @@ def combination_findings(records: dict[str, list[dict]], anchor: str = "findings
               f"({_run_list(rescued, _experiment_names(every))})" if rescued else "")
     if not any(r["experiment"] in TOLERANT_AXES for r in passed):
         return main if not rescue else Findings(main.anchor, main.claims, [
-            *main.notes, f"Counting a generated pie one grid step off a training combination in x or y as on it, "
-                         f"{rescue}: the gates count exact combinations."])
+            *main.notes, f"Counting a generated pie within one grid step of a training combination in x and y as on "
+                         f"it, {rescue}: the gates count exact combinations."])
     tolerant = _combination_findings(records, anchor, tolerant=True)
     claims, changed = cross_checked(main, {TOLERANT_READING: tolerant}, "counting exact combinations")
     sizes = sorted({int((r.get("params") or {}).get("image_size") or 64) for r in every
                     if r["experiment"] in TOLERANT_AXES})
     step = pie_render.SPACING["x"]
     px = " or ".join(f"{step * n / 2:.1f} px at {n}×{n}" for n in sizes)
-    note = (f"Every verdict is checked against a reading that forgives a pie placed one grid step off in x or y "
-            f"(a step is {step} half-widths: {px}): {TOLERANT_READING}, with chance precision widened to match: "
+    note = (f"Every verdict is checked against a reading that counts a generated pie within one grid step of a "
+            f"training combination in x and y as on it (a step is {step} half-widths: {px}), with chance precision "
+            f"widened to match: "
             + (f"**{len(changed)} of {len(claims)} get another answer**, so the grid's resolution, not the runs, "
                f"decides them: not testable." if changed else
                "no verdict gets another answer (a claim whose verdict differs without changing its answer names "
