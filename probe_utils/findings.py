@@ -960,18 +960,26 @@ def cross_checked(main: Findings, alt: dict[str, Findings], as_counted: str = "a
     settings, the main verdict stands and names it. Also returns the claims whose answer changed."""
     claims, changed = [], []
     for c in main.claims:
-        differ = {n: f.verdict(c.key) for n, f in alt.items() if f.verdict(c.key).verdict != c.verdict.verdict}
-        others = [f"{v.label} with {n}" for n, v in differ.items()]
-        answer = c.verdict.answer
-        if answer is not None and any(v.answer not in (None, answer) for v in differ.values()):
-            changed.append(c.paper)  # two readings give two different answers: the rule decides, not the runs
-            why = "; ".join([f"the measurement's rules decide it: {c.verdict.label} {as_counted}", *others])
-            c = Claim(c.key, c.paper, c.shows, Verdict(NOT_TESTABLE, 0, c.verdict.total, (why,)))
-        elif differ:  # no reading answers otherwise: the main answer stands, and the cell names the others
-            v = c.verdict
-            c = Claim(c.key, c.paper, c.shows, Verdict(v.verdict, v.hits, v.total, (*v.reasons, *others), v.misses))
-        claims.append(c)
+        v = checked_verdict(c.verdict, {f"with {n}": f.verdict(c.key) for n, f in alt.items()}, as_counted)
+        if v.verdict == NOT_TESTABLE and c.verdict.verdict != NOT_TESTABLE:
+            changed.append(c.paper)
+        claims.append(Claim(c.key, c.paper, c.shows, v))
     return claims, changed
+
+
+def checked_verdict(main: Verdict, others: dict[str, Verdict], as_counted: str = "as counted",
+                    decides: str = "the measurement's rules decide it") -> Verdict:
+    """One verdict checked against the same claim judged other ways (``others``: how, e.g. "with faint blobs left
+    out" -> its verdict): where the settings decided another way go otherwise (:attr:`Verdict.answer`), the reading
+    decides the claim, not the runs: not testable, saying what each gives; otherwise ``main`` stands, naming the
+    other verdicts that differ from it."""
+    differ = {n: v for n, v in others.items() if v.verdict != main.verdict}
+    named = [f"{v.label} {n}" for n, v in differ.items()]
+    if main.answer is not None and any(v.answer not in (None, main.answer) for v in differ.values()):
+        return Verdict(NOT_TESTABLE, 0, main.total, ("; ".join([f"{decides}: {main.label} {as_counted}", *named]),))
+    if differ:
+        return Verdict(main.verdict, main.hits, main.total, (*main.reasons, *named), main.misses)
+    return main
 
 
 def robust(main: Findings, records: Sequence[dict], compute: Callable[[list[dict]], Findings]) -> Findings:
@@ -1175,8 +1183,7 @@ def shape_table(records: Sequence[dict], centres: np.ndarray) -> Table:
             "skewness": "skewness (all samples)", "stray_share": "strays", "mass_asymmetry": "mass right − left of mode",
             "invalid": "unmeasurable", "steps": "iterations"}
     fmt = {"mean": ".3f", "mean_ci": ".3f", "bias": "+.3f", "bump_sd": ".3f", "hwhm": ".3f", "hwhm_ratio": ".2f",
-           "bump_skewness": "+.2f",
-           "skewness": "+.2f", "stray_share": ".1%", "mass_asymmetry": "+.2f", "invalid": ".0%"}
+           "bump_skewness": "+.2f", "skewness": "+.2f", "stray_share": ".1%", "mass_asymmetry": "+.2f", "invalid": ".0%"}
     return table_from_rows(rows, cols, fmt)
 
 
@@ -1305,21 +1312,6 @@ def _skew_undecided(settings: Sequence[Sequence[dict]], outcomes: Sequence[bool 
     return _counted_undecided(("the skewness is undefined (sd = 0)", undefined), sum(o is None for o in outcomes))
 
 
-def _two_shape_readings(skew: Verdict, flank: Verdict) -> Verdict:
-    """The size claim's verdict from the bump's skewness, checked against the peak's flanks (as :func:`robust`
-    checks a measurement's readings): where the settings they decide go another way, the choice of statistic
-    decides the claim, not the runs (the instrument reads a blurred disc smaller, so samples that differ in
-    sharpness make a thin left tail that moves the skewness but not the peak): not testable, saying which gives what.
-    Otherwise the skewness's verdict stands, naming the flanks' where it differs."""
-    other = f"{flank.label} by the peak's flanks"
-    if skew.answer is not None and flank.answer not in (None, skew.answer):
-        return Verdict(NOT_TESTABLE, 0, skew.total,
-                       (f"the shape statistic decides it: {skew.label} by the bump's skewness, {other}",))
-    if flank.answer is not None and flank.label != skew.label:
-        return Verdict(skew.verdict, skew.hits, skew.total, (*skew.reasons, other), skew.misses)
-    return skew
-
-
 @by_scope
 def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -> Findings:
     """The paper's claims on colour, size and location (Sec. 4.1.2-4.1.3), checked on the runs that pass their
@@ -1364,8 +1356,10 @@ def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -
               f"{sum(o is False for o in larger)}{_not_scored(records.get('pie_size', []), by_exp['pie_size'])}"
               f"{_strays(size, rule_skewed_larger)}; the peak's right flank (half-width at half maximum) longer in "
               f"{sum(o is True for o in flanks)}, shorter in {sum(o is False for o in flanks)}",
-              _two_shape_readings(judge(larger, why_size, undecided=_skew_undecided(size, larger)),
-                                  judge(flanks, why_size))),
+              # blur reads a disc smaller: a thin left tail of soft-rimmed samples moves the skewness, not the peak
+              checked_verdict(judge(larger, why_size, undecided=_skew_undecided(size, larger)),
+                              {"by the peak's flanks": judge(flanks, why_size)}, "by the bump's skewness",
+                              "the shape statistic decides it")),
         Claim("pie.location_symmetric", "Location: fairly symmetric",
               f"|skewness| < {SYMMETRIC_SKEW} in {sum(o is True for o in loc_sym)} of {len(loc_sym)} settings"
               f"{_not_scored(records.get('pie_location', []), by_exp['pie_location'])}{_strays(loc, rule_symmetric)}",

@@ -332,7 +332,7 @@ def test_right_flank_reading_and_where_it_overturns_the_skewness():
     found = F.pie_findings({"pie_red": [], "pie_size": thin_tail, "pie_location": []})
     v = found.verdict("pie.size_larger")
     assert v.verdict == F.NOT_TESTABLE
-    assert v.reasons == ("the shape statistic decides it: disagrees 0/1 by the bump's skewness, agrees 1/1 by the "
+    assert v.reasons == ("the shape statistic decides it: disagrees 0/1 by the bump's skewness; agrees 1/1 by the "
                          "peak's flanks",)
     assert "the peak's right flank (half-width at half maximum) longer in 1, shorter in 0" in \
         next(c.shows for c in found.claims if c.key == "pie.size_larger")
