@@ -1180,10 +1180,11 @@ def shape_table(records: Sequence[dict], centres: np.ndarray) -> Table:
     cols = {"model": "model", "value": "trained", "seeds": "seeds", "gate": "seeds passing the gate", "mean": "mean",
             "mean_ci": "± 95% CI", "bias": "bias", "bump_sd": "sd (bump)", "hwhm": "half-width",
             "hwhm_ratio": "right ÷ left flank", "bump_skewness": "skewness (bump)",
-            "skewness": "skewness (all samples)", "stray_share": "strays", "mass_asymmetry": "mass right − left of mode",
-            "invalid": "unmeasurable", "steps": "iterations"}
+            "skewness": "skewness (all samples)", "stray_share": "strays",
+            "mass_asymmetry": "mass right − left of mode", "invalid": "unmeasurable", "steps": "iterations"}
     fmt = {"mean": ".3f", "mean_ci": ".3f", "bias": "+.3f", "bump_sd": ".3f", "hwhm": ".3f", "hwhm_ratio": ".2f",
-           "bump_skewness": "+.2f", "skewness": "+.2f", "stray_share": ".1%", "mass_asymmetry": "+.2f", "invalid": ".0%"}
+           "bump_skewness": "+.2f", "skewness": "+.2f", "stray_share": ".1%", "mass_asymmetry": "+.2f",
+           "invalid": ".0%"}
     return table_from_rows(rows, cols, fmt)
 
 
