@@ -260,6 +260,15 @@ def _red_majority(x: torch.Tensor) -> np.ndarray:
     return pief.measure(x, red_rule="majority")["red"]
 
 
+def _size_ink(x: torch.Tensor) -> np.ndarray:
+    from probe_utils.features import pie as pief
+    return pief.measure(x, size_rule="ink")["size"]
+
+
+#: the size's other reading, which the size claim must survive: blur reads the main (area) radius smaller
+SIZE_READINGS = (("ink_mass", "the radius read from the disc's ink mass, which blur does not move"),)
+
+
 def _pie_experiment(name: str, feature: str, measured: str, allowed: tuple[float, float], edges: np.ndarray,
                     label: str) -> Experiment:
     """Pie with one feature fixed at the trained value and the others uniform (Sec. 4.1.2-4.1.3)."""
@@ -275,7 +284,9 @@ def _pie_experiment(name: str, feature: str, measured: str, allowed: tuple[float
     return Experiment(name=name, section="4.1.2" if feature == "red" else "4.1.3", dataset="pie", feature=measured,
                       value_name="values", allowed=allowed, edges=tuple(np.round(edges, 6)), render=render,
                       measure=measure, integer=False, label=label,
-                      readings=(("majority", _red_majority),) if measured == "red" else (),
+                      readings=(("majority", _red_majority),) if measured == "red" else
+                      (("ink_mass", _size_ink),) if measured == "size" else (),
+                      robust_readings=SIZE_READINGS if measured == "size" else (),
                       healthy=_continuous_healthy(np.asarray(edges, float), measured))
 
 

@@ -1313,6 +1313,25 @@ def _skew_undecided(settings: Sequence[Sequence[dict]], outcomes: Sequence[bool 
     return _counted_undecided(("the skewness is undefined (sd = 0)", undefined), sum(o is None for o in outcomes))
 
 
+def _size_by_ink_mass(size: Sequence[Sequence[dict]], why: tuple[str, ...]) -> tuple[dict[str, Verdict], str]:
+    """The size claim read by the ink-mass radius (the size experiment's robust reading, which blur does not move):
+    ({"by the ink-mass radius": its skewness verdict}, what it shows) where every scored run carries that reading;
+    else no verdict, and the text says for how many runs it is stored."""
+    name = EXPERIMENTS["pie_size"].robust_readings[0][0]
+    runs = [r for s in size for r in s]
+    have = sum(name in r["result"].get("readings", {}) for r in runs)
+    if not runs:
+        return {}, ""
+    if have < len(runs):
+        return {}, (f"; not read by the ink-mass radius, which blur does not move: it is stored for {have} of "
+                    f"{len(runs)} scored runs (records made before it existed)")
+    read = [[with_reading(r, name) for r in s] for s in size]
+    out = [rule_skewed_larger(s) for s in read]
+    return ({"by the ink-mass radius's skewness": judge(out, why, undecided=_skew_undecided(read, out))},
+            f"; by the ink-mass radius, which blur does not move: positive skewness in {sum(o is True for o in out)}"
+            f", negative in {sum(o is False for o in out)}")
+
+
 @by_scope
 def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -> Findings:
     """The paper's claims on colour, size and location (Sec. 4.1.2-4.1.3), checked on the runs that pass their
@@ -1334,6 +1353,7 @@ def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -
     sym = [rule_symmetric(s) for s in red]
     larger = [rule_skewed_larger(s) for s in size]
     flanks = [rule_right_flank_longer(s) for s in size]
+    by_ink, ink_txt = _size_by_ink_mass(size, why_size)
     loc_sym = [rule_symmetric(s) for s in loc]
     versus = [rule_sharper_than_red(fam_red.get(m, []), [s for s in other if s[0]["model"] == m])
               for other in (size, loc) for m in _families(r for s in other for r in s) if fam_red.get(m)]
@@ -1356,11 +1376,12 @@ def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -
               f"positive skewness in {sum(o is True for o in larger)} of {len(larger)} settings, negative in "
               f"{sum(o is False for o in larger)}{_not_scored(records.get('pie_size', []), by_exp['pie_size'])}"
               f"{_strays(size, rule_skewed_larger)}; the peak's right flank (half-width at half maximum) longer in "
-              f"{sum(o is True for o in flanks)}, shorter in {sum(o is False for o in flanks)}",
-              # blur reads a disc smaller: a thin left tail of soft-rimmed samples moves the skewness, not the peak
+              f"{sum(o is True for o in flanks)}, shorter in {sum(o is False for o in flanks)}{ink_txt}",
+              # blur reads a disc smaller: a thin left tail of soft-rimmed samples moves the skewness, not the peak;
+              # the ink-mass radius, which blur does not move, checks both where every run carries it
               checked_verdict(judge(larger, why_size, undecided=_skew_undecided(size, larger)),
-                              {"by the peak's flanks": judge(flanks, why_size)}, "by the bump's skewness",
-                              "the shape statistic decides it")),
+                              {"by the peak's flanks": judge(flanks, why_size), **by_ink}, "by the bump's skewness",
+                              "how the size is read decides it" if by_ink else "the shape statistic decides it")),
         Claim("pie.location_symmetric", "Location: fairly symmetric",
               f"|skewness| < {SYMMETRIC_SKEW} in {sum(o is True for o in loc_sym)} of {len(loc_sym)} settings"
               f"{_not_scored(records.get('pie_location', []), by_exp['pie_location'])}{_strays(loc, rule_symmetric)}",
@@ -2238,7 +2259,8 @@ def robustness_table(size: int = 32, n: int = 40, seed: int = 12345) -> Table:
     for r in pief.robustness_report(n=max(5 * n, 100), size=size, seed=seed):
         nodata = r["condition"] in ("grey_mush", "noise_images")
         acc = "–" if nodata else (f"red ±{r['red_mean_abs_err']:.3f}, size ±{r['size_mean_abs_err']:.3f} "
-                                  f"(bias {r['size_bias']:+.3f}), x ±{r['x_mean_abs_err']:.3f} (mean abs. error)")
+                                  f"(bias {r['size_bias']:+.3f}; by ink mass ±{r['size_ink_mean_abs_err']:.3f}, "
+                                  f"bias {r['size_ink_bias']:+.4f}), x ±{r['x_mean_abs_err']:.3f} (mean abs. error)")
         rows.append(["pie", "red, size, location", r["description"], r["images"], acc, f"{r['refused']:.1%}",
                      target(r["condition"], r["refused"] if nodata else r["red_mean_abs_err"], RED_TARGET,
                             higher=nodata)])

@@ -110,6 +110,16 @@ def test_cli_run_bad_parameter_exits_2(tmp_path, capsys):
     assert not (tmp_path / "s").exists()
 
 
+def test_a_size_run_stores_its_ink_mass_reading(tmp_path):
+    """Size records carry the radius read by ink mass beside the area reading: the same samples, the same refusals."""
+    (rec,) = run("pie_size", models="vae", values=[0.6], seeds=[0], preset="ci", device="cpu",
+                 store=tmp_path / "s", runs_dir=tmp_path / "r", progress=False)
+    res = rec["result"]
+    assert set(res["readings"]) == {"ink_mass"}
+    ink = res["readings"]["ink_mass"]
+    assert ink["invalid_share"] == res["invalid_share"] and len(ink["distribution"]) == len(res["distribution"])
+
+
 def test_remeasure_adds_a_missing_reading_only_from_the_same_samples(tmp_path):
     """A record made before a reading existed gets it from its run's final checkpoint, exactly as a fresh run would
     have stored it; a record whose stored distribution the checkpoint does not reproduce is left as it is."""

@@ -347,6 +347,39 @@ def test_right_flank_reading_and_where_it_overturns_the_skewness():
         "pie.size_larger").label == "disagrees 0/1"
 
 
+def _ink_read(recs: list[dict], dist: np.ndarray) -> list[dict]:
+    """The records with ``dist`` as their ink-mass size reading."""
+    for r in recs:
+        r["result"]["readings"] = {"ink_mass": {"distribution": (dist / dist.sum()).tolist(), "invalid_share": 0.0}}
+    return recs
+
+
+def test_size_claim_is_read_by_the_ink_mass_radius_where_every_run_carries_it():
+    """Blur reads the area radius smaller, not the ink-mass radius: where the latter's skewness goes another way the
+    verdict is not testable, naming it; where it agrees the verdict stands (and can still fail); where some scored
+    runs lack the reading, the claim says for how many it is stored and is judged without it."""
+    right, left = _leaning_peak(True), _leaning_peak(False)
+
+    def size_claim(recs):
+        found = F.pie_findings({"pie_red": [], "pie_size": recs, "pie_location": []})
+        return found.verdict("pie.size_larger"), next(c.shows for c in found.claims if c.key == "pie.size_larger")
+
+    v, shows = size_claim(_ink_read(seeds("pie_size", 0.6, [right]), right))
+    assert v.label == "agrees 1/1"
+    assert shows.endswith("; by the ink-mass radius, which blur does not move: positive skewness in 1, negative in 0")
+    v, _ = size_claim(_ink_read(seeds("pie_size", 0.6, [right]), left))
+    assert v.verdict == F.NOT_TESTABLE
+    assert v.reasons == ("how the size is read decides it: agrees 1/1 by the bump's skewness; disagrees 0/1 by the "
+                         "ink-mass radius's skewness",)
+    v, _ = size_claim(_ink_read(seeds("pie_size", 0.6, [left]), left))
+    assert v.label == "disagrees 0/1"
+    mixed = seeds("pie_size", 0.6, [right, right])
+    _ink_read(mixed[:1], left)
+    v, shows = size_claim(mixed)
+    assert v.label == "agrees 1/1"
+    assert "not read by the ink-mass radius, which blur does not move: it is stored for 1 of 2 scored runs" in shows
+
+
 def test_shape_table_shows_the_flanks_as_the_rule_reads_them():
     """The shape table's "right ÷ left flank" column is the geometric mean over seeds, so it reads above 1 exactly
     where the flank rule leans right (an arithmetic mean of 2.0 and 0.4 would read 1.2 for a peak the rule reads

@@ -109,6 +109,27 @@ def test_blur_makes_size_read_smaller_and_the_report_says_so(size):
     assert abs(rows["blur_1"]["x_bias"]) < 2e-3  # blur moves no centroid
 
 
+@pytest.mark.parametrize("size", [32, 64])
+def test_ink_mass_size_holds_under_blur_where_the_area_reading_shrinks(size):
+    """The size claim's blur-proof reading: the disc's ink mass over its inside darkness is its area whether or not
+    the rim is blurred, so its bias stays a small fraction of the area reading's."""
+    rows = {r["condition"]: r for r in pief.robustness_report(n=200, size=size)}
+    assert rows["clean"]["size_ink_mean_abs_err"] < rows["clean"]["size_mean_abs_err"]
+    for cond in ("blur_0.5", "blur_1", "blur_1.5"):
+        assert abs(rows[cond]["size_ink_bias"]) < 0.25 * abs(rows[cond]["size_bias"]), cond
+    assert abs(rows["blur_1"]["size_ink_bias"]) < 1e-3 and abs(rows["noise_0.05"]["size_ink_bias"]) < 1e-3
+    x, lab = pie.render(n=100, seed=5, size=size, radius=0.5)
+    from probe_utils.features import degrade
+
+    blurred = degrade.blur(x, 1.0)
+    ink, area = pief.measure(blurred, size_rule="ink")["size"], pief.measure(blurred)["size"]
+    assert abs(np.nanmean(ink) - 0.5) < 2e-3 < abs(np.nanmean(area) - 0.5)
+    # the same refusals: a reading of the same accepted images
+    assert np.array_equal(np.isnan(ink), np.isnan(area))
+    with pytest.raises(ParameterError, match="'size_rule'.*'area'.*'ink'"):
+        pief.measure(x, size_rule="mass")
+
+
 def test_colours():
     x, _ = pie.render(n=8, seed=4, red=0.5)
     fg = pief.foreground(x)
