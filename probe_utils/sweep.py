@@ -31,7 +31,7 @@ import statistics
 import sys
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from itertools import takewhile
@@ -64,6 +64,7 @@ class Task:
     pool_size: int | None = None
     key: str = ""                   # the record key the run will have
     chapter: str = ""               # the first chapter that needs it
+    also: tuple[str, ...] = ()      # the other chapters that need it (runs shared by chapters are planned once)
     est_s: float = 0.0              # estimated seconds of one worker
     est_source: str = ""            # where the estimate comes from
 
@@ -213,6 +214,7 @@ def plan_runs(chapters: Iterable[str], *, preset: str | None = None, overrides: 
         raise ParameterError(f"parameter {unknown[0]!r} is not a parameter of {', '.join(chapters)}; allowed: "
                              f"{', '.join(allowed)}")
     seen: dict[str, Task] = {}
+    needed_by: dict[str, list[str]] = defaultdict(list)
     for stem in chapters:
         params = {**defaults[stem], **{k: v for k, v in overrides.items() if k in defaults[stem]}}
         check_choice(f"preset (chapter {stem})", params.get("preset"), PRESETS)
@@ -222,6 +224,9 @@ def plan_runs(chapters: Iterable[str], *, preset: str | None = None, overrides: 
             import_modules(params["imports"], source="imports")
         for t in _chapter_tasks(stem, params):
             seen.setdefault(t.key, t)
+            needed_by[t.key].append(stem)
+    seen = {k: replace(t, also=tuple(dict.fromkeys(c for c in needed_by[k] if c != t.chapter)))
+            for k, t in seen.items()}
     presets = sorted({t.preset for t in seen.values()})
     out = SweepPlan(chapters, presets[0] if len(presets) == 1 else "+".join(presets))
     return _split_stored(out, seen.values(), store, device, its_per_s)
@@ -430,13 +435,16 @@ def book_order(plan: SweepPlan, store: Any = None) -> SweepPlan:
     shown yet (its runs at those seeds), then each further seed; for a chapter not shown yet, each seed. Steps run
     by the seed they add (first seeds first), then the cheapest first. Within a seed step the runs go by family, since
     a page can show each family once its runs are stored: the families a page requires first (cheapest first), then
-    the optional ones (e.g. chapter 02's ``other_models``, which no page waits for); otherwise in plan order."""
+    the optional ones (e.g. chapter 02's ``other_models``, which no page waits for); otherwise in plan order. A run
+    that several chapters need (planned once, under the first) belongs to each of their steps, and runs in the one
+    that adds to a page soonest: chapter 03's next seed waits for chapter 02's red runs at that seed, not for all of
+    chapter 02's earlier seeds."""
     from probe_utils.build import RUN_PLAN, chapter_settings, seed_list
 
     shown: dict[str, int] = {}
     seeds: dict[str, list[int]] = {}
     required: dict[str, set[str]] = {}
-    for stem in dict.fromkeys(t.chapter for t in plan.todo):
+    for stem in dict.fromkeys(c for t in plan.todo for c in (t.chapter, *t.also)):
         defaults = chapter_parameters(stem)
         seeds[stem] = seed_list(defaults.get("seeds", 1))
         required[stem] = set()
@@ -447,25 +455,27 @@ def book_order(plan: SweepPlan, store: Any = None) -> SweepPlan:
         at, overrides, _ = chapter_settings(stem, store) if stem in RUN_PLAN else ("", {}, [])
         shown[stem] = len(overrides.get("seeds", seeds[stem])) if at == plan.preset and at != "ci" else 0
 
-    def step(t: Task) -> tuple[int, tuple]:
-        idx = seeds[t.chapter].index(t.seed) if t.seed in seeds[t.chapter] else t.seed
-        s = shown[t.chapter]
+    def step(stem: str, t: Task) -> tuple[int, tuple]:
+        idx = seeds[stem].index(t.seed) if t.seed in seeds[stem] else t.seed
+        s = shown[stem]
         if idx < s:
-            return 0, (t.chapter, "family", t.model)
-        return idx - s + (1 if s else 0), (t.chapter, "seed", idx)
+            return 0, (stem, "family", t.model)
+        return idx - s + (1 if s else 0), (stem, "seed", idx)
 
-    steps = [step(t) for t in plan.todo]
+    options = [[step(c, t) for c in (t.chapter, *t.also)] for t in plan.todo]
     cost: dict[tuple, float] = {}
     first: dict[tuple, int] = {}
-    for i, (t, (_, name)) in enumerate(zip(plan.todo, steps)):
-        for key in (name, name + (t.model,)):
-            cost[key] = cost.get(key, 0.0) + t.est_s
-            first.setdefault(key, i)
+    for i, t in enumerate(plan.todo):
+        for _, name in options[i]:  # a shared run counts in every step that needs it
+            for key in (name, name + (t.model,)):
+                cost[key] = cost.get(key, 0.0) + t.est_s
+                first.setdefault(key, i)
+    steps = [min(opts, key=lambda o: (o[0], cost[o[1]], first[o[1]])) for opts in options]
 
     def within(i: int) -> tuple:
         t, name = plan.todo[i], steps[i][1]
         fam = name + (t.model,)
-        return t.model not in required[t.chapter], cost[fam], first[fam]
+        return t.model not in required[name[0]], cost[fam], first[fam]
 
     order = sorted(range(len(plan.todo)),
                    key=lambda i: (steps[i][0], cost[steps[i][1]], first[steps[i][1]], *within(i), i))
@@ -500,7 +510,8 @@ def read_plan(path: str | Path, store: Any = None, device: str = "auto", its_per
     path = Path(path)
     try:
         data = json.loads(path.read_text())
-        tasks = [Task(**{k: t[k] for k in Task.__dataclass_fields__ if k in t}) for t in data["todo"]]
+        tasks = [Task(**{k: tuple(t[k]) if k == "also" else t[k] for k in Task.__dataclass_fields__ if k in t})
+                 for t in data["todo"]]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ParameterError(f"parameter 'from_plan' must be a plan written by --write-plan; {path}: {e}") from None
     store = store if isinstance(store, Store) else Store(store)
@@ -927,11 +938,13 @@ def status_lines(plan: SweepPlan, device: str = "auto", store: Any = None) -> li
     unit = "GPU-hours" if _device_kind(device) == "cuda" else "core-hours"
     lines = []
     for stem in plan.chapters:
-        done = [t for t in plan.done if t.chapter == stem]
-        todo = [t for t in plan.todo if t.chapter == stem]
+        done = [t for t in plan.done if stem in (t.chapter, *t.also)]
+        todo = [t for t in plan.todo if stem in (t.chapter, *t.also)]
         est = _hours(sum(t.est_s for t in todo))
+        shared = Counter(t.chapter for t in todo if t.chapter != stem)
+        under = "".join(f", {n} planned under {c}" for c, n in shared.items())
         page = page_state(stem, store)
-        lines.append(f"{stem:<26} done {len(done):>4}  to do {len(todo):>4}  (estimate {est})"
+        lines.append(f"{stem:<26} done {len(done):>4}  to do {len(todo):>4}  (estimate {est}{under})"
                      + (f"  {page}" if page else ""))
     lines.append(f"{'all':<26} done {len(plan.done):>4}  to do {len(plan.todo):>4}  spent "
                  f"{plan.done_train_s / 3600:.3f} {unit} (the records' training time: CPU time on the CPU, wall time "

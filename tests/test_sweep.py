@@ -111,6 +111,38 @@ def test_book_order_runs_the_steps_that_add_to_a_page_first(monkeypatch):
     assert order.index("04_independence-vae-0") < order.index("01_numerosity-pixelcnn-1")
 
 
+def test_a_shared_run_goes_with_the_page_it_completes_soonest(monkeypatch, tmp_path):
+    """Chapter 03's single-mode red runs are planned under chapter 02: with chapter 03 shown at seeds 0-1 and 02 at
+    seed 0, 03's seed 2 (its mixtures and the shared red runs: the cheaper step) comes before 02's seed 1; the
+    status counts the shared runs under 03 too, saying where they are planned."""
+    from probe_utils import build
+
+    shown = {"02_color_size_location": ("cpu", {"seeds": [0]}, []),
+             "03_convolution_prototype": ("cpu", {"seeds": [0, 1]}, [])}
+    monkeypatch.setattr(build, "chapter_settings", lambda stem, store=None: shown[stem])
+
+    def task(experiment, seed, est, chapter="02_color_size_location", also=()):
+        return sweep.Task(experiment, "vae", 0.3, seed, "cpu", key=f"{experiment}-{seed}", chapter=chapter,
+                          also=also, est_s=est)
+
+    todo = [task("pie_size", 1, 900.0), task("pie_location", 1, 900.0),
+            task("pie_red", 2, 300.0, also=("03_convolution_prototype",)),
+            task("pie_red_mix", 2, 300.0, chapter="03_convolution_prototype")]
+    plan = sweep.SweepPlan(["02_color_size_location", "03_convolution_prototype"], "cpu", todo=todo)
+    order = [t.key for t in sweep.book_order(plan).todo]
+    assert order == ["pie_red-2", "pie_red_mix-2", "pie_size-1", "pie_location-1"]
+    # planned once from the chapters, with the other chapters that need it; read back from a plan file the same
+    real = sweep.plan_runs(["02_color_size_location", "03_convolution_prototype"], preset="ci", store=tmp_path)
+    shared = [t for t in real.todo if t.also]
+    assert shared and all(t.chapter == "02_color_size_location" and t.also == ("03_convolution_prototype",)
+                          and t.experiment == "pie_red" for t in shared)
+    sweep.write_plan(tmp_path / "plan.json", real, "x")
+    assert sweep.read_plan(tmp_path / "plan.json", store=tmp_path).todo == real.todo
+    lines = sweep.status_lines(plan)
+    line = next(x for x in lines if x.startswith("03_convolution_prototype"))
+    assert "to do    2" in line and "1 planned under 02_color_size_location" in line
+
+
 def test_page_state_says_what_a_chapter_page_shows(monkeypatch):
     from probe_utils import build
 
