@@ -1315,8 +1315,8 @@ def _skew_undecided(settings: Sequence[Sequence[dict]], outcomes: Sequence[bool 
 
 def _size_by_ink_mass(size: Sequence[Sequence[dict]], why: tuple[str, ...]) -> tuple[dict[str, Verdict], str]:
     """The size claim read by the ink-mass radius (the size experiment's robust reading, which blur does not move):
-    ({"by the ink-mass radius": its skewness verdict}, what it shows) where every scored run carries that reading;
-    else no verdict, and the text says for how many runs it is stored."""
+    (its skewness and flank verdicts by name, what they show) where every scored run carries that reading; else no
+    verdict, and the text says for how many runs it is stored."""
     name = EXPERIMENTS["pie_size"].robust_readings[0][0]
     runs = [r for s in size for r in s]
     have = sum(name in r["result"].get("readings", {}) for r in runs)
@@ -1327,9 +1327,12 @@ def _size_by_ink_mass(size: Sequence[Sequence[dict]], why: tuple[str, ...]) -> t
                     f"{len(runs)} scored runs (records made before it existed)")
     read = [[with_reading(r, name) for r in s] for s in size]
     out = [rule_skewed_larger(s) for s in read]
-    return ({"by the ink-mass radius's skewness": judge(out, why, undecided=_skew_undecided(read, out))},
+    flanks = [rule_right_flank_longer(s) for s in read]
+    return ({"by the ink-mass radius's skewness": judge(out, why, undecided=_skew_undecided(read, out)),
+             "by the ink-mass radius's flanks": judge(flanks, why)},
             f"; by the ink-mass radius, which blur does not move: positive skewness in {sum(o is True for o in out)}"
-            f", negative in {sum(o is False for o in out)}")
+            f", negative in {sum(o is False for o in out)}; right flank longer in {sum(o is True for o in flanks)}, "
+            f"shorter in {sum(o is False for o in flanks)}")
 
 
 @by_scope

@@ -366,11 +366,12 @@ def test_size_claim_is_read_by_the_ink_mass_radius_where_every_run_carries_it():
 
     v, shows = size_claim(_ink_read(seeds("pie_size", 0.6, [right]), right))
     assert v.label == "agrees 1/1"
-    assert shows.endswith("; by the ink-mass radius, which blur does not move: positive skewness in 1, negative in 0")
+    assert shows.endswith("; by the ink-mass radius, which blur does not move: positive skewness in 1, negative in 0; "
+                          "right flank longer in 1, shorter in 0")
     v, _ = size_claim(_ink_read(seeds("pie_size", 0.6, [right]), left))
     assert v.verdict == F.NOT_TESTABLE
     assert v.reasons == ("how the size is read decides it: agrees 1/1 by the bump's skewness; disagrees 0/1 by the "
-                         "ink-mass radius's skewness",)
+                         "ink-mass radius's skewness; disagrees 0/1 by the ink-mass radius's flanks",)
     v, _ = size_claim(_ink_read(seeds("pie_size", 0.6, [left]), left))
     assert v.label == "disagrees 0/1"
     mixed = seeds("pie_size", 0.6, [right, right])
