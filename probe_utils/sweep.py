@@ -955,7 +955,8 @@ def status_lines(plan: SweepPlan, device: str = "auto", store: Any = None) -> li
         head = first[0]
         lines.append(f"next in the plan's order: {head.chapter} {head.experiment} {head.model} ({size}), values "
                      f"{values}, seed{'s' if ',' in seeds else ''} {seeds}: {len(first)} run(s), about "
-                     f"{_hours(sum(t.est_s for t in first))}")
+                     f"{_hours(sum(t.est_s for t in first))}"
+                     + (f" (needed by {', '.join(head.also)} too)" if head.also else ""))
     return lines
 
 

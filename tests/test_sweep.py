@@ -141,6 +141,9 @@ def test_a_shared_run_goes_with_the_page_it_completes_soonest(monkeypatch, tmp_p
     lines = sweep.status_lines(plan)
     line = next(x for x in lines if x.startswith("03_convolution_prototype"))
     assert "to do    2" in line and "1 planned under 02_color_size_location" in line
+    nxt = sweep.status_lines(sweep.book_order(plan))[-1]
+    assert nxt.startswith("next in the plan's order: 02_color_size_location pie_red vae")
+    assert nxt.endswith("(needed by 03_convolution_prototype too)")
 
 
 def test_page_state_says_what_a_chapter_page_shows(monkeypatch):
