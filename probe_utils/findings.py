@@ -2262,7 +2262,7 @@ def robustness_table(size: int = 32, n: int = 40, seed: int = 12345) -> Table:
     for r in pief.robustness_report(n=max(5 * n, 100), size=size, seed=seed):
         nodata = r["condition"] in ("grey_mush", "noise_images")
         acc = "–" if nodata else (f"red ±{r['red_mean_abs_err']:.3f}, size ±{r['size_mean_abs_err']:.3f} "
-                                  f"(bias {r['size_bias']:+.3f}; by ink mass ±{r['size_ink_mean_abs_err']:.3f}, "
+                                  f"(bias {r['size_bias']:+.4f}; by ink mass ±{r['size_ink_mean_abs_err']:.3f}, "
                                   f"bias {r['size_ink_bias']:+.4f}), x ±{r['x_mean_abs_err']:.3f} (mean abs. error)")
         rows.append(["pie", "red, size, location", r["description"], r["images"], acc, f"{r['refused']:.1%}",
                      target(r["condition"], r["refused"] if nodata else r["red_mean_abs_err"], RED_TARGET,
