@@ -1319,9 +1319,9 @@ def _size_by_ink_mass(size: Sequence[Sequence[dict]], why: tuple[str, ...]) -> t
     verdict, and the text says for how many runs it is stored."""
     name = EXPERIMENTS["pie_size"].robust_readings[0][0]
     runs = [r for s in size for r in s]
-    have = sum(name in r["result"].get("readings", {}) for r in runs)
     if not runs:
         return {}, ""
+    have = sum(name in r["result"].get("readings", {}) for r in runs)
     if have < len(runs):
         return {}, (f"; not read by the ink-mass radius, which blur does not move: it is stored for {have} of "
                     f"{len(runs)} scored runs (records made before it existed)")
@@ -1380,8 +1380,8 @@ def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -
               f"{sum(o is False for o in larger)}{_not_scored(records.get('pie_size', []), by_exp['pie_size'])}"
               f"{_strays(size, rule_skewed_larger)}; the peak's right flank (half-width at half maximum) longer in "
               f"{sum(o is True for o in flanks)}, shorter in {sum(o is False for o in flanks)}{ink_txt}",
-              # blur reads a disc smaller: a thin left tail of soft-rimmed samples moves the skewness, not the peak;
-              # the ink-mass radius, which blur does not move, checks both where every run carries it
+              # a thin left tail moves the skewness, not the peak; blur could make one (it reads a disc smaller),
+              # so the ink-mass radius, which blur does not move, checks both where every run carries it
               checked_verdict(judge(larger, why_size, undecided=_skew_undecided(size, larger)),
                               {"by the peak's flanks": judge(flanks, why_size), **by_ink}, "by the bump's skewness",
                               "how the size is read decides it" if by_ink else "the shape statistic decides it")),

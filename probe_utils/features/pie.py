@@ -12,8 +12,8 @@ directly with the renderer's labels (``size`` <-> ``labels["radius"]``; see ``LA
   ``measure(..., size_rule="ink")`` reads the radius from the disc's ink mass instead, which blur only moves around:
   the linear darkness ``1 - mean(R, G, B)`` summed over the disc and its blurred rim (less the background's), divided
   by the disc's mean darkness inside (``INTERIOR_PX`` pixels in from the contour), is its area (the pie's slices are
-  wedges, so the inside holds each colour in the disc's proportions); on blurred renders its bias is a tenth of the
-  area rule's;
+  wedges, so the inside holds each colour in the disc's proportions); at 32 px its bias under a 1 px blur is
+  -0.0001 (area rule: -0.007), under 1.5 px -0.002 (area rule: -0.013);
 * ``x``, ``y``: foreground centroid, offset from the image centre (``y`` positive downwards);
 * ``red``: the red share of the disc's area from the red channel's ink, which blur only moves around: with the red
   colour ``(rho, 0, 0)`` and the others ``(0, g, b)``, the sum of ``1 - R`` over the disc and its blurred rim is
