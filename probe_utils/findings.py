@@ -295,9 +295,11 @@ class Verdict:
         return Cell(text, f"<span class=\"verdict {self.css}\">{html.escape(shown)}</span>{reason}", self.css)
 
 
-def judge(outcomes: Sequence[bool | None], reasons: Sequence[str] = (), undecided: str = WITHIN_NOISE) -> Verdict:
+def judge(outcomes: Sequence[bool | None], reasons: Sequence[str] = (), undecided: str = WITHIN_NOISE,
+          too_few: str = NO_RUNS) -> Verdict:
     """The verdict over per-setting outcomes. No setting scored: not testable (``reasons`` say why, e.g. failed
-    gates). Every outcome undecided (None): not testable, because of ``undecided`` (by default: within the noise).
+    gates; without any, ``too_few``: why a claim that compares settings had none to compare). Every outcome
+    undecided (None): not testable, because of ``undecided`` (by default: within the noise) and ``reasons``.
     All support the claim: agrees. None supports it (and at least one contradicts it): disagrees. Otherwise partly;
     undecided settings are counted in the reasons."""
     total = len(outcomes)
@@ -305,7 +307,7 @@ def judge(outcomes: Sequence[bool | None], reasons: Sequence[str] = (), undecide
     misses = sum(o is False for o in outcomes)
     reasons = tuple(reasons)
     if total == 0:
-        return Verdict(NOT_TESTABLE, 0, 0, reasons or (NO_RUNS,))
+        return Verdict(NOT_TESTABLE, 0, 0, reasons or (too_few,))
     if hits + misses == 0:
         return Verdict(NOT_TESTABLE, 0, total, (undecided,) + reasons)
     n_undecided = total - hits - misses
@@ -1063,7 +1065,7 @@ def _numerosity_findings(records: Sequence[dict], noun: str, key: str, anchor: s
               f"fewer in {sum(o is False for o in more)}{skipped}", judge(more, why)),
         Claim(f"{key}.spread_grows", "The spread grows with the count (as in human and monkey numerosity)",
               f"the sd rises with the trained count for {sum(o is True for o in grows)} of {len(grows)} families "
-              f"with two or more scored counts", judge(grows, why or ("fewer than two trained counts scored",))),
+              f"with two or more scored counts", judge(grows, why, too_few="fewer than two trained counts scored")),
     ]
     per = "; ".join(_count_detail(model, value, recs) for (model, value), recs in settings)
     notes = [*_preset_note(records), gate_note(records, failed), *mode_gate_note(failed, noun)]
@@ -1368,7 +1370,7 @@ def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -
         Claim("pie.red_weber", "Red: sharper at the extremes (10%, 90%) than in the middle (Weber's law)",
               f"the bump's sd at both extreme trained values is below the one nearest 50% for "
               f"{sum(o is True for o in sharp)} of {len(sharp)} families with three or more scored values{sat_txt}",
-              judge(sharp, why_red or ("fewer than three trained values scored",), undecided=(
+              judge(sharp, why_red, too_few="fewer than three trained values scored", undecided=(
                   "a response is saturated at the measurement's floor or ceiling, or " + WITHIN_NOISE) if sat
                   else WITHIN_NOISE)),
         Claim("pie.red_symmetric", "Red: the response is symmetric",
@@ -1392,7 +1394,7 @@ def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -
         Claim("pie.sharper_than_red", "Size and location responses are sharper than red's",
               f"sd relative to the range of trained values below red's for {sum(o is True for o in versus)} of "
               f"{len(versus)} (family, feature) pairs",
-              judge(versus, why_versus or ("needs red and size or location scored",))),
+              judge(versus, why_versus, too_few="needs red and size or location scored")),
     ]
     return Findings(anchor, claims, [*_preset_note(every), gate_note(every, failed)])
 

@@ -259,6 +259,21 @@ def test_sharper_at_extremes_and_saturation():
     assert weber.verdict == F.NOT_TESTABLE and "saturated" in weber.reasons[0]
 
 
+def test_an_undecided_comparison_does_not_say_too_few_settings_were_scored():
+    """Three red values scored, their sds equal (within the noise): the Weber claim is not testable because of the
+    noise, not because "fewer than three trained values" were scored; with two values it is."""
+    def drifting(v: float) -> list[dict]:  # its sd still moved at the end of training: the noise is wide
+        d = gauss("pie_red", v, 0.05)
+        return [rec("pie_red", v, d, probes=[gauss("pie_red", v, 0.08), d])]
+
+    same = drifting(0.3) + drifting(0.5) + drifting(0.7)
+    assert F.rule_sharper_at_extremes([drifting(0.3), drifting(0.5), drifting(0.7)]) is None
+    weber = F.pie_findings({"pie_red": same}).verdict("pie.red_weber")
+    assert weber.verdict == F.NOT_TESTABLE and weber.reasons == (F.WITHIN_NOISE,)
+    weber = F.pie_findings({"pie_red": _red(0.3, 0.05) + _red(0.7, 0.05)}).verdict("pie.red_weber")
+    assert weber.verdict == F.NOT_TESTABLE and weber.reasons == ("fewer than three trained values scored",)
+
+
 def test_symmetric_and_degenerate():
     assert F.rule_symmetric(_red(0.5, 0.05)) is True
     assert F.rule_symmetric(seeds("pie_red", 0.5, [gauss("pie_red", 0.45, 0.08, skew=3)])) is False
