@@ -13,6 +13,7 @@ Every threshold below is our choice: the paper states its claims in words and gi
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import html
 import inspect
@@ -315,6 +316,11 @@ def judge(outcomes: Sequence[bool | None], reasons: Sequence[str] = (), undecide
     if hits == total:
         return Verdict(AGREES, hits, total, ())
     return Verdict(DISAGREES if hits == 0 else PARTLY, hits, total, note, misses)
+
+
+def _with_reasons(verdict: Verdict, extra: Sequence[str]) -> Verdict:
+    """``verdict`` with ``extra`` reasons after its own (a caveat a reader needs beside any verdict)."""
+    return dataclasses.replace(verdict, reasons=verdict.reasons + tuple(extra)) if extra else verdict
 
 
 @dataclass(frozen=True)
@@ -1062,7 +1068,8 @@ def _numerosity_findings(records: Sequence[dict], noun: str, key: str, anchor: s
               f"{sum(o is True for o in centred)} of {n} settings{skipped}", judge(centred, why)),
         Claim(f"{key}.more", f"It is biased slightly towards more {noun}",
               f"more mass above than below the trained count in {sum(o is True for o in more)} of {n} settings, "
-              f"fewer in {sum(o is False for o in more)}{skipped}", judge(more, why)),
+              f"fewer in {sum(o is False for o in more)}{skipped}", _with_reasons(judge(more, why),
+                                                                     leaning_reason(failed, noun))),
         Claim(f"{key}.spread_grows", "The spread grows with the count (as in human and monkey numerosity)",
               f"the sd rises with the trained count for {sum(o is True for o in grows)} of {len(grows)} families "
               f"with two or more scored counts", judge(grows, why, too_few="fewer than two trained counts scored")),
@@ -1072,18 +1079,44 @@ def _numerosity_findings(records: Sequence[dict], noun: str, key: str, anchor: s
     return Findings(anchor, claims, notes + ([f"Scored settings: {per}."] if per else []))
 
 
-def mode_gate_note(failed: Sequence[tuple[dict, Gate]], noun: str = "dots") -> list[str]:
-    """Which way the runs lean that the count gate leaves out only for their mode (measurable, but the trained
-    count is not the most frequent, nor is 0): per family, how many draw more and how many fewer most often. The
-    gate asks for the trained count to be the mode, so it removes the runs with the strongest bias in either
-    direction; a reader weighing the "more" claim should see where they went. Empty when none fails on its mode."""
-    lean: dict[str, list[int]] = {}
+def _leaning_runs(failed: Sequence[tuple[dict, Gate]]) -> tuple[list[dict], list[dict]]:
+    """The runs the count gate leaves out only for their mode (measurable, but the trained count is not the most
+    frequent, nor is 0): those whose most frequent count is above the trained one, and those below."""
+    up: list[dict] = []
+    down: list[dict] = []
     for r, _ in failed:
         if _measurable_reasons(r):
             continue
         mode, value = _count_mode(r), int(r["value"])
         if mode != value and mode != 0:  # mostly blank images: a model that failed, not a bias
-            lean.setdefault(r["model"], [0, 0])[0 if mode > value else 1] += 1
+            (up if mode > value else down).append(r)
+    return up, down
+
+
+def leaning_reason(failed: Sequence[tuple[dict, Gate]], noun: str = "dots") -> tuple[str, ...]:
+    """The "biased towards more" claim's caveat: the runs the gate leaves out for their mode, named by the side they
+    lean to (its verdict sees only runs whose mode is the trained count, so the strongest biases are not in it)."""
+    up, down = _leaning_runs(failed)
+    names = _experiment_names([r for r, _ in failed])
+    kept = [(rs, side) for rs, side in ((up, "more"), (down, "fewer")) if rs]
+    sides = [f"{len(rs)} run{'s' if len(rs) != 1 else ''} draw{'' if len(rs) != 1 else 's'} {side}"
+             f"{f' {noun} than trained most often' if i == 0 else ''} ({_run_list(rs, names)})"
+             for i, (rs, side) in enumerate(kept)]
+    if not sides:
+        return ()
+    return (f"not in this verdict: the gate leaves out runs whose most frequent count is another (the strongest "
+            f"biases): {', '.join(sides)}",)
+
+
+def mode_gate_note(failed: Sequence[tuple[dict, Gate]], noun: str = "dots") -> list[str]:
+    """Which way the runs lean that the count gate leaves out only for their mode (:func:`_leaning_runs`): per
+    family, how many draw more and how many fewer most often. The gate asks for the trained count to be the mode,
+    so it removes the runs with the strongest bias in either direction; a reader weighing the "more" claim should
+    see where they went. Empty when none fails on its mode."""
+    lean: dict[str, list[int]] = {}
+    for side, rs in enumerate(_leaning_runs(failed)):
+        for r in rs:
+            lean.setdefault(r["model"], [0, 0])[side] += 1
     if not lean:
         return []
     parts = []

@@ -247,7 +247,7 @@ def test_a_family_beyond_the_paper_never_moves_a_verdict_on_the_paper():
     assert pie.anchor == "x" and pie.beyond is None
 
 
-def test_mode_gate_note_says_which_way_the_left_out_runs_lean():
+def test_the_gate_note_and_the_more_verdict_say_which_way_the_left_out_runs_lean():
     over = [rec("numerosity", 3, counts({3: 0.3, 4: 0.4, 5: 0.3}), model="vae", seed=s) for s in (0, 1)]
     under = [rec("numerosity", 5, counts({4: 0.5, 5: 0.3, 6: 0.2}), model="pixelcnn")]
     fine = [rec("numerosity", 3, counts({2: 0.2, 3: 0.5, 4: 0.3}), model="wgan_gp", seed=1)]
@@ -259,6 +259,15 @@ def test_mode_gate_note_says_which_way_the_left_out_runs_lean():
     assert not F.mode_gate_note([])
     for alone in (fine, blank):
         assert "Which way" not in " ".join(F.numerosity_findings(alone).notes)
+    # the "more" verdict itself carries them (a scorecard cell's reasons), by side; the other claims do not
+    found = F.numerosity_findings(over + under + fine + blank)
+    why = found.verdict("numerosity.more").reasons[-1]
+    assert why.startswith("not in this verdict: the gate leaves out runs whose most frequent count is another")
+    assert "2 runs draw more dots than trained most often (VAE 3, seeds 0, 1), 1 run draws fewer (PixelCNN 5, " \
+           "seed 0)" in why and "WGAN-GP" not in why
+    assert not any("not in this verdict" in r for r in found.verdict("numerosity.centred").reasons)
+    assert not any("not in this verdict" in r for r in F.numerosity_findings(fine + blank).verdict(
+        "numerosity.more").reasons)
 
 
 def test_scored_settings_give_the_shares_above_and_below_the_trained_count():
