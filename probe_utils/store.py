@@ -174,9 +174,8 @@ def _checksum(rec: dict) -> str:
     return hashlib.sha256(_canonical({k: v for k, v in rec.items() if k != "sha256"}).encode()).hexdigest()
 
 
-def git_commit() -> str | None:
-    """The repository's HEAD commit (with '+dirty' when the work tree differs), or None outside git."""
-    root = Path(__file__).resolve().parent.parent
+def commit_of(root: Path) -> str | None:
+    """``root``'s HEAD commit, with '+dirty' when its ``probe_utils/`` differs from it; None outside git."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
         if head.returncode != 0:
@@ -186,6 +185,17 @@ def git_commit() -> str | None:
         return head.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+#: the commit of the code this process loaded, taken when it imported probe_utils: a sweep's workers keep running
+#: the code they started with while the work tree moves on, and their records must name that code
+_LOADED_COMMIT = commit_of(Path(__file__).resolve().parent.parent)
+
+
+def git_commit() -> str | None:
+    """The commit of the code this process runs (a record's ``git_commit``): the repository's HEAD when this
+    module was imported, with '+dirty' when ``probe_utils/`` differed from it then; None outside git."""
+    return _LOADED_COMMIT
 
 
 def image_grid(images: Any, cols: int = 8, pad: int = 2) -> np.ndarray:

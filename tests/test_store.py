@@ -1,9 +1,12 @@
 import json
+import re
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
 
-from probe_utils import experiments as ex
+from probe_utils import experiments as ex, store
 from probe_utils.store import RESULTS_VERSION, CorruptRecord, png_base64, png_decode
 
 #: the settings a ci run of numerosity with a VAE has today (records with other settings are stale)
@@ -77,3 +80,22 @@ def test_stale_records_are_listed_apart_never_used(tmp_store):
     assert [r["seed"] for r in tmp_store.records("numerosity", "ci")] == [0]
     assert [r["seed"] for r in tmp_store.records("numerosity", "ci", stale=True)] == [1]
     assert tmp_store.get("numerosity", "vae", "ci", 1, 3, PARAMS) is None and old.exists()
+
+
+def test_a_record_names_the_commit_of_the_code_the_process_loaded(tmp_path, monkeypatch):
+    """A sweep's workers keep running the code they imported while the work tree moves on (commits, edits): the
+    commit their records name is the one taken at import, with no look at the tree later; ``commit_of`` reads a
+    changed ``probe_utils/`` as dirty."""
+    if not shutil.which("git"):
+        pytest.skip("git is not installed")
+    (tmp_path / "probe_utils").mkdir()
+    (tmp_path / "probe_utils" / "x.py").write_text("a = 1\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    for cmd in (["init", "-q"], ["add", "."], ["commit", "-qm", "x"]):
+        subprocess.run(git + cmd, cwd=tmp_path, check=True, capture_output=True)
+    clean = store.commit_of(tmp_path)
+    assert clean is not None and re.fullmatch(r"[0-9a-f]{40}", clean)
+    (tmp_path / "probe_utils" / "x.py").write_text("a = 2\n")
+    assert store.commit_of(tmp_path) == clean + "+dirty"
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("git asked after import"))
+    assert store.git_commit() == store.git_commit() == store._LOADED_COMMIT
