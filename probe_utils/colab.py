@@ -4,7 +4,7 @@ A chapter's first code cell installs this package on Colab before it can be impo
 that, see :data:`INSTALL_CELL`), then calls :func:`setup`, which picks the preset for the machine. The repository
 the cell installs from is the chapter's ``repository`` parameter; its default in every chapter is the book's
 ``repository.url`` in ``_config.yml``. ``python -m probe_utils.colab OWNER/NAME`` changes that address in
-``_config.yml`` and in every chapter at once; ``tests/test_book_config.py`` checks that they agree.
+``_config.yml``, ``CITATION.cff`` and every chapter at once; ``tests/test_book_config.py`` checks that they agree.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ REPO = Path(__file__).resolve().parent.parent
 COLAB_MODULE = "google.colab"
 _GITHUB = re.compile(r"^(?:https://github\.com/|git@github\.com:|ssh://git@github\.com/)?"
                      r"(?P<owner>[A-Za-z0-9][A-Za-z0-9-]*)/(?P<name>[A-Za-z0-9._-]+?)(?:\.git)?/?$")
+#: The citation file (Citation File Format) at the repository's root; its ``repository-code`` is the book's repository.
+CITATION = "CITATION.cff"
 #: The chapters' parameter line that holds the repository (its default is the book's configured repository).
 PARAMETER_LINE = re.compile(r'^(?P<head>repository = )"(?P<url>[^"]*)"(?P<tail>.*)$', re.M)
 
@@ -98,9 +100,18 @@ def chapter_repositories(repo: Path = REPO) -> dict[str, str | None]:
     return out
 
 
+def cited_repository(repo: Path = REPO) -> str | None:
+    """The ``repository-code`` of ``repo/CITATION.cff`` (None without one)."""
+    import yaml
+
+    cff = repo / CITATION
+    return (yaml.safe_load(cff.read_text()) or {}).get("repository-code") if cff.exists() else None
+
+
 def set_repository(value: str, repo: Path = REPO) -> list[Path]:
-    """Make ``value`` the book's repository: ``repository.url`` in ``_config.yml`` and the ``repository`` default
-    of every chapter (``.py`` and ``.ipynb``). Returns the files changed."""
+    """Make ``value`` the book's repository: ``repository.url`` in ``_config.yml``, ``repository-code`` in
+    ``CITATION.cff`` and the ``repository`` default of every chapter (``.py`` and ``.ipynb``). Returns the files
+    changed."""
     url = github_url(value)
     changed = []
     cfg = repo / "_config.yml"
@@ -112,6 +123,13 @@ def set_repository(value: str, repo: Path = REPO) -> list[Path]:
     if new != text:
         cfg.write_text(new)
         changed.append(cfg)
+    cff = repo / CITATION
+    if cff.exists():  # the citation file names the code's repository too
+        text = cff.read_text()
+        new = re.sub(r'^(repository-code:[ \t]*).*$', lambda m: f'{m[1]}"{url}"', text, count=1, flags=re.M)
+        if new != text:
+            cff.write_text(new)
+            changed.append(cff)
     for path in chapter_sources(repo):
         text = path.read_text()
         if path.suffix == ".ipynb":  # the line sits in a JSON string: quotes are escaped there

@@ -61,6 +61,21 @@ def test_the_book_configures_its_repository_once():
     assert cfg["launch_buttons"]["colab_url"] == build.COLAB_URL  # a fresh clone's build has Colab buttons
 
 
+def test_the_citation_file_is_complete_and_agrees_with_the_package_and_the_book():
+    """CITATION.cff (GitHub's "Cite this repository"): the Citation File Format's required keys, each author named,
+    the package's version, the book's repository, and the paper it re-runs as the one it references."""
+    from probe_utils import __version__
+
+    cff = yaml.safe_load((REPO / colab.CITATION).read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["message"].strip() and cff["title"].strip()
+    assert cff["authors"] and all(a.get("name") or a.get("family-names") for a in cff["authors"])
+    assert cff["version"] == __version__
+    assert colab.cited_repository(REPO) == CONFIGURED
+    paper = cff["references"][0]
+    assert paper["year"] == 2018 and "1811.03259" in paper["url"]
+    assert [a["family-names"] for a in paper["authors"]][:2] == ["Zhao", "Ren"]
+
+
 def test_repository_sources_in_order(no_env, monkeypatch, tmp_path):
     assert build.repository_url(None, _book_copy(tmp_path, None)) is None
     assert build.repository_url(None, _book_copy(tmp_path, "a/from-config")) == "https://github.com/a/from-config"
@@ -151,12 +166,14 @@ def test_install_cell_on_colab_without_a_repository_names_it(monkeypatch):
 def test_set_repository_changes_config_and_every_chapter(tmp_path):
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "_config.yml").write_text((REPO / "_config.yml").read_text())
+    (tmp_path / colab.CITATION).write_text((REPO / colab.CITATION).read_text())
     for src in CHAPTERS[:2]:
         for path in (src, src.with_suffix(".ipynb")):
             (tmp_path / "notebooks" / path.name).write_text(path.read_text())
     changed = colab.set_repository("octo/elsewhere", tmp_path)
-    assert len(changed) == 5
+    assert len(changed) == 6
     assert colab.configured_repository(tmp_path) == "https://github.com/octo/elsewhere"
+    assert colab.cited_repository(tmp_path) == "https://github.com/octo/elsewhere"
     assert set(colab.chapter_repositories(tmp_path).values()) == {"https://github.com/octo/elsewhere"}
     nb = json.loads((tmp_path / "notebooks" / CHAPTERS[0].with_suffix(".ipynb").name).read_text())  # still JSON
     assert nb["cells"]
