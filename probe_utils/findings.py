@@ -1357,17 +1357,20 @@ def _size_by_ink_mass(size: Sequence[Sequence[dict]], why: tuple[str, ...]) -> t
     if not runs:
         return {}, ""
     have = sum(name in r["result"].get("readings", {}) for r in runs)
-    if have < len(runs):
-        return {}, (f"; not read by the ink-mass radius, which blur does not move: it is stored for {have} of "
-                    f"{len(runs)} scored runs (records made before it existed)")
-    read = [[with_reading(r, name) for r in s] for s in size]
+    read = [[with_reading(r, name) for r in s if name in r["result"].get("readings", {})] for s in size]
+    read = [s for s in read if s]
     out = [rule_skewed_larger(s) for s in read]
     flanks = [rule_right_flank_longer(s) for s in read]
+    counts = (f"positive skewness in {sum(o is True for o in out)}, negative in {sum(o is False for o in out)}; "
+              f"right flank longer in {sum(o is True for o in flanks)}, shorter in {sum(o is False for o in flanks)}")
+    if have < len(runs):
+        said = (f", not in the verdict: on those runs ({len(read)} setting{'s' if len(read) != 1 else ''})"
+                f": {counts}") if have else ""
+        return {}, (f"; not read by the ink-mass radius, which blur does not move: it is stored for {have} of "
+                    f"{len(runs)} scored runs (records made before it existed){said}")
     return ({"by the ink-mass radius's skewness": judge(out, why, undecided=_skew_undecided(read, out)),
              "by the ink-mass radius's flanks": judge(flanks, why)},
-            f"; by the ink-mass radius, which blur does not move: positive skewness in {sum(o is True for o in out)}"
-            f", negative in {sum(o is False for o in out)}; right flank longer in {sum(o is True for o in flanks)}, "
-            f"shorter in {sum(o is False for o in flanks)}")
+            f"; by the ink-mass radius, which blur does not move: {counts}")
 
 
 @by_scope

@@ -372,7 +372,8 @@ def _ink_read(recs: list[dict], dist: np.ndarray) -> list[dict]:
 def test_size_claim_is_read_by_the_ink_mass_radius_where_every_run_carries_it():
     """Blur reads the area radius smaller, not the ink-mass radius: where the latter's skewness goes another way the
     verdict is not testable, naming it; where it agrees the verdict stands (and can still fail); where some scored
-    runs lack the reading, the claim says for how many it is stored and is judged without it."""
+    runs lack the reading, the claim says for how many it is stored, is judged without it, and says what the reading
+    shows on the runs that carry it."""
     right, left = _leaning_peak(True), _leaning_peak(False)
 
     def size_claim(recs):
@@ -394,6 +395,11 @@ def test_size_claim_is_read_by_the_ink_mass_radius_where_every_run_carries_it():
     v, shows = size_claim(mixed)
     assert v.label == "agrees 1/1"
     assert "not read by the ink-mass radius, which blur does not move: it is stored for 1 of 2 scored runs" in shows
+    # ... and what it reads on the runs that carry it is said, outside the verdict
+    assert shows.endswith("(records made before it existed), not in the verdict: on those runs (1 setting): "
+                          "positive skewness in 0, negative in 1; right flank longer in 0, shorter in 1")
+    _, shows = size_claim(seeds("pie_size", 0.6, [right, right]))
+    assert shows.endswith("it is stored for 0 of 2 scored runs (records made before it existed)")
 
 
 def test_shape_table_shows_the_flanks_as_the_rule_reads_them():
