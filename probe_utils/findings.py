@@ -2400,6 +2400,77 @@ def recipe_search_table(results: Sequence[dict], target: float = 0.9) -> Table:
                   "blank", "refused", "mean count"], rows)
 
 
+#: A check of a training recipe on one run: (the run, the one-dot target) -> (what the run shows, whether it meets
+#: the check).
+RecipeCheck = Callable[[dict, float], tuple[str, bool]]
+
+
+def _exact_one(rec: dict, target: float) -> tuple[str, bool]:
+    share = measurable(rec) * float(_dist(rec)[1] / _dist(rec).sum()) if _dist(rec).sum() > 0 else 0.0
+    return f"{share:.0%}", share >= target
+
+
+def _mode_three(rec: dict, target: float) -> tuple[str, bool]:
+    if _dist(rec).sum() <= 0:
+        return "nothing counted", False
+    mode = _count_mode(rec)
+    return f"mode {mode} ({_dist(rec).max() / _dist(rec).sum():.0%})", mode == 3
+
+
+def _red_centred(rec: dict, target: float) -> tuple[str, bool]:
+    if _dist(rec).sum() <= 0:
+        return "nothing measured", False
+    shape = A.response_shape(_dist(rec), _centres(rec))
+    width = float(np.diff(EXPERIMENTS["pie_red"].edges).min())
+    ok = abs(shape["mean"] - 0.3) <= RED_CENTRE_TOL and shape["sd"] >= MIN_SD_BINS * width
+    return f"mean {shape['mean']:.3f}, sd {shape['sd']:.3f}", ok
+
+
+def _on_training(rec: dict, target: float) -> tuple[str, bool]:
+    share = train_mass(rec)
+    return f"{share:.0%} ({measurable(rec):.0%} measurable)", share > 0.5
+
+
+#: What "a model that learns its training data" asks of a training recipe, checked on the chapters' own runs:
+#: (experiment, trained value, the check in words (``{target}``: the one-dot target), the check).
+RECIPE_CHECKS: tuple[tuple[str, int | float, str, RecipeCheck], ...] = (
+    ("numerosity", 1, "trained on 1 dot: at least {target} of all samples exactly one dot", _exact_one),
+    ("numerosity", 3, "trained on 3 dots: 3 is the most frequent count", _mode_three),
+    ("pie_red", 0.3, f"pie red at 0.3: mean within {RED_CENTRE_TOL} of it, and a spread (sd of at least "
+                     f"{MIN_SD_BINS:g} bins)", _red_centred),
+    ("pie_combos", 10, "10 pie combinations: most measurable samples on training combinations", _on_training),
+)
+
+
+def recipe_checks(preset: str = "cpu", store: Any = None, seeds: Sequence[int] = (0, 1, 2),
+                  target: float = 0.9) -> Table:
+    """Whether the preset's recipe makes models learn their training data, read from the chapters' stored runs at
+    ``preset`` (the preset's own network width and training-set size): per check of :data:`RECIPE_CHECKS` and model
+    family with runs, what each seed shows and how many seeds meet it (``target``: the share of one-dot samples the
+    first check asks for). A seed not stored yet reads "not stored"."""
+    from probe_utils.params import check_choice, check_float
+    from probe_utils.store import Store
+
+    check_choice("preset", preset, list(PRESETS))
+    target = check_float("target", target, 0.0, 1.0)
+    store = store or Store()
+    pre = PRESETS[preset]
+    rows = []
+    for experiment, value, text, check in RECIPE_CHECKS:
+        recs = [r for r in store.records(experiment, preset) if abs(float(r["value"]) - value) < 1e-9
+                and all((r.get("params") or {}).get(k, getattr(pre, k)) == getattr(pre, k)
+                        for k in ("width", "pool_size"))]
+        for model in sorted({r["model"] for r in recs}, key=_family_index):
+            by_seed = {int(r["seed"]): check(r, target) for r in recs if r["model"] == model}
+            cells = [by_seed[s][0] if s in by_seed else "not stored" for s in seeds]
+            met = sum(by_seed[s][1] for s in seeds if s in by_seed)
+            stored = sum(s in by_seed for s in seeds)
+            word = "no" if met < stored else "yes" if stored == len(seeds) else "so far"
+            rows.append([text.format(target=f"{target:.0%}"), LABELS.get(model, model), *cells,
+                         f"{word}: {met} of {stored} stored seed{'s' if stored != 1 else ''}"])
+    return Table(["check", "family", *[f"seed {s}" for s in seeds], "met"], rows)
+
+
 def recipe_search_skipped(folder=None) -> Table:
     """The plan's entries that were not run, each with the reason stated in the plan."""
     import json
