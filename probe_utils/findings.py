@@ -2405,9 +2405,19 @@ def recipe_search_table(results: Sequence[dict], target: float = 0.9) -> Table:
 RecipeCheck = Callable[[dict, float], tuple[str, bool]]
 
 
+def _share_against(share: float, target: float) -> str:
+    """``share`` as a percentage with as many decimals as it takes for the shown number to fall on the same side of
+    ``target`` as the share does (89.96% against 90% reads "89.96%", not "90%")."""
+    for places in range(5):
+        text = f"{share:.{places}%}"
+        if (float(text.rstrip("%")) / 100 >= target) == (share >= target):
+            return text
+    return text
+
+
 def _exact_one(rec: dict, target: float) -> tuple[str, bool]:
     share = measurable(rec) * float(_dist(rec)[1] / _dist(rec).sum()) if _dist(rec).sum() > 0 else 0.0
-    return f"{share:.0%}", share >= target
+    return _share_against(share, target), share >= target
 
 
 def _mode_three(rec: dict, target: float) -> tuple[str, bool]:
