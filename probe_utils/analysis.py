@@ -115,6 +115,13 @@ def summary_rows(records: list[dict]) -> list[dict]:
     return rows
 
 
+def _short_commit(commit: str | None) -> str:
+    """A record's commit shortened to 12 hex digits, keeping its '+dirty' mark (the code differed from the commit)."""
+    if not commit:
+        return "unknown"
+    return commit[:12] + ("+dirty" if commit.endswith("+dirty") else "")
+
+
 def provenance_rows(records: list[dict]) -> list[dict]:
     """Where and how each record was made: preset, network width and training images, device, seed, iterations, wall
     time, code version and commit."""
@@ -130,7 +137,7 @@ def provenance_rows(records: list[dict]) -> list[dict]:
             "preset": r["preset"], "width": size(r, "width"), "pool_size": size(r, "pool_size"),
             "device": p["device"], "iterations": p["steps"], "converged_at": p.get("converged_at"),
             "wall_s": p["wall_s"], "torch": p["torch"], "code": p["code_version"],
-            "commit": (p.get("git_commit") or "unknown")[:12], "created": p["created"],
+            "commit": _short_commit(p.get("git_commit")), "created": p["created"],
         })
     return rows
 

@@ -103,6 +103,11 @@ def test_provenance_table_lists_a_record_once():
     wide = {**rec, "key": "k2", "params": {"width": 32}}  # the same setting at another network width
     header = str(findings.provenance_table([{**rec, "params": {"width": 16}}, wide])).splitlines()[0]
     assert "| seed | width | preset |" in header and "training images" not in header
+    # the commit, shortened, keeps the mark of code that differed from it
+    dirty = {**rec, "provenance": {**rec["provenance"], "git_commit": "0123456789abcdef0123+dirty"}}
+    assert "| 0123456789ab+dirty |" in str(findings.provenance_table([dirty]))
+    assert "| 0123456789ab |" in str(findings.provenance_table([{**dirty, "provenance": {
+        **rec["provenance"], "git_commit": "0123456789abcdef0123"}}]))
 
 
 def test_rows_whose_runs_fail_their_gate_are_counted_and_drawn_hollow():
