@@ -208,9 +208,16 @@ class Table:
         return f"<table class=\"{self.css}\">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
 
 
+def _p_value(p: float) -> float | str:
+    """A p-value for a table: below the smallest float it is computed as 0, which it is not."""
+    return "< 1e-300" if p == 0 else p
+
+
 def _format(key: str, value: Any, fmt: dict[str, str]) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "–"
+    if isinstance(value, str):  # already worded
+        return LABELS.get(value, value) if key == "model" else value
     if key in fmt:
         return format(value, fmt[key])
     return LABELS.get(value, str(value)) if key == "model" else str(value)
@@ -1634,7 +1641,7 @@ def independence_table(records: dict[str, list[dict]]) -> Table:
                          "mode_sd": " / ".join(f"{a['sd']:.3f}→{b['sd']:.3f}" if b["mass"] >= MODE_MASS_MIN else
                                                f"{a['sd']:.3f}→lost" for a, b in zip(*modes)) if len(modes) == 2
                          else "–",
-                         "rho": r["spearman_rho"], "p": r["p_value"], "v": r["cramers_v"],
+                         "rho": r["spearman_rho"], "p": _p_value(r["p_value"]), "v": r["cramers_v"],
                          "gate": f"{len(every) - sum(f['model'] == r['model'] for f, _ in failed)} of {len(every)}"})
     cols = {"feature": "feature", "model": "model", "seeds": "seeds", "gate": "runs passing the gate",
             "ks": "nuisance values k", "shift": "largest mass moved between trained values",

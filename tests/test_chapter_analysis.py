@@ -91,6 +91,13 @@ def test_independence_findings():
     found = findings.independence_findings({"indep_red": recs})
     assert "larger with the most nuisance values than with the fewest in 1 of 1 settings" in str(found)
     assert found.verdict("independence.variance_rises").label == "agrees 1/1"
+    # with 4,000 samples per response a clear widening drives the chi-square p below the smallest float: it is
+    # computed as 0, which the table does not print as "0"
+    d = modes(0.06)
+    wide = recs[:2] + [{**recs[2], "result": {"distribution": (d / d.sum()).tolist(), "n_samples": 4000}}]
+    assert analysis.independence_rows(wide, centres)[0]["p_value"] == 0
+    table = findings.independence_table({"indep_red": wide})
+    assert [c.text for c in table.rows[0]][table.columns.index("χ² p")] == "< 1e-300"
 
 
 def test_provenance_table_lists_a_record_once():
