@@ -2439,7 +2439,7 @@ def _red_centred(rec: dict, target: float) -> tuple[str, bool]:
         return "nothing measured", False
     shape = A.response_shape(_dist(rec), _centres(rec))
     width = float(np.diff(EXPERIMENTS["pie_red"].edges).min())
-    ok = abs(shape["mean"] - 0.3) <= RED_CENTRE_TOL and shape["sd"] >= MIN_SD_BINS * width
+    ok = abs(shape["mean"] - float(rec["value"])) <= RED_CENTRE_TOL and shape["sd"] >= MIN_SD_BINS * width
     return f"mean {shape['mean']:.3f}, sd {shape['sd']:.3f}", ok
 
 
@@ -2484,7 +2484,8 @@ def recipe_checks(preset: str = "cpu", store: Any = None, seeds: Sequence[int] =
             stored = sum(s in by_seed for s in seeds)
             word = "no" if met < stored else "yes" if stored == len(seeds) else "so far"
             rows.append([text.format(target=f"{target:.0%}"), LABELS.get(model, model), *cells,
-                         f"{word}: {met} of {stored} stored seed{'s' if stored != 1 else ''}"])
+                         f"{word} ({met} of {stored} stored seed{'s' if stored != 1 else ''} "
+                         f"{'meets' if met == 1 else 'meet'} it)"])
     return Table(["check", "family", *[f"seed {s}" for s in seeds], "met"], rows)
 
 
