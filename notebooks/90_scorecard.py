@@ -23,8 +23,9 @@
 # **agrees** (every scored setting supports it), **partly** (some do), **disagrees** (none does), or **not testable
 # at this scale** (no run passed its training-health gate, or every difference is within the noise). A cell where
 # nothing was tried says so: **not run** (no runs of that family for the claim at the preset) or **not yet** (its runs
-# are planned but not all stored). Each cell links to the chapter section that decides it; hover over a "not
-# testable" cell for the reason. Nothing here is typed in.
+# are planned but not all stored). Each cell links to the chapter section that decides it; hover over a cell for its
+# reasons: why it is not testable, or, for a partial verdict, which settings go against the claim and which were left
+# undecided. Nothing here is typed in.
 # Families the paper did not report on (diffusion models, or a family of your own) are marked "beyond the paper" in
 # their column header: their verdicts test the paper's claims on models it never trained.
 # Verdicts at the `ci` preset are smoke tests, not findings.

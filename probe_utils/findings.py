@@ -303,14 +303,23 @@ class Verdict:
         return Cell(text, f"<span class=\"verdict {self.css}\">{html.escape(shown)}</span>{reason}", self.css)
 
 
+def _named(labels: Sequence[str], most: int = 6) -> str:
+    """'A, B, C' or 'A, B, …, F and 3 more': the settings a verdict's reason speaks of."""
+    extra = f" and {len(labels) - most} more" if len(labels) > most else ""
+    return ", ".join(labels[:most]) + extra
+
+
 def judge(outcomes: Sequence[bool | None], reasons: Sequence[str] = (), undecided: str = WITHIN_NOISE,
-          too_few: str = NO_RUNS) -> Verdict:
+          too_few: str = NO_RUNS, settings: Sequence[str] = ()) -> Verdict:
     """The verdict over per-setting outcomes. No setting scored: not testable (``reasons`` say why, e.g. failed
     gates; without any, ``too_few``: why a claim that compares settings had none to compare). Every outcome
     undecided (None): not testable, because of ``undecided`` (by default: within the noise) and ``reasons``.
     All support the claim: agrees. None supports it (and at least one contradicts it): disagrees. Otherwise partly;
-    undecided settings are counted in the reasons."""
+    undecided settings are counted in the reasons. ``settings`` (one label per outcome, e.g. "VAE 3") lets the
+    reasons name the undecided settings and, where the verdict is partly, those that go against the claim."""
     total = len(outcomes)
+    if settings and len(settings) != total:
+        raise ValueError(f"settings needs one label per outcome ({total}); got {len(settings)}")
     hits = sum(o is True for o in outcomes)
     misses = sum(o is False for o in outcomes)
     reasons = tuple(reasons)
@@ -318,11 +327,17 @@ def judge(outcomes: Sequence[bool | None], reasons: Sequence[str] = (), undecide
         return Verdict(NOT_TESTABLE, 0, 0, reasons or (too_few,))
     if hits + misses == 0:
         return Verdict(NOT_TESTABLE, 0, total, (undecided,) + reasons)
+
+    def which(outcome: bool | None) -> list[str]:
+        return [s for s, o in zip(settings, outcomes) if o is outcome]
+
     n_undecided = total - hits - misses
-    note = (f"{n_undecided} of {total} undecided: {undecided}",) if n_undecided else ()
+    named = f" ({_named(which(None))})" if settings else ""
+    note = (f"{n_undecided} of {total} undecided{named}: {undecided}",) if n_undecided else ()
     if hits == total:
         return Verdict(AGREES, hits, total, ())
-    return Verdict(DISAGREES if hits == 0 else PARTLY, hits, total, note, misses)
+    against = (f"against the claim: {_named(which(False))}",) if hits and misses and settings else ()
+    return Verdict(DISAGREES if hits == 0 else PARTLY, hits, total, against + note, misses)
 
 
 def _with_reasons(verdict: Verdict, extra: Sequence[str]) -> Verdict:
@@ -1066,20 +1081,23 @@ def _numerosity_findings(records: Sequence[dict], noun: str, key: str, anchor: s
     fams = {m: [recs for (mm, _), recs in settings if mm == m] for m in _families(passed)}
     grows = [rule_spread_grows(s) for s in fams.values() if len(s) >= 2]
     n = len(settings)
+    names = [_label(recs[0]) for _, recs in settings]
+    grown = [LABELS.get(m, m) for m, s in fams.items() if len(s) >= 2]
     claims = [
         Claim(f"{key}.not_always_exact", f"Generated images do not always have the trained number of {noun}",
               f"the trained count is the most frequent and is generated in less than {EXACT_SHARE:.0%} of samples "
-              f"in {sum(o is True for o in exact)} of {n} settings{skipped}", judge(exact, why)),
+              f"in {sum(o is True for o in exact)} of {n} settings{skipped}", judge(exact, why, settings=names)),
         Claim(f"{key}.centred", "The distribution is centred at the trained count",
               f"the mode is the trained count and the mean within {CENTRE_TOL} of it in "
-              f"{sum(o is True for o in centred)} of {n} settings{skipped}", judge(centred, why)),
+              f"{sum(o is True for o in centred)} of {n} settings{skipped}", judge(centred, why, settings=names)),
         Claim(f"{key}.more", f"It is biased slightly towards more {noun}",
               f"more mass above than below the trained count in {sum(o is True for o in more)} of {n} settings, "
-              f"fewer in {sum(o is False for o in more)}{skipped}", _with_reasons(judge(more, why),
-                                                                     leaning_reason(failed, noun))),
+              f"fewer in {sum(o is False for o in more)}{skipped}",
+              _with_reasons(judge(more, why, settings=names), leaning_reason(failed, noun))),
         Claim(f"{key}.spread_grows", "The spread grows with the count (as in human and monkey numerosity)",
               f"the sd rises with the trained count for {sum(o is True for o in grows)} of {len(grows)} families "
-              f"with two or more scored counts", judge(grows, why, too_few="fewer than two trained counts scored")),
+              f"with two or more scored counts",
+              judge(grows, why, too_few="fewer than two trained counts scored", settings=grown)),
     ]
     per = "; ".join(_count_detail(model, value, recs) for (model, value), recs in settings)
     notes = [*_preset_note(records), gate_note(records, failed), *mode_gate_note(failed, noun)]
@@ -1375,8 +1393,10 @@ def _size_by_ink_mass(size: Sequence[Sequence[dict]], why: tuple[str, ...]) -> t
                 f": {counts}") if have else ""
         return {}, (f"; not read by the ink-mass radius, which blur does not move: it is stored for {have} of "
                     f"{len(runs)} scored runs (records made before it existed){said}")
-    return ({"by the ink-mass radius's skewness": judge(out, why, undecided=_skew_undecided(read, out)),
-             "by the ink-mass radius's flanks": judge(flanks, why)},
+    names = [_label(s[0]) for s in read]
+    return ({"by the ink-mass radius's skewness": judge(out, why, undecided=_skew_undecided(read, out),
+                                                        settings=names),
+             "by the ink-mass radius's flanks": judge(flanks, why, settings=names)},
             f"; by the ink-mass radius, which blur does not move: {counts}")
 
 
@@ -1397,29 +1417,34 @@ def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -
     fam_red = {m: [s for s in red if s[0]["model"] == m] for m in _families(by_exp["pie_red"])}
     centred = [rule_red_centred(s) for s in red]
     sharp = [rule_sharper_at_extremes(s) for s in fam_red.values() if len(s) >= 3]
+    sharp_names = [LABELS.get(m, m) for m, s in fam_red.items() if len(s) >= 3]
+    red_names, size_names, loc_names = ([_label(s[0]) for s in ss] for ss in (red, size, loc))
     sat = [x for s in red for x in [saturated(s)] if x]
     sym = [rule_symmetric(s) for s in red]
     larger = [rule_skewed_larger(s) for s in size]
     flanks = [rule_right_flank_longer(s) for s in size]
     by_ink, ink_txt = _size_by_ink_mass(size, why_size)
     loc_sym = [rule_symmetric(s) for s in loc]
-    versus = [rule_sharper_than_red(fam_red.get(m, []), [s for s in other if s[0]["model"] == m])
-              for other in (size, loc) for m in _families(r for s in other for r in s) if fam_red.get(m)]
+    pairs = [(m, other, what) for other, what in ((size, "size"), (loc, "location"))
+             for m in _families(r for s in other for r in s) if fam_red.get(m)]
+    versus = [rule_sharper_than_red(fam_red[m], [s for s in other if s[0]["model"] == m]) for m, other, _ in pairs]
+    versus_names = [f"{LABELS.get(m, m)} {what}" for m, _, what in pairs]
     sat_txt = f"; saturated: {', '.join(sat)}" if sat else ""
     claims = [
         Claim("pie.red_centred", "Red: the response is centred at the trained proportion",
               f"mean within {RED_CENTRE_TOL} of it in {sum(o is True for o in centred)} of {len(red)} settings"
-              f"{_not_scored(records.get('pie_red', []), by_exp['pie_red'])}", judge(centred, why_red)),
+              f"{_not_scored(records.get('pie_red', []), by_exp['pie_red'])}",
+              judge(centred, why_red, settings=red_names)),
         Claim("pie.red_weber", "Red: sharper at the extremes (10%, 90%) than in the middle (Weber's law)",
               f"the bump's sd at both extreme trained values is below the one nearest 50% for "
               f"{sum(o is True for o in sharp)} of {len(sharp)} families with three or more scored values{sat_txt}",
               judge(sharp, why_red, too_few="fewer than three trained values scored", undecided=(
                   "a response is saturated at the measurement's floor or ceiling, or " + WITHIN_NOISE) if sat
-                  else WITHIN_NOISE)),
+                  else WITHIN_NOISE, settings=sharp_names)),
         Claim("pie.red_symmetric", "Red: the response is symmetric",
               f"|skewness| < {SYMMETRIC_SKEW} in {sum(o is True for o in sym)} of {len(sym)} settings"
               f"{_not_scored(records.get('pie_red', []), by_exp['pie_red'])}{_strays(red, rule_symmetric)}",
-              judge(sym, why_red, undecided=_skew_undecided(red, sym))),
+              judge(sym, why_red, undecided=_skew_undecided(red, sym), settings=red_names)),
         Claim("pie.size_larger", "Size: skewed towards larger objects",
               f"positive skewness in {sum(o is True for o in larger)} of {len(larger)} settings, negative in "
               f"{sum(o is False for o in larger)}{_not_scored(records.get('pie_size', []), by_exp['pie_size'])}"
@@ -1427,17 +1452,18 @@ def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -
               f"{sum(o is True for o in flanks)}, shorter in {sum(o is False for o in flanks)}{ink_txt}",
               # a thin left tail moves the skewness, not the peak; blur could make one (it reads a disc smaller),
               # so the ink-mass radius, which blur does not move, checks both where every run carries it
-              checked_verdict(judge(larger, why_size, undecided=_skew_undecided(size, larger)),
-                              {"by the peak's flanks": judge(flanks, why_size), **by_ink}, "by the bump's skewness",
+              checked_verdict(judge(larger, why_size, undecided=_skew_undecided(size, larger), settings=size_names),
+                              {"by the peak's flanks": judge(flanks, why_size, settings=size_names), **by_ink},
+                              "by the bump's skewness",
                               "how the size is read decides it" if by_ink else "the shape statistic decides it")),
         Claim("pie.location_symmetric", "Location: fairly symmetric",
               f"|skewness| < {SYMMETRIC_SKEW} in {sum(o is True for o in loc_sym)} of {len(loc_sym)} settings"
               f"{_not_scored(records.get('pie_location', []), by_exp['pie_location'])}{_strays(loc, rule_symmetric)}",
-              judge(loc_sym, why_loc, undecided=_skew_undecided(loc, loc_sym))),
+              judge(loc_sym, why_loc, undecided=_skew_undecided(loc, loc_sym), settings=loc_names)),
         Claim("pie.sharper_than_red", "Size and location responses are sharper than red's",
               f"sd relative to the range of trained values below red's for {sum(o is True for o in versus)} of "
               f"{len(versus)} (family, feature) pairs",
-              judge(versus, why_versus, too_few="needs red and size or location scored")),
+              judge(versus, why_versus, too_few="needs red and size or location scored", settings=versus_names)),
     ]
     return Findings(anchor, claims, [*_preset_note(every), gate_note(every, failed)])
 
@@ -1510,17 +1536,18 @@ def convolution_findings(records: dict[str, list[dict]], anchor: str = "findings
     far_tv = ", ".join(f"{LABELS.get(r['model'], r['model'])} {r['value']}: {r['tv']:.2f}" for r in far)
     ratios = ", ".join(f"{LABELS.get(r['model'], r['model'])} {r['value']}: {A.prototype_index_text(r['ratio'])}"
                        for r in close)
+    far_names, close_names = ([f"{LABELS.get(r['model'], r['model'])} {r['value']}" for r in rs] for rs in (far, close))
     claims = [
         Claim("convolution.far", "Far modes: the response is the convolution of the unimodal responses with the "
               "training distribution", f"TV distance below {CONVOLUTION_TV} in {sum(o is True for o in fits)} of "
-              f"{len(far)} settings ({far_tv or 'none scored'})", judge(fits, why)),
+              f"{len(far)} settings ({far_tv or 'none scored'})", judge(fits, why, settings=far_names)),
         Claim("convolution.prototype", "Close modes: more mass at their mean than convolution predicts (prototype "
               "enhancement)", f"more actual than predicted mass in the midpoint window in "
               f"{sum(o is True for o in proto)} of {len(close)} settings (prototype index: {ratios or 'none scored'})",
-              judge(proto, why)),
+              judge(proto, why, settings=close_names)),
         Claim("convolution.snap", "Close modes snap together: the most likely value lies between them",
               f"the actual mode lies in the midpoint window in {sum(snap)} of {len(close)} settings",
-              judge(snap, why)),
+              judge(snap, why, settings=close_names)),
     ]
     every = [r for n in ("pie_red", "pie_red_mix") for r in records.get(n, [])]
     return Findings(anchor, claims, [*_preset_note(every), gate_note(every, failed)])
@@ -1659,7 +1686,7 @@ def independence_findings(records: dict[str, list[dict]], anchor: str = "finding
     values must reproduce the three trained values)."""
     scored, failed = _independence_scored(records)
     why = gate_reasons(failed, [r for rs in records.values() for r in rs])
-    same, wider, detail, sds, lost = [], [], [], [], 0
+    same, wider, detail, sds, names, lost = [], [], [], [], [], 0
     for name, model, runs in scored:
         (stat,) = A.independence_rows(runs, EXPERIMENTS[name].centres)
         ks = stat["ks"]
@@ -1670,6 +1697,7 @@ def independence_findings(records: dict[str, list[dict]], anchor: str = "finding
         lost += not modes_kept(*ends)
         label = f"{EXPERIMENTS[name].feature} {LABELS.get(model, model)}"
         detail.append(f"{label} {shift:.2f}")
+        names.append(label)
         sds.append(f"{label}: {_ok(wider[-1])}")
     every = [r for rs in records.values() for r in rs]
     claims = [
@@ -1677,12 +1705,13 @@ def independence_findings(records: dict[str, list[dict]], anchor: str = "finding
               "values the other features take (1–50)", f"less than {INDEPENDENCE_MASS_TV:.0%} of the mass moves "
               f"between the trained values from the fewest nuisance values to more in {sum(o is True for o in same)} "
               f"of {len(scored)} (feature, model) settings ({', '.join(detail) or 'none scored'}; a mode that only "
-              f"widens, as the next claim expects, moves none)", judge(same, why)),
+              f"widens, as the next claim expects, moves none)", judge(same, why, settings=names)),
         Claim("independence.variance_rises", "The variance rises slightly when the nuisance features are more "
               "random", f"the spread of each trained value's mode is larger with the most nuisance values than with "
               f"the fewest in {sum(o is True for o in wider)} of {len(scored)} settings ({'; '.join(sds) or 'none'})",
               judge(wider, why, undecided=_counted_undecided(
-                  ("no trained value keeps its mode in both runs", lost), sum(o is None for o in wider)))),
+                  ("no trained value keeps its mode in both runs", lost), sum(o is None for o in wider)),
+                  settings=names)),
     ]
     return Findings(anchor, claims, [*_preset_note(every), gate_note(every, failed)])
 
@@ -1862,19 +1891,20 @@ def _sized_runs(points: Sequence[dict], vary: str) -> list[dict]:
             if len({p[vary] for p in group}) >= 2 for p in group for r in p["runs"]]
 
 
-def _size_outcomes(points: Sequence[dict], vary: str) -> tuple[list[bool | None], list[str]]:
+def _size_outcomes(points: Sequence[dict], vary: str) -> tuple[list[bool | None], list[str], list[str]]:
     """Size-invariance outcomes per (experiment, model, number of combinations) across values of ``vary``
-    (``width`` or ``pool_size``), the other setting at the preset's own value."""
+    (``width`` or ``pool_size``), the other setting at the preset's own value; what each shows, and its label."""
     fixed = "pool_size" if vary == "width" else "width"
     keep = [p for p in points if _default(p["runs"][0], fixed)]
-    outcomes, txt = [], []
+    outcomes, txt, names = [], [], []
     for (name, model, m), group in _by(keep, ("experiment", "model", "n_train")).items():
         if len({p[vary] for p in group}) < 2:
             continue
         outcomes.append(rule_size_invariant(group))
-        txt.append(f"{EXPERIMENTS[name].dataset} {LABELS.get(model, model)} at {m}: "
+        names.append(f"{EXPERIMENTS[name].dataset} {LABELS.get(model, model)} at {m}")
+        txt.append(f"{names[-1]}: "
                    + ", ".join(f"{p[vary]}: {p['precision']:.3f} (chance {p['chance']:.3f})" for p in group))
-    return outcomes, txt
+    return outcomes, txt, names
 
 
 @by_scope
@@ -1924,24 +1954,30 @@ def _combination_findings(records: dict[str, list[dict]], anchor: str = "finding
     recall = [rule_recall_high(p) for p in main]
     falls = [rule_precision_falls(c[0], c[-1]) for c in curves if len(c) >= 2]
     memo = [rule_memorised(c[0]) for c in curves if c]
+    point_names = [f"{EXPERIMENTS[p['experiment']].dataset} {LABELS.get(p['model'], p['model'])} at {p['n_train']}"
+                   for p in main]
+    pair_names = [f"{EXPERIMENTS[c[0]['experiment']].dataset} {LABELS.get(c[0]['model'], c[0]['model'])}"
+                  for c in curves if c]
+    falls_names = [n for n, c in zip(pair_names, [c for c in curves if c]) if len(c) >= 2]
     falls_txt = ", ".join(f"{EXPERIMENTS[c[0]['experiment']].dataset} {LABELS.get(c[0]['model'], c[0]['model'])} "
                           f"{c[0]['lift']:.2f} at {c[0]['n_train']} → {c[-1]['lift']:.2f} at {c[-1]['n_train']}"
                           for c in curves if len(c) >= 2)
     claims = [
         Claim("combinations.recall", "Recall is very high: every training combination is generated",
               f"recall ≥ {RECALL_HIGH} in {sum(o is True for o in recall)} of {len(main)} (data set, model, number "
-              f"of combinations) settings", judge(recall, why)),
+              f"of combinations) settings", judge(recall, why, settings=point_names)),
         Claim("combinations.precision_falls", "Precision falls as the training set holds more combinations (new "
               "combinations appear)", f"precision's lift over chance, (precision − m/total) / (1 − m/total), lower "
               f"at the most combinations than at the fewest for {sum(o is True for o in falls)} of {len(falls)} "
-              f"(data set, model) pairs ({falls_txt or 'none scored'})", judge(falls, why)),
+              f"(data set, model) pairs ({falls_txt or 'none scored'})", judge(falls, why, settings=falls_names)),
         Claim("combinations.memorised", "A few combinations (10–20) are memorised almost exactly",
               f"precision above {PRECISION_MEMORISED} at the fewest combinations for {sum(o is True for o in memo)} "
               f"of {len(memo)} (data set, model) pairs",
-              judge(memo, why, undecided="chance precision alone reaches it, or " + WITHIN_NOISE)),
+              judge(memo, why, undecided="chance precision alone reaches it, or " + WITHIN_NOISE,
+                    settings=pair_names)),
     ]
     for vary, what in (("width", "network size (Fig. 25)"), ("pool_size", "data-set size")):
-        outcomes, txt = _size_outcomes(points, vary)
+        outcomes, txt, names = _size_outcomes(points, vary)
         sized = {id(r) for r in _sized_runs(combination_points(every), vary)}
         sizes = "network widths" if vary == "width" else "training-set sizes"
         why_size = claim_reasons(every, failed, lambda r: id(r) in sized,  # noqa: B023 (used at once)
@@ -1951,7 +1987,8 @@ def _combination_findings(records: dict[str, list[dict]], anchor: str = "finding
                             f"range of precision across them below {SIZE_INVARIANT}, every size above chance, at "
                             f"{sum(o is True for o in outcomes)} of {len(outcomes)} (data set, model, number of "
                             f"combinations) points ({'; '.join(txt) or 'none'})",
-                            judge(outcomes, why_size, undecided="a size is at chance precision, or " + WITHIN_NOISE)))
+                            judge(outcomes, why_size, undecided="a size is at chance precision, or " + WITHIN_NOISE,
+                                  settings=names)))
     return Findings(anchor, claims, [*_preset_note(every), gate_note(every, failed)])
 
 
@@ -2013,6 +2050,8 @@ def clevr_findings(records: dict[str, list[dict]], anchor: str = "findings-clevr
     rows = [(n.rsplit("_", 1)[1], r) for n, rs in clevr_pair_rows(
         {n: [r for r in passed if r["experiment"] == n] for n in pairs}).items() for r in rs]
     kept = [rule_marginals(r) for _, r in rows]
+    names = {g: [f"{LABELS.get(r['model'], r['model'])} rare {r['rare']}" for gg, r in rows if gg == g]
+             for g in ("4x4", "9x9")}
     few = [rule_few_novel(r) for g, r in rows if g == "4x4"]
     even = [rule_even(r) for g, r in rows if g == "9x9"]
     txt = lambda g: ", ".join(f"{LABELS.get(r['model'], r['model'])} rare {r['rare']} {r['rare_novel']:.2f}"  # noqa
@@ -2020,13 +2059,14 @@ def clevr_findings(records: dict[str, list[dict]], anchor: str = "findings-clevr
     claims = num.claims + [
         Claim("clevr_pairs.marginals", "Shape–colour pairs: the marginals are preserved",
               f"TV of both marginals below {MARGINAL_TV} in {sum(o is True for o in kept)} of {len(rows)} settings",
-              judge(kept, why)),
+              judge(kept, why, settings=[f"{g} {LABELS.get(r['model'], r['model'])} rare {r['rare']}"
+                                         for g, r in rows])),
         Claim("clevr_pairs.few_4x4", "4×4: the rare shape pair (colour pair) gets very few new colours (shapes)",
               f"share of its generated mass on new cells below {FEW_NOVEL} in {sum(o is True for o in few)} of "
-              f"{len(few)} settings ({txt('4x4')})", judge(few, why_4)),
+              f"{len(few)} settings ({txt('4x4')})", judge(few, why_4, settings=names["4x4"])),
         Claim("clevr_pairs.even_9x9", "9×9: it takes all colours (shapes) almost evenly",
               f"new cells get at least {EVEN_SHARE:.0%} of their even share in {sum(o is True for o in even)} of "
-              f"{len(even)} settings ({txt('9x9')})", judge(even, why_9)),
+              f"{len(even)} settings ({txt('9x9')})", judge(even, why_9, settings=names["9x9"])),
     ]
     notes = num.notes + ([gate_note(every, failed)] if every else [])
     return Findings(anchor, claims, notes)

@@ -61,6 +61,24 @@ def test_judge_vocabulary():
     assert {F.judge(o).verdict for o in ([True], [True, False], [False], [])} == set(F.VERDICTS)
 
 
+def test_a_verdict_names_the_settings_left_undecided_and_those_against_the_claim():
+    """A reader of "partly 1/3" can see which setting went against the claim and which was undecided; a real claim
+    (numerosity, two counts scored: one centred, one not) names them the same way."""
+    v = F.judge([True, False, None], settings=["VAE 1", "VAE 3", "WGAN-GP 5"])
+    assert v.label == "partly 1/3"
+    assert v.reasons == ("against the claim: VAE 3", f"1 of 3 undecided (WGAN-GP 5): {F.WITHIN_NOISE}")
+    assert F.judge([True, True], settings=["a", "b"]).reasons == ()
+    assert F.judge([False, None], settings=["a", "b"]).reasons == (f"1 of 2 undecided (b): {F.WITHIN_NOISE}",)
+    many = F.judge([True] + [False] * 8, settings=[f"VAE {i}" for i in range(9)])
+    assert many.reasons == ("against the claim: VAE 1, VAE 2, VAE 3, VAE 4, VAE 5, VAE 6 and 2 more",)
+    with pytest.raises(ValueError, match="one label per outcome"):
+        F.judge([True, False], settings=["only one"])
+    recs = seeds("numerosity", 1, [counts({1: 0.9, 2: 0.1})] * 2) + \
+        seeds("numerosity", 3, [counts({3: 0.4, 5: 0.3, 6: 0.3})] * 2)
+    centred = F.numerosity_findings(recs).verdict("numerosity.centred")
+    assert centred.label == "partly 1/2" and centred.reasons[0] == "against the claim: VAE 3"
+
+
 def test_noise_helpers():
     assert F.beyond(0.3, 0.1) is True and F.beyond(-0.3, 0.1) is False and F.beyond(0.05, 0.1) is None
     assert F.within(0.02, 0.05, 0.01) is True and F.within(0.08, 0.05, 0.01) is False
