@@ -62,10 +62,13 @@ def mixture_modes(value: str) -> list[float]:
     return [float(t) for t in str(value).split("+")]
 
 
-def dist_stats(dist: np.ndarray) -> dict[str, float]:
-    """Mean, standard deviation, mode and skewness of a distribution over bins 0..K-1."""
+def dist_stats(dist: np.ndarray) -> dict[str, Any]:
+    """Mean, standard deviation, mode and skewness of a distribution over bins 0..K-1; NaN (mode None) when it
+    holds no mass (nothing was measured)."""
     p = np.asarray(dist, float)
-    p = p / p.sum() if p.sum() > 0 else p
+    if not p.sum() > 0:
+        return {"mean": float("nan"), "sd": float("nan"), "mode": None, "skew": float("nan")}
+    p = p / p.sum()
     k = np.arange(len(p))
     mean = float((k * p).sum())
     var = float(((k - mean) ** 2 * p).sum())
@@ -90,25 +93,32 @@ def impulse_responses(records: list[dict]) -> list[Response]:
 
 
 def summary_rows(records: list[dict]) -> list[dict]:
-    """One row per (model, trained value): statistics of the generated distribution; ``mean_ci`` is the half-width
-    of the 95% t interval of the mean over seeds (NaN with one seed: no seed-to-seed variation to show)."""
+    """One row per (model, trained value): statistics of the generated distribution over the seeds that measured
+    any sample (a seed whose samples were all refused has no distribution to average; with none, every statistic is
+    NaN and the mode None, not 0); ``mean_ci`` is the half-width of the 95% t interval of the mean over seeds (NaN
+    with one seed: no seed-to-seed variation to show)."""
     rows = []
+    nan = float("nan")
     for (model, value), recs in by_setting(records):
-        stats = [dist_stats(r["result"]["distribution"]) for r in recs]
         dists = np.array([r["result"]["distribution"] for r in recs], float)
+        dists = dists[dists.sum(axis=1) > 0]
+        dists = dists / dists.sum(axis=1, keepdims=True) if len(dists) else dists
+        stats = [dist_stats(d) for d in dists]
         means = np.array([s["mean"] for s in stats])
-        ci = half_width(means)
-        exact = dists[:, value].mean() if value < dists.shape[1] else 0.0
+
+        def share(d: np.ndarray) -> float:
+            return float(d.mean()) if len(dists) else nan
+
         rows.append({
             "model": model, "value": value, "seeds": len(recs),
-            "mean": float(means.mean()), "mean_ci": float(ci),
-            "sd": float(np.mean([s["sd"] for s in stats])),
-            "mode": int(np.argmax(dists.mean(axis=0))),
+            "mean": share(means), "mean_ci": float(half_width(means)),
+            "sd": share(np.array([s["sd"] for s in stats])),
+            "mode": int(np.argmax(dists.mean(axis=0))) if len(dists) else None,
             "skew": _nanmean([s["skew"] for s in stats]),
-            "exact": float(exact),
-            "below": float(dists[:, :value].sum(axis=1).mean()),
-            "above": float(dists[:, value + 1:].sum(axis=1).mean()),
-            "zero": float(dists[:, 0].mean()),
+            "exact": share(dists[:, value]) if value < dists.shape[1] else (0.0 if len(dists) else nan),
+            "below": share(dists[:, :value].sum(axis=1)),
+            "above": share(dists[:, value + 1:].sum(axis=1)),
+            "zero": share(dists[:, 0]),
             "invalid": float(np.mean([r["result"].get("invalid_share", 0.0) for r in recs])),
             "steps": int(np.mean([r["provenance"]["steps"] for r in recs])),
         })

@@ -1177,7 +1177,8 @@ def readings_table(records: Sequence[dict]) -> Table:
         cells = []
         for n in [None, *present]:
             d = _mean_dist([r if n is None else with_reading(r, n) for r in recs])
-            cells.append(f"mean {_count_mean(d):.2f}, mode {int(np.argmax(d))}, {_share_at(value)(d):.0%} exact")
+            cells.append(f"mean {_count_mean(d):.2f}, mode {int(np.argmax(d))}, {_share_at(value)(d):.0%} exact"
+                         if d.sum() > 0 else "nothing measured")
         rows.append([LABELS.get(model, model), str(value), str(len(recs)), *cells])
     return Table(head, rows, css="probe-table readings-table")
 

@@ -103,6 +103,28 @@ def test_summary_interval_is_t_based_with_the_real_number_of_seeds():
     assert np.isnan(single["mean_ci"])
 
 
+def test_a_seed_whose_samples_were_all_refused_adds_no_statistics():
+    """A run whose every sample the counter refused has no distribution: it neither drags the shares of the seeds
+    that measured something towards 0, nor, alone, reads as "mean 0, mode 0, 0% exact" in the summary table."""
+    from probe_utils import findings
+
+    def run(seed: int, dist: list[float], invalid: float) -> dict:
+        return {"model": "vae", "value": 1, "seed": seed, "provenance": {"steps": 10},
+                "result": {"distribution": dist, "n_samples": 100, "invalid_share": invalid}}
+
+    (row,) = A.summary_rows([run(0, [0.0, 0.8, 0.2], 0.1), run(1, [0.0, 0.0, 0.0], 1.0)])
+    assert row["exact"] == pytest.approx(0.8) and row["mean"] == pytest.approx(1.2) and row["mode"] == 1
+    assert row["seeds"] == 2 and row["invalid"] == pytest.approx(0.55)
+    (empty,) = A.summary_rows([run(0, [0.0, 0.0, 0.0], 1.0)])
+    assert empty["mode"] is None and all(np.isnan(empty[k]) for k in ("mean", "sd", "exact", "above", "zero"))
+    assert A.dist_stats([0.0, 0.0])["mode"] is None
+    recs = [{**run(0, [0.0] * 25, 1.0), "experiment": "numerosity", "preset": "ci", "key": "k", "params": {}}]
+    table = findings.summary_table(recs)
+    shown = dict(zip(table.columns, (c.text for c in table.rows[0])))
+    assert shown["mean"] == shown["mode"] == shown["share exact"] == "–" and shown["unmeasurable"] == "100%"
+    assert findings.readings_table(recs).rows[0][3].text == "nothing measured"
+
+
 def test_skewness_of_a_degenerate_response_is_undefined():
     spike = onehot(3, 7)
     assert np.isnan(A.response_shape(spike)["skewness"]) and np.isnan(A.dist_stats(spike)["skew"])
