@@ -677,7 +677,7 @@ def support_precision_recall(generated_ids: Any, train_ids: Any, n_total: int | 
     counted in ``n_invalid``). A combination is in supp(q) when q(z) >= ``threshold``·p*, i.e. when its count is at
     least ``min_count`` = threshold·n_valid/|S| (1e-9 relative tolerance, so counts exactly at the threshold are in).
     precision = |supp(q) ∩ S| / |supp(q)| (NaN for an empty support), recall = |supp(q) ∩ S| / |S|,
-    iou = |supp(q) ∩ S| / |supp(q) ∪ S|. Also: ``n_support``, ``n_train``, ``n_hit`` (= |supp ∩ S|), ``n_novel``
+    iou = |supp(q) ∩ S| / |supp(q) ∪ S| (both NaN when no sample has a valid id: nothing was measured). Also: ``n_support``, ``n_train``, ``n_hit`` (= |supp ∩ S|), ``n_novel``
     (supp(q) outside S), ``novel_mass`` (q's mass on all ids outside S, above threshold or not), ``n_generated``,
     ``n_invalid``, the ``missing`` and ``novel`` ids, and with ``n_total`` (number of possible combinations, ids
     must be below it) ``chance_precision`` = |S| / n_total, the precision of a model uniform over all combinations.
@@ -704,8 +704,8 @@ def support_precision_recall(generated_ids: Any, train_ids: Any, n_total: int | 
     accept = s if near is None else np.union1d(np.unique(_as_ids("near", near)), s)
     out = {
         "precision": np.isin(supp, accept).sum() / supp.size if supp.size else float("nan"),
-        "recall": hit.size / s.size,
-        "iou": hit.size / np.union1d(supp, s).size,
+        "recall": hit.size / s.size if valid.size else float("nan"),
+        "iou": hit.size / np.union1d(supp, s).size if valid.size else float("nan"),
         "n_support": int(supp.size), "n_train": int(s.size), "n_hit": int(hit.size), "n_novel": int(novel.size),
         "n_missing": int(missing.size),
         "novel_mass": float(counts[~np.isin(ids, s)].sum() / valid.size) if valid.size else float("nan"),

@@ -1831,7 +1831,7 @@ def combination_points(records: Sequence[dict], tolerant: bool = False) -> list[
         precision, chance = _nanmean(precisions), float(np.mean([x["chance_precision"] for x in prs]))
         known = [x for x in (A.half_width(precisions), _precision_drift(runs, tolerant)) if np.isfinite(x)]
         out.append({"experiment": name, "model": model, "width": width, "pool_size": pool, "n_train": m,
-                    "runs": runs, "precision": precision, "recall": float(np.mean([x["recall"] for x in prs])),
+                    "runs": runs, "precision": precision, "recall": _nanmean(x["recall"] for x in prs),
                     "chance": chance, "lift": (precision - chance) / (1 - chance) if chance < 1 else float("nan"),
                     "noise": max(known) if known else 0.0,
                     "default": all(_default(runs[0], k) for k in ("width", "pool_size"))})

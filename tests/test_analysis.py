@@ -265,6 +265,9 @@ def test_support_precision_recall_perfect_and_missing():
     assert r["chance_precision"] == pytest.approx(0.1) and r["n_support"] == 10
     r = A.support_precision_recall(np.repeat(s[:7], 50), s)
     assert r["precision"] == 1.0 and r["recall"] == pytest.approx(0.7) and r["missing"] == [70, 80, 90]
+    # every sample refused (id -1): nothing was measured, so recall is unknown, not 0
+    r = A.support_precision_recall(np.full(50, -1), s)
+    assert np.isnan(r["recall"]) and np.isnan(r["iou"]) and np.isnan(r["precision"]) and r["n_invalid"] == 50
 
 
 def test_near_combinations_and_the_tolerant_precision():
