@@ -948,7 +948,8 @@ def pair_grid_rows(records: list[dict], grid: Sequence[int]) -> list[dict]:
     """Per (model, rare attribute) of a CLEVR pair grid (Fig. 9): the generated joint distribution over cells (mean
     over seeds), the training one, the marginal distances, and how much of the rare row's (or column's) generated
     mass falls on cells the training set never showed (``rare_novel``), next to the share those cells would get
-    if the rare shape pair (colour pair) took every cell evenly (``rare_even``)."""
+    if the rare shape pair (colour pair) took every cell evenly (``rare_even``). A seed whose samples were all
+    refused adds nothing to the mean; with none measured, the generated shares are NaN (nothing was measured)."""
     shape = tuple(grid)
     out = []
     for (model, rare), recs in by_setting(records):
@@ -956,7 +957,9 @@ def pair_grid_rows(records: list[dict], grid: Sequence[int]) -> list[dict]:
         allowed = np.zeros(int(np.prod(shape)), bool)
         allowed[train] = True
         allowed = allowed.reshape(shape)
-        joint = np.mean([joint_distribution(record_ids(r), shape) for r in recs], axis=0)
+        joints = [j for j in (joint_distribution(record_ids(r), shape) for r in recs) if j.sum() > 0]
+        joint = np.mean(joints, axis=0) if joints else np.zeros(shape)
+        nan = float("nan")
         p = allowed / allowed.sum()
         # the rare line: the row (shape pair) or column (colour pair) with fewest allowed cells
         axis = 0 if rare == "shape" else 1
@@ -968,11 +971,11 @@ def pair_grid_rows(records: list[dict], grid: Sequence[int]) -> list[dict]:
         out.append({
             "model": model, "rare": rare, "seeds": len(recs), "joint": joint, "train": p, "allowed": allowed,
             "rare_line": line, "rare_axis": axis,
-            "rare_share": float(q_line.sum()), "rare_share_train": float(p[line].sum() if axis == 0 else
+            "rare_share": float(q_line.sum()) if joints else nan, "rare_share_train": float(p[line].sum() if axis == 0 else
                                                                          p[:, line].sum()),
-            "rare_novel": float(q_line[~a_line].sum() / q_line.sum()) if q_line.sum() > 0 else float("nan"),
+            "rare_novel": float(q_line[~a_line].sum() / q_line.sum()) if q_line.sum() > 0 else nan,
             "rare_even": float((~a_line).mean()),
-            "novel_mass": float(joint[~allowed].sum()),
+            "novel_mass": float(joint[~allowed].sum()) if joints else nan,
             "invalid": float(np.mean([r["result"].get("invalid_share", 0.0) for r in recs])),
             "marginal_tv": [m["tv"] for m in md],
         })

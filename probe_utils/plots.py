@@ -692,7 +692,8 @@ def pair_grids(rows: dict[str, list[dict]], records: Sequence[dict] | None = Non
                 ax.set_title(f"{label}\n{size}x{size}, rare {rare}")
             else:  # short lines: a panel is under 2.6 inches wide
                 gate = f"\n{FAILED_PANEL_TITLE}" if (name, r["model"], rare) in failing else ""
-                ax.set_title(f"{label}\nnovel mass {r['novel_mass']:.2f}\noutside grid {r['invalid']:.0%}{gate}")
+                novel = f"{r['novel_mass']:.2f}" if np.isfinite(r["novel_mass"]) else "–"  # nothing measured
+                ax.set_title(f"{label}\nnovel mass {novel}\noutside grid {r['invalid']:.0%}{gate}")
     return house_style(fig)
 
 

@@ -80,6 +80,28 @@ def test_pair_grid_rows():
     assert found.verdict("clevr_pairs.few_4x4").label == "partly 1/2"
 
 
+
+def test_pair_grid_rows_leave_out_a_seed_with_nothing_measured():
+    """A seed whose scenes were all refused adds no mass to the shares; with only such seeds the generated shares are
+    unknown ("–" in the table), not 0."""
+    exp = EXPERIMENTS["clevr_pairs_4x4"]
+    support = exp.support("shape", 0)
+    measured = _record("clevr_pairs_4x4", "vae", "shape", np.repeat(support, 50), 16, support=support)
+    refused = _record("clevr_pairs_4x4", "vae", "shape", np.full(100, -1), 16, support=support, seed=1)
+    (alone,) = analysis.pair_grid_rows([measured], exp.grid)
+    (both,) = analysis.pair_grid_rows([measured, refused], exp.grid)
+    assert both["seeds"] == 2 and both["rare_share"] == alone["rare_share"] > 0
+    np.testing.assert_array_equal(both["joint"], alone["joint"])
+    (none,) = analysis.pair_grid_rows([refused], exp.grid)
+    assert np.isnan(none["rare_share"]) and np.isnan(none["novel_mass"]) and np.isnan(none["rare_novel"])
+    shown = findings.clevr_pair_table({"clevr_pairs_4x4": [none]}).rows[0]
+    assert [c.text for c in shown[7:11]] == ["–", "–", "0.75", "–"] and shown[11].text == "100%"
+    from probe_utils import plots
+
+    fig = plots.pair_grids({"clevr_pairs_4x4": [none]}, [refused])
+    assert any("novel mass –" in ax.get_title() for ax in fig.axes)
+    plots.plt.close(fig)
+
 def test_independence_findings():
     centres = EXPERIMENTS["indep_red"].centres
     modes = lambda sd: sum(np.exp(-0.5 * ((centres - v) / sd) ** 2) for v in (0.3, 0.4, 0.9))  # noqa: E731
