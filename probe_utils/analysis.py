@@ -82,9 +82,12 @@ def impulse_responses(records: list[dict]) -> list[Response]:
 
     With two or more seeds the interval is the t interval of the mean over seeds (t = 4.30 for 3 seeds); with one
     seed it is only the binomial sampling interval of each bin's share (``Response.seed_variation`` is False).
+    A seed whose samples were all refused has no distribution and is left out (``seeds`` names those averaged);
+    where every seed is such, the response holds no mass.
     """
     out = []
     for (model, value), recs in by_setting(records):
+        recs = [r for r in recs if np.sum(r["result"]["distribution"]) > 0] or recs
         d = np.array([r["result"]["distribution"] for r in recs], float)
         n = int(min(r["result"]["n_samples"] for r in recs))
         mean, lo, hi = response_ci(d, n_samples=n, method="t")

@@ -92,6 +92,11 @@ def test_impulse_responses_use_the_t_interval_and_flag_single_seeds():
         np.testing.assert_array_equal(got, want)
     assert r2.seed_variation and not r3.seed_variation
     np.testing.assert_allclose(r3.hi - r3.dist, 1.96 * np.sqrt(r3.dist * (1 - r3.dist) / 50))
+    # a seed with every sample refused does not halve the response of the seed that measured some
+    refused = {"model": "m", "value": 3, "seed": 1, "result": {"distribution": [0.0, 0.0, 0.0], "n_samples": 50}}
+    (alone,) = A.impulse_responses([recs[2], refused])
+    np.testing.assert_array_equal(alone.dist, r3.dist)
+    assert alone.seeds == [0]
 
 
 def test_summary_interval_is_t_based_with_the_real_number_of_seeds():
