@@ -2453,19 +2453,20 @@ def recipe_search_table(results: Sequence[dict], target: float = 0.9) -> Table:
 RecipeCheck = Callable[[dict, float], tuple[str, bool]]
 
 
-def _share_against(share: float, target: float) -> str:
-    """``share`` as a percentage with as many decimals as it takes for the shown number to fall on the same side of
-    ``target`` as the share does (89.96% against 90% reads "89.96%", not "90%")."""
-    for places in range(5):
-        text = f"{share:.{places}%}"
-        if (float(text.rstrip("%")) / 100 >= target) == (share >= target):
+def _on_its_side(value: float, meets: Callable[[float], bool], places: int = 0, percent: bool = True) -> str:
+    """``value`` (a percentage, or a plain number with ``percent=False``) with at least ``places`` decimals and as
+    many more as it takes for the shown number to meet the check ``meets`` exactly when the value does (89.96%
+    against a 90% target reads "89.96%", not "90%"; a mean of 0.2497 against 0.3 ± 0.05 reads "0.2497")."""
+    for extra in range(5):
+        text = f"{value:.{places + extra}{'%' if percent else 'f'}}"
+        if meets(float(text.rstrip("%")) / (100 if percent else 1)) == meets(value):
             return text
     return text
 
 
 def _exact_one(rec: dict, target: float) -> tuple[str, bool]:
     share = measurable(rec) * float(_dist(rec)[1] / _dist(rec).sum()) if _dist(rec).sum() > 0 else 0.0
-    return _share_against(share, target), share >= target
+    return _on_its_side(share, lambda x: x >= target), share >= target
 
 
 def _mode_three(rec: dict, target: float) -> tuple[str, bool]:
@@ -2481,12 +2482,13 @@ def _red_centred(rec: dict, target: float) -> tuple[str, bool]:
     shape = A.response_shape(_dist(rec), _centres(rec))
     width = float(np.diff(EXPERIMENTS["pie_red"].edges).min())
     ok = abs(shape["mean"] - float(rec["value"])) <= RED_CENTRE_TOL and shape["sd"] >= MIN_SD_BINS * width
-    return f"mean {shape['mean']:.3f}, sd {shape['sd']:.3f}", ok
+    mean = _on_its_side(shape["mean"], lambda m: abs(m - float(rec["value"])) <= RED_CENTRE_TOL, 3, percent=False)
+    return f"mean {mean}, sd {shape['sd']:.3f}", ok
 
 
 def _on_training(rec: dict, target: float) -> tuple[str, bool]:
     share = train_mass(rec)
-    return f"{share:.0%} ({measurable(rec):.0%} measurable)", share > 0.5
+    return f"{_on_its_side(share, lambda x: x > 0.5)} ({measurable(rec):.0%} measurable)", share > 0.5
 
 
 #: What "a model that learns its training data" asks of a training recipe, checked on the chapters' own runs:
