@@ -213,6 +213,19 @@ def _p_value(p: float) -> float | str:
     return "< 1e-300" if p == 0 else p
 
 
+def _on_its_side(value: float, meets: Callable[[float], bool], places: int = 0, percent: bool = True) -> str:
+    """``value`` (a percentage, or a plain number with ``percent=False``) with at least ``places`` decimals and as
+    many more as it takes for the shown number to meet the check ``meets`` exactly when the value does (89.96%
+    against a 90% target reads "89.96%", not "90%"; a mean of 0.2497 against 0.3 ± 0.05 reads "0.2497")."""
+    if not np.isfinite(value):
+        return "–"
+    for extra in range(5):
+        text = f"{value:.{places + extra}{'%' if percent else 'f'}}"
+        if meets(float(text.rstrip("%")) / (100 if percent else 1)) == meets(value):
+            return text
+    return text
+
+
 def _format(key: str, value: Any, fmt: dict[str, str]) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "–"
@@ -1534,7 +1547,8 @@ def convolution_findings(records: dict[str, list[dict]], anchor: str = "findings
     fits = [rule_far_matches(r, _mix_runs(r, mix)) for r in far]
     proto = [rule_prototype(r, _mix_runs(r, mix)) for r in close]
     snap = [rule_snap(r) for r in close]
-    far_tv = ", ".join(f"{LABELS.get(r['model'], r['model'])} {r['value']}: {r['tv']:.2f}" for r in far)
+    tv = lambda r: _on_its_side(r["tv"], lambda t: t < CONVOLUTION_TV, 2, percent=False)  # noqa: E731
+    far_tv = ", ".join(f"{LABELS.get(r['model'], r['model'])} {r['value']}: {tv(r)}" for r in far)
     ratios = ", ".join(f"{LABELS.get(r['model'], r['model'])} {r['value']}: {A.prototype_index_text(r['ratio'])}"
                        for r in close)
     far_names, close_names = ([f"{LABELS.get(r['model'], r['model'])} {r['value']}" for r in rs] for rs in (far, close))
@@ -1697,7 +1711,7 @@ def independence_findings(records: dict[str, list[dict]], anchor: str = "finding
         wider.append(rule_variance_rises(*ends))
         lost += not modes_kept(*ends)
         label = f"{EXPERIMENTS[name].feature} {LABELS.get(model, model)}"
-        detail.append(f"{label} {shift:.2f}")
+        detail.append(f"{label} {_on_its_side(shift, lambda x: x < INDEPENDENCE_MASS_TV, 2, percent=False)}")
         names.append(label)
         sds.append(f"{label}: {_ok(wider[-1])}")
     every = [r for rs in records.values() for r in rs]
@@ -2055,7 +2069,9 @@ def clevr_findings(records: dict[str, list[dict]], anchor: str = "findings-clevr
              for g in ("4x4", "9x9")}
     few = [rule_few_novel(r) for g, r in rows if g == "4x4"]
     even = [rule_even(r) for g, r in rows if g == "9x9"]
-    txt = lambda g: ", ".join(f"{LABELS.get(r['model'], r['model'])} rare {r['rare']} {r['rare_novel']:.2f}"  # noqa
+    novel = lambda r, g: _on_its_side(r["rare_novel"], lambda x: x < FEW_NOVEL if g == "4x4" else True, 2,  # noqa
+                                      percent=False)
+    txt = lambda g: ", ".join(f"{LABELS.get(r['model'], r['model'])} rare {r['rare']} {novel(r, g)}"  # noqa
                               for gg, r in rows if gg == g) or "none scored"
     claims = num.claims + [
         Claim("clevr_pairs.marginals", "Shape–colour pairs: the marginals are preserved",
@@ -2451,17 +2467,6 @@ def recipe_search_table(results: Sequence[dict], target: float = 0.9) -> Table:
 #: A check of a training recipe on one run: (the run, the one-dot target) -> (what the run shows, whether it meets
 #: the check).
 RecipeCheck = Callable[[dict, float], tuple[str, bool]]
-
-
-def _on_its_side(value: float, meets: Callable[[float], bool], places: int = 0, percent: bool = True) -> str:
-    """``value`` (a percentage, or a plain number with ``percent=False``) with at least ``places`` decimals and as
-    many more as it takes for the shown number to meet the check ``meets`` exactly when the value does (89.96%
-    against a 90% target reads "89.96%", not "90%"; a mean of 0.2497 against 0.3 ± 0.05 reads "0.2497")."""
-    for extra in range(5):
-        text = f"{value:.{places + extra}{'%' if percent else 'f'}}"
-        if meets(float(text.rstrip("%")) / (100 if percent else 1)) == meets(value):
-            return text
-    return text
 
 
 def _exact_one(rec: dict, target: float) -> tuple[str, bool]:
