@@ -680,10 +680,11 @@ def support_precision_recall(generated_ids: Any, train_ids: Any, n_total: int | 
     counted in ``n_invalid``). A combination is in supp(q) when q(z) >= ``threshold``·p*, i.e. when its count is at
     least ``min_count`` = threshold·n_valid/|S| (1e-9 relative tolerance, so counts exactly at the threshold are in).
     precision = |supp(q) ∩ S| / |supp(q)| (NaN for an empty support), recall = |supp(q) ∩ S| / |S|,
-    iou = |supp(q) ∩ S| / |supp(q) ∪ S| (both NaN when no sample has a valid id: nothing was measured). Also: ``n_support``, ``n_train``, ``n_hit`` (= |supp ∩ S|), ``n_novel``
-    (supp(q) outside S), ``novel_mass`` (q's mass on all ids outside S, above threshold or not), ``n_generated``,
-    ``n_invalid``, the ``missing`` and ``novel`` ids, and with ``n_total`` (number of possible combinations, ids
-    must be below it) ``chance_precision`` = |S| / n_total, the precision of a model uniform over all combinations.
+    iou = |supp(q) ∩ S| / |supp(q) ∪ S| (both NaN when no sample has a valid id: nothing was measured). Also:
+    ``n_support``, ``n_train``, ``n_hit`` (= |supp ∩ S|), ``n_novel`` (supp(q) outside S), ``novel_mass`` (q's
+    mass on all ids outside S, above threshold or not), ``n_generated``, ``n_invalid``, the ``missing`` and
+    ``novel`` ids, and with ``n_total`` (number of possible combinations, ids must be below it)
+    ``chance_precision`` = |S| / n_total, the precision of a model uniform over all combinations.
     With ``near`` (ids counted as training ones for precision, e.g. :func:`near_combinations`, a superset of S): the
     precision is |supp(q) ∩ near| / |supp(q)| and the chance precision |near| / n_total; the support's threshold,
     the recall and the rest stay those of S.
@@ -974,8 +975,8 @@ def pair_grid_rows(records: list[dict], grid: Sequence[int]) -> list[dict]:
         out.append({
             "model": model, "rare": rare, "seeds": len(recs), "joint": joint, "train": p, "allowed": allowed,
             "rare_line": line, "rare_axis": axis,
-            "rare_share": float(q_line.sum()) if joints else nan, "rare_share_train": float(p[line].sum() if axis == 0 else
-                                                                         p[:, line].sum()),
+            "rare_share": float(q_line.sum()) if joints else nan,
+            "rare_share_train": float(p[line].sum() if axis == 0 else p[:, line].sum()),
             "rare_novel": float(q_line[~a_line].sum() / q_line.sum()) if q_line.sum() > 0 else nan,
             "rare_even": float((~a_line).mean()),
             "novel_mass": float(joint[~allowed].sum()) if joints else nan,
