@@ -504,8 +504,8 @@ def convolution_effect(rows: list[dict], centres: np.ndarray, records: Sequence[
                 _arrow(ax, mode, depth=0.16)
             ax.set_title(f"{family_label(m)}: trained on red {v.replace('+', ' or ')}"
                          + (f"\n{FAILED_PANEL_TITLE}" if bad else ""))
-            ax.text(0.02, 0.95, f"TV {row['tv']:.2f}\nmidpoint ratio {prototype_index_text(row['ratio'])}", transform=ax.transAxes,
-                    va="top", fontsize=MIN_FONT_PT)
+            ax.text(0.02, 0.95, f"TV {row['tv']:.2f}\nmidpoint ratio {prototype_index_text(row['ratio'])}",
+                    transform=ax.transAxes, va="top", fontsize=MIN_FONT_PT)
             ax.set_xlim(0, 1)
             if i == len(values) - 1:
                 ax.set_xlabel("generated proportion of red")
