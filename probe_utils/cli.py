@@ -1,4 +1,4 @@
-"""Command line: ``python -m probe_utils run|sweep|book|bench`` (see ``--help`` of each)."""
+"""Command line: ``python -m probe_utils run|sweep|book|remeasure|bench`` (see ``--help`` of each)."""
 
 from __future__ import annotations
 
