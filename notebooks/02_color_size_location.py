@@ -25,8 +25,10 @@
 #
 # **How we probe it.** Three experiments on the pie data set, each fixing one feature at a trained value and drawing
 # the others uniformly: the red proportion, the radius, and the x position of the centre (with y uniform). We measure
-# the same feature on every generated image: red as the share of disc pixels whose R exceeds G and B, the radius from
-# the disc's area, the position from its centroid (see the {ref}`methods <methods-datasets>` and the
+# the same feature on every generated image: red as the share of the disc's area, read from the red channel's ink
+# (the paper's rule, the share of disc pixels whose R exceeds G and B, reads blurred pies too red; each record keeps it
+# as a second reading), the radius from the disc's area (and, on the runs made since it existed, from its ink mass,
+# which blur does not move), the position from its centroid (see the {ref}`methods <methods-datasets>` and the
 # {doc}`data-sets page <00_datasets>` for their accuracy). Beyond the paper, a PixelCNN and a small diffusion model
 # are trained on the red experiment too (parameter `other_models`; the scorecard marks diffusion as beyond the paper).
 
