@@ -2065,8 +2065,7 @@ def clevr_findings(records: dict[str, list[dict]], anchor: str = "findings-clevr
     rows = [(n.rsplit("_", 1)[1], r) for n, rs in clevr_pair_rows(
         {n: [r for r in passed if r["experiment"] == n] for n in pairs}).items() for r in rs]
     kept = [rule_marginals(r) for _, r in rows]
-    names = {g: [f"{LABELS.get(r['model'], r['model'])} rare {r['rare']}" for gg, r in rows if gg == g]
-             for g in ("4x4", "9x9")}
+    label = lambda g, r: f"{g} {LABELS.get(r['model'], r['model'])} rare {r['rare']}"  # noqa: E731
     few = [rule_few_novel(r) for g, r in rows if g == "4x4"]
     even = [rule_even(r) for g, r in rows if g == "9x9"]
     novel = lambda r, g: _on_its_side(r["rare_novel"], lambda x: x < FEW_NOVEL if g == "4x4" else True, 2,  # noqa
@@ -2076,14 +2075,15 @@ def clevr_findings(records: dict[str, list[dict]], anchor: str = "findings-clevr
     claims = num.claims + [
         Claim("clevr_pairs.marginals", "Shape–colour pairs: the marginals are preserved",
               f"TV of both marginals below {MARGINAL_TV} in {sum(o is True for o in kept)} of {len(rows)} settings",
-              judge(kept, why, settings=[f"{g} {LABELS.get(r['model'], r['model'])} rare {r['rare']}"
-                                         for g, r in rows])),
+              judge(kept, why, settings=[label(g, r) for g, r in rows])),
         Claim("clevr_pairs.few_4x4", "4×4: the rare shape pair (colour pair) gets very few new colours (shapes)",
               f"share of its generated mass on new cells below {FEW_NOVEL} in {sum(o is True for o in few)} of "
-              f"{len(few)} settings ({txt('4x4')})", judge(few, why_4, settings=names["4x4"])),
+              f"{len(few)} settings ({txt('4x4')})",
+              judge(few, why_4, settings=[label(g, r) for g, r in rows if g == "4x4"])),
         Claim("clevr_pairs.even_9x9", "9×9: it takes all colours (shapes) almost evenly",
               f"new cells get at least {EVEN_SHARE:.0%} of their even share in {sum(o is True for o in even)} of "
-              f"{len(even)} settings ({txt('9x9')})", judge(even, why_9, settings=names["9x9"])),
+              f"{len(even)} settings ({txt('9x9')})",
+              judge(even, why_9, settings=[label(g, r) for g, r in rows if g == "9x9"])),
     ]
     notes = num.notes + ([gate_note(every, failed)] if every else [])
     return Findings(anchor, claims, notes)

@@ -78,7 +78,7 @@ def test_pair_grid_rows():
     found = findings.clevr_findings({"clevr_pairs_4x4": [same, even]})
     assert "below 0.25 in 1 of 2 settings" in str(found)
     assert found.verdict("clevr_pairs.few_4x4").label == "partly 1/2"
-
+    assert found.verdict("clevr_pairs.few_4x4").reasons == ("against the claim: 4x4 WGAN-GP rare shape",)
 
 
 def test_pair_grid_rows_leave_out_a_seed_with_nothing_measured():
@@ -101,6 +101,7 @@ def test_pair_grid_rows_leave_out_a_seed_with_nothing_measured():
     fig = plots.pair_grids({"clevr_pairs_4x4": [none]}, [refused])
     assert any("novel mass –" in ax.get_title() for ax in fig.axes)
     plots.plt.close(fig)
+
 
 def test_independence_findings():
     centres = EXPERIMENTS["indep_red"].centres
