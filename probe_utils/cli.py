@@ -36,9 +36,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if check_int("threads", args.threads, 0, 1024):
         torch.set_num_threads(args.threads)
-    recs = run(args.experiment, models=_literal(args.models), values=_literal(args.values),
-               seeds=_literal(args.seeds), preset=args.preset, device=args.device, reuse=not args.fresh,
-               store=args.store, progress=not args.quiet, width=args.width, pool_size=args.pool_size)
+    known = EXPERIMENTS.get(args.experiment)
+    # the experiment's own names (e.g. 'counts[0]', as in its chapter) and the option that set them
+    flags = {"values" if known is None else known.value_name: "--values", "models": "--models", "seeds": "--seeds",
+             "preset": "--preset", "device": "--device", "store": "--store", "width": "--width",
+             "pool_size": "--pool-size"}
+    try:
+        recs = run(args.experiment, models=_literal(args.models), values=_literal(args.values),
+                   seeds=_literal(args.seeds), preset=args.preset, device=args.device, reuse=not args.fresh,
+                   store=args.store, progress=not args.quiet, width=args.width, pool_size=args.pool_size)
+    except ParameterError as e:
+        flag = flags.get((e.parameter or "").split("[")[0])
+        if flag is None:
+            raise
+        raise ParameterError(f"{flag}: {e}", e.parameter) from None
     exp = EXPERIMENTS[args.experiment]
     for r in recs:  # runs whose samples the measurement refused entirely have no response to summarise
         if r["result"]["invalid_share"] >= 1.0:

@@ -126,6 +126,22 @@ def test_cli_refuses_before_any_work(argv, name, sandbox, capsys):
     sandbox()
 
 
+#: a `run` error names the option that set the bad value, beside the chapter's own name for it
+RUN_FLAGS = {"counts": "--values", "values": "--values", "mixtures": "--values", "nuisance_values": "--values",
+             "combinations": "--values", "rare": "--values", "models": "--models", "seeds": "--seeds",
+             "preset": "--preset", "device": "--device", "store": "--store", "width": "--width",
+             "pool_size": "--pool-size"}
+RUN_CASES = [(argv, name) for argv, name in CLI_CASES if argv[0] == "run" and name.split("[")[0] in RUN_FLAGS]
+
+
+@pytest.mark.parametrize("argv,name", RUN_CASES, ids=[" ".join(a)[:60] for a, _ in RUN_CASES])
+def test_a_run_error_names_the_option_that_set_the_value(argv, name, sandbox, capsys):
+    err = _cli_fails(argv, name, capsys)
+    flag = RUN_FLAGS[name.split("[")[0]]
+    assert err.startswith(f"error: {flag}: "), f"{argv}: the error does not start with {flag}: {err}"
+    sandbox()
+
+
 def test_cli_store_that_is_a_file(tmp_path, sandbox, capsys):
     bad = tmp_path / "a-file"
     bad.write_text("not a folder\n")
