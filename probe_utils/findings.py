@@ -213,7 +213,7 @@ def _p_value(p: float) -> float | str:
     return "< 1e-300" if p == 0 else p
 
 
-def _on_its_side(value: float, meets: Callable[[float], bool], places: int = 0, percent: bool = True) -> str:
+def on_its_side(value: float, meets: Callable[[float], bool], places: int = 0, percent: bool = True) -> str:
     """``value`` (a percentage, or a plain number with ``percent=False``) with at least ``places`` decimals and as
     many more as it takes for the shown number to meet the check ``meets`` exactly when the value does (89.96%
     against a 90% target reads "89.96%", not "90%"; a mean of 0.2497 against 0.3 ± 0.05 reads "0.2497")."""
@@ -1547,7 +1547,7 @@ def convolution_findings(records: dict[str, list[dict]], anchor: str = "findings
     fits = [rule_far_matches(r, _mix_runs(r, mix)) for r in far]
     proto = [rule_prototype(r, _mix_runs(r, mix)) for r in close]
     snap = [rule_snap(r) for r in close]
-    tv = lambda r: _on_its_side(r["tv"], lambda t: t < CONVOLUTION_TV, 2, percent=False)  # noqa: E731
+    tv = lambda r: on_its_side(r["tv"], lambda t: t < CONVOLUTION_TV, 2, percent=False)  # noqa: E731
     far_tv = ", ".join(f"{LABELS.get(r['model'], r['model'])} {r['value']}: {tv(r)}" for r in far)
     ratios = ", ".join(f"{LABELS.get(r['model'], r['model'])} {r['value']}: {A.prototype_index_text(r['ratio'])}"
                        for r in close)
@@ -1711,7 +1711,7 @@ def independence_findings(records: dict[str, list[dict]], anchor: str = "finding
         wider.append(rule_variance_rises(*ends))
         lost += not modes_kept(*ends)
         label = f"{EXPERIMENTS[name].feature} {LABELS.get(model, model)}"
-        detail.append(f"{label} {_on_its_side(shift, lambda x: x < INDEPENDENCE_MASS_TV, 2, percent=False)}")
+        detail.append(f"{label} {on_its_side(shift, lambda x: x < INDEPENDENCE_MASS_TV, 2, percent=False)}")
         names.append(label)
         sds.append(f"{label}: {_ok(wider[-1])}")
     every = [r for rs in records.values() for r in rs]
@@ -2068,7 +2068,7 @@ def clevr_findings(records: dict[str, list[dict]], anchor: str = "findings-clevr
     label = lambda g, r: f"{g} {LABELS.get(r['model'], r['model'])} rare {r['rare']}"  # noqa: E731
     few = [rule_few_novel(r) for g, r in rows if g == "4x4"]
     even = [rule_even(r) for g, r in rows if g == "9x9"]
-    novel = lambda r, g: _on_its_side(r["rare_novel"], lambda x: x < FEW_NOVEL if g == "4x4" else True, 2,  # noqa
+    novel = lambda r, g: on_its_side(r["rare_novel"], lambda x: x < FEW_NOVEL if g == "4x4" else True, 2,  # noqa
                                       percent=False)
     txt = lambda g: ", ".join(f"{LABELS.get(r['model'], r['model'])} rare {r['rare']} {novel(r, g)}"  # noqa
                               for gg, r in rows if gg == g) or "none scored"
@@ -2471,7 +2471,7 @@ RecipeCheck = Callable[[dict, float], tuple[str, bool]]
 
 def _exact_one(rec: dict, target: float) -> tuple[str, bool]:
     share = measurable(rec) * float(_dist(rec)[1] / _dist(rec).sum()) if _dist(rec).sum() > 0 else 0.0
-    return _on_its_side(share, lambda x: x >= target), share >= target
+    return on_its_side(share, lambda x: x >= target), share >= target
 
 
 def _mode_three(rec: dict, target: float) -> tuple[str, bool]:
@@ -2487,13 +2487,13 @@ def _red_centred(rec: dict, target: float) -> tuple[str, bool]:
     shape = A.response_shape(_dist(rec), _centres(rec))
     width = float(np.diff(EXPERIMENTS["pie_red"].edges).min())
     ok = abs(shape["mean"] - float(rec["value"])) <= RED_CENTRE_TOL and shape["sd"] >= MIN_SD_BINS * width
-    mean = _on_its_side(shape["mean"], lambda m: abs(m - float(rec["value"])) <= RED_CENTRE_TOL, 3, percent=False)
+    mean = on_its_side(shape["mean"], lambda m: abs(m - float(rec["value"])) <= RED_CENTRE_TOL, 3, percent=False)
     return f"mean {mean}, sd {shape['sd']:.3f}", ok
 
 
 def _on_training(rec: dict, target: float) -> tuple[str, bool]:
     share = train_mass(rec)
-    return f"{_on_its_side(share, lambda x: x > 0.5)} ({measurable(rec):.0%} measurable)", share > 0.5
+    return f"{on_its_side(share, lambda x: x > 0.5)} ({measurable(rec):.0%} measurable)", share > 0.5
 
 
 #: What "a model that learns its training data" asks of a training recipe, checked on the chapters' own runs:

@@ -482,6 +482,7 @@ def convolution_effect(rows: list[dict], centres: np.ndarray, records: Sequence[
     with ``records`` (the mixture and single-value runs behind them) a panel whose mixture runs fail their
     training-health gate is titled so and its actual response dotted."""
     from probe_utils.experiments import mixture_modes
+    from probe_utils.findings import CONVOLUTION_TV, on_its_side
 
     failing = _failing_settings([r for r in records or () if r["experiment"] == "pie_red_mix"], records)
     models = sorted({r["model"] for r in rows}, key=family_order)
@@ -504,7 +505,8 @@ def convolution_effect(rows: list[dict], centres: np.ndarray, records: Sequence[
                 _arrow(ax, mode, depth=0.16)
             ax.set_title(f"{family_label(m)}: trained on red {v.replace('+', ' or ')}"
                          + (f"\n{FAILED_PANEL_TITLE}" if bad else ""))
-            ax.text(0.02, 0.95, f"TV {row['tv']:.2f}\nmidpoint ratio {prototype_index_text(row['ratio'])}",
+            tv = on_its_side(row["tv"], lambda d: d < CONVOLUTION_TV, 2, percent=False)  # the digits that decide
+            ax.text(0.02, 0.95, f"TV {tv}\nmidpoint ratio {prototype_index_text(row['ratio'])}",
                     transform=ax.transAxes, va="top", fontsize=MIN_FONT_PT)
             ax.set_xlim(0, 1)
             if i == len(values) - 1:

@@ -83,11 +83,11 @@ def test_a_number_next_to_its_threshold_shows_the_digits_that_decide_it():
     """A TV of 0.2496 against "below 0.25" reads 0.2496 (0.25 would look like a miss counted as a hit); numbers away
     from the threshold keep their usual decimals; NaN reads "–"."""
     below = lambda t: t < 0.25  # noqa: E731
-    assert F._on_its_side(0.2496, below, 2, percent=False) == "0.2496"
-    assert F._on_its_side(0.2504, below, 2, percent=False) == "0.25"  # shown 0.25 misses, as the value does
-    assert F._on_its_side(0.1234, below, 2, percent=False) == "0.12"
-    assert F._on_its_side(0.8996, lambda x: x >= 0.9) == "89.96%" and F._on_its_side(0.95, lambda x: x >= 0.9) == "95%"
-    assert F._on_its_side(float("nan"), below, 2, percent=False) == "–"
+    assert F.on_its_side(0.2496, below, 2, percent=False) == "0.2496"
+    assert F.on_its_side(0.2504, below, 2, percent=False) == "0.25"  # shown 0.25 misses, as the value does
+    assert F.on_its_side(0.1234, below, 2, percent=False) == "0.12"
+    assert F.on_its_side(0.8996, lambda x: x >= 0.9) == "89.96%" and F.on_its_side(0.95, lambda x: x >= 0.9) == "95%"
+    assert F.on_its_side(float("nan"), below, 2, percent=False) == "–"
 
 
 def test_noise_helpers():

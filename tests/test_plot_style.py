@@ -360,6 +360,20 @@ def test_convolution_panels_of_runs_failing_their_gate_are_marked():
     plt.close(fig)
 
 
+def test_a_convolution_panel_shows_the_tv_digits_that_decide_the_match():
+    import numpy as np
+
+    centres = np.linspace(0.01, 0.99, 50)
+    bump = np.exp(-0.5 * ((centres - 0.6) / 0.2) ** 2)
+    conv = [{"model": "vae", "value": v, "window": (0.55, 0.65), "predicted": bump, "actual": bump, "tv": tv,
+             "ratio": 1.0} for v, tv in (("0.3+0.9", 0.2496), ("0.1+0.9", 0.1234))]
+    fig = plots.convolution_effect(conv, centres)
+    texts = {ax.get_title().split("red ")[1]: t.get_text().split("\n")[0] for ax in fig.axes if ax.get_visible()
+             for t in ax.texts if t.get_text().startswith("TV")}
+    assert texts == {"0.3 or 0.9": "TV 0.2496", "0.1 or 0.9": "TV 0.12"}  # 0.2496 is below 0.25, "0.25" is not
+    plt.close(fig)
+
+
 def test_precision_recall_keeps_each_group_in_one_colour_across_panels():
     def rows(groups):
         return [{"group": g, "n_train": n, "chance_precision": 0.1,
