@@ -24,7 +24,8 @@ HTML = REPO / "_build" / "html"
 CHAPTERS = sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.py"))
 #: the chapters that re-run a section of the paper (00-89): their figures are numbered, captioned and referenced
 PAPER_CHAPTERS = [c for c in CHAPTERS if int(c[:2]) < 90]
-TEXT_PAGES = ["book/intro", "book/methods", "book/references"]
+#: every prose page of the book (intro, methods, differences, references)
+TEXT_PAGES = sorted(f"book/{p.stem}" for p in (REPO / "book").glob("*.md"))
 #: what every page loads besides its own HTML, images and widget JavaScript (the theme's styles, scripts and fonts,
 #: and ours): the same for all pages, so it has one budget that a chapter's growing tables never press on
 THEME_BYTES = 950_000
