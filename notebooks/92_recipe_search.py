@@ -18,7 +18,7 @@
 #
 # A model that does not reproduce its own training data tells us nothing about how it generalises: its runs are
 # "not testable" in every chapter (see the gates on the [scorecard](90_scorecard.ipynb)). The paper trained for 200k
-# iterations on GPUs; without a GPU we have about 20 minutes of one CPU core per run. So before any chapter is run at
+# iterations on GPUs; without a GPU we have 15 minutes of one CPU core per run (the `cpu` preset's budget). So before any chapter is run at
 # the `cpu` preset we ask: **which training recipe makes a small conv model draw what it was trained on, within that
 # budget?** The yardstick is the simplest training set of the paper: images with exactly one dot (32×32, network
 # width 16). The target: at least 90% of samples with exactly one dot, for both conv families and every seed.

@@ -110,7 +110,7 @@ print(f"registered families: {', '.join(models.FAMILIES)}")
 #
 # The same call the chapters make: the parameters are checked, the training set of each count is rendered, the
 # model is trained by the book's training loop with its probes, and its samples are measured with the dot counter and
-# stored. A training recipe names only the paper's families, so yours trains with its own settings (its `lr`,
+# stored. A training recipe names only the book's own families, so yours trains with its own settings (its `lr`,
 # `betas` and constructor defaults).
 
 # %%
