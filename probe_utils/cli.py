@@ -296,7 +296,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line: ``run``, ``book``, ``remeasure``, ``sweep`` and ``bench`` with their options."""
     ap = argparse.ArgumentParser(prog="python -m probe_utils", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
 
@@ -365,8 +366,11 @@ def main(argv: list[str] | None = None) -> int:
             "--import", dest="imports", action="append", metavar="MODULE",
             help="import this module (a name on sys.path or a .py path) first: the model families it registers "
                  "become valid names (repeat it, or give several comma-separated; also $PROBE_UTILS_IMPORT)")
+    return ap
 
-    args = ap.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     from probe_utils.store import CorruptRecord
     from probe_utils.train import CorruptCheckpoint
 
