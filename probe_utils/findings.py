@@ -2069,7 +2069,7 @@ def clevr_findings(records: dict[str, list[dict]], anchor: str = "findings-clevr
     few = [rule_few_novel(r) for g, r in rows if g == "4x4"]
     even = [rule_even(r) for g, r in rows if g == "9x9"]
     novel = lambda r, g: on_its_side(r["rare_novel"], lambda x: x < FEW_NOVEL if g == "4x4" else True, 2,  # noqa
-                                      percent=False)
+                                     percent=False)
     txt = lambda g: ", ".join(f"{LABELS.get(r['model'], r['model'])} rare {r['rare']} {novel(r, g)}"  # noqa
                               for gg, r in rows if gg == g) or "none scored"
     claims = num.claims + [
