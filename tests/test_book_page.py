@@ -169,7 +169,16 @@ def test_text_page_is_clean_and_light(browser, name):
     _built(name)
     with browser.visit(f"{name}.html") as (pg, log):
         pg.wait_for_timeout(300)  # late console messages (theme, toggles)
+        # a wide prose table (the differences page) shows every column in a 1280 px window, the page no wider
+        hidden = pg.evaluate("""() => [...document.querySelectorAll('.probe-wide .pst-scrollable-table-container')]
+                                .map(s => s.scrollWidth - s.clientWidth).filter(d => d > 1)""")
+        page_width = pg.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     log.assert_clean()
+    assert not hidden, f"{name}: wide tables scroll sideways by {hidden} px at 1280 px"
+    assert page_width <= 0, f"{name}: the page is {page_width} px wider than the window"
+    if name == "book/differences":  # each of its tables sits in a wide container
+        page = _built(name)
+        assert page.count("<table") == len(re.findall(r'<div class="[^"]*probe-wide', page)) > 0
     assert not any(log.loaded(js) for js in WIDGET_JS), f"{name} loads widget JavaScript but has no widgets"
     assert not log.loaded("fontawesome.js"), f"{name} loads the theme's 1.5 MB Font Awesome script"
     assert not log.loaded("fa-brands"), f"{name} loads Font Awesome's brands font"
