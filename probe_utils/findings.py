@@ -2532,8 +2532,7 @@ def recipe_checks(preset: str = "cpu", store: Any = None, seeds: Sequence[int] =
             stored = sum(s in by_seed for s in seeds)
             word = "no" if met < stored else "yes" if stored == len(seeds) else "so far"
             rows.append([text.format(target=f"{target:.0%}"), LABELS.get(model, model), *cells,
-                         f"{word} ({met} of {stored} stored seed{'s' if stored != 1 else ''} "
-                         f"{'meets' if met == 1 else 'meet'} it)"])
+                         f"{word} (met by {met} of {stored} stored seed{'s' if stored != 1 else ''})"])
     return Table(["check", "family", *[f"seed {s}" for s in seeds], "met"], rows)
 
 

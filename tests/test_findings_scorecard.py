@@ -209,19 +209,22 @@ def test_recipe_checks_read_the_chapters_runs_per_seed_and_can_fail():
                   params={"width": pre.width * 2})]  # another network width: not the recipe's run
     table = F.recipe_checks("cpu", store=FakeStore(one + three + red + combos))
     rows = {(r[0].text.split(":")[0], r[1].text): [c.text for c in r[2:]] for r in table.rows}
-    assert rows["trained on 1 dot", "VAE"] == ["96%", "70%", "not stored", "no (1 of 2 stored seeds meets it)"]
+    assert rows["trained on 1 dot", "VAE"] == ["96%", "70%", "not stored", "no (met by 1 of 2 stored seeds)"]
     assert rows["trained on 1 dot", "WGAN-GP"][0] == "76%"  # of all samples: a fifth were not countable
     assert rows["trained on 1 dot", "WGAN-GP"][1] == "89.98%"  # not "90%", which would read as meeting it
-    assert rows["trained on 3 dots", "VAE"] == ["mode 3 (40%)"] * 3 + ["yes (3 of 3 stored seeds meet it)"]
+    assert rows["trained on 3 dots", "VAE"] == ["mode 3 (40%)"] * 3 + ["yes (met by 3 of 3 stored seeds)"]
     assert rows["pie red at 0.3", "VAE"][1].startswith("mean 0.42") and rows["pie red at 0.3", "VAE"][3] == \
-        "no (1 of 3 stored seeds meets it)"
+        "no (met by 1 of 3 stored seeds)"
     # 0.05 off reads as within the tolerance; the mean 0.2497 misses it, so it shows the digit that says so
     assert rows["pie red at 0.3", "VAE"][2].startswith("mean 0.2497, ")
     assert rows["10 pie combinations", "VAE"] == ["100% (100% measurable)", "20% (100% measurable)", "not stored",
-                                                  "no (1 of 2 stored seeds meets it)"]
+                                                  "no (met by 1 of 2 stored seeds)"]
     lenient = F.recipe_checks("cpu", store=FakeStore(one), target=0.7)
     assert [c.text for c in lenient.rows[0][1:]] == ["WGAN-GP", "76%", "90%", "not stored",
-                                                     "so far (2 of 2 stored seeds meet it)"]
+                                                     "so far (met by 2 of 2 stored seeds)"]
+    only = F.recipe_checks("cpu", store=FakeStore(one[:1] + combos[1:2]))
+    assert only.rows[0][-1].text == "so far (met by 1 of 1 stored seed)"  # one seed: singular
+    assert only.rows[-1][-1].text == "no (met by 0 of 1 stored seed)"
     assert lenient.rows[1][0].text.startswith("trained on 1 dot: at least 70% of all samples")
     with pytest.raises(ParameterError, match="'target'"):
         F.recipe_checks("cpu", store=FakeStore(one), target=90)
