@@ -1288,14 +1288,26 @@ def rule_sharper_at_extremes(settings: Sequence[Sequence[dict]]) -> bool | None:
     if len(settings) < 3:
         return None
     by = {float(s[0]["value"]): s for s in settings}
-    lo, hi = min(by), max(by)
-    mid = min((v for v in by if v not in (lo, hi)), key=lambda v: abs(v - 0.5))
-    if any(saturated(by[v]) for v in (lo, mid, hi)):
+    lo, mid, hi = _weber_values(by)
+    if _weber_saturated(settings):
         return None
     sd = _shape_stat("bump_sd", _centres(settings[0][0]))
     sds = {v: sd(_mean_dist(by[v])) for v in (lo, mid, hi)}
     nz = max(noise(by[v], sd) for v in (lo, mid, hi))
     return beyond(sds[mid] - max(sds[lo], sds[hi]), nz)
+
+
+def _weber_values(by: dict[float, Sequence[dict]]) -> tuple[float, float, float]:
+    """The trained values the Weber rule compares: the lowest, the one nearest 50% and the highest."""
+    lo, hi = min(by), max(by)
+    return lo, min((v for v in by if v not in (lo, hi)), key=lambda v: abs(v - 0.5)), hi
+
+
+def _weber_saturated(settings: Sequence[Sequence[dict]]) -> bool:
+    """Whether :func:`rule_sharper_at_extremes` is undecided because one of the responses it compares (lowest,
+    nearest 50%, highest trained value) is saturated at the measurement's floor or ceiling."""
+    by = {float(s[0]["value"]): s for s in settings}
+    return len(by) >= 3 and any(saturated(by[v]) for v in _weber_values(by))
 
 
 def rule_symmetric(recs: Sequence[dict], key: str = "bump_skewness") -> bool | None:
@@ -1370,14 +1382,16 @@ def _strays(settings: Sequence[Sequence[dict]], rule: Callable[..., bool | None]
             f"response){other}")
 
 
-def _counted_undecided(cause: tuple[str, int], undecided: int) -> str:
-    """Why a rule's ``undecided`` settings are undecided, counted: ``cause`` (what, in how many), the rest within
-    the noise; the noise alone where the cause counts none."""
-    what, n = cause
+def _counted_undecided(cause: tuple[str, int | Sequence[str]], undecided: int) -> str:
+    """Why a rule's ``undecided`` settings are undecided: ``cause`` (what, and in how many settings or in which,
+    named), the rest within the noise; the noise alone where the cause counts none."""
+    what, which = cause
+    n = which if isinstance(which, int) else len(which)
     if not n:
         return WITHIN_NOISE
     rest = undecided - n
-    return f"{what} in {n}" + (f"; in {rest}, {WITHIN_NOISE}" if rest > 0 else "")
+    where = f"in {n}" if isinstance(which, int) else f"({_named(list(which))})"
+    return f"{what} {where}" + (f"; in {rest}, {WITHIN_NOISE}" if rest > 0 else "")
 
 
 def _skew_undecided(settings: Sequence[Sequence[dict]], outcomes: Sequence[bool | None]) -> str:
@@ -1452,9 +1466,11 @@ def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -
         Claim("pie.red_weber", "Red: sharper at the extremes (10%, 90%) than in the middle (Weber's law)",
               f"the bump's sd at both extreme trained values is below the one nearest 50% for "
               f"{sum(o is True for o in sharp)} of {len(sharp)} families with three or more scored values{sat_txt}",
-              judge(sharp, why_red, too_few="fewer than three trained values scored", undecided=(
-                  "a response is saturated at the measurement's floor or ceiling, or " + WITHIN_NOISE) if sat
-                  else WITHIN_NOISE, settings=sharp_names)),
+              judge(sharp, why_red, too_few="fewer than three trained values scored", undecided=_counted_undecided(
+                  ("a response it compares is saturated at the measurement's floor or ceiling",
+                   [n for n, s in zip(sharp_names, (s for s in fam_red.values() if len(s) >= 3))
+                    if _weber_saturated(s)]),
+                  sum(o is None for o in sharp)), settings=sharp_names)),
         Claim("pie.red_symmetric", "Red: the response is symmetric",
               f"|skewness| < {SYMMETRIC_SKEW} in {sum(o is True for o in sym)} of {len(sym)} settings"
               f"{_not_scored(records.get('pie_red', []), by_exp['pie_red'])}{_strays(red, rule_symmetric)}",
@@ -1906,20 +1922,22 @@ def _sized_runs(points: Sequence[dict], vary: str) -> list[dict]:
             if len({p[vary] for p in group}) >= 2 for p in group for r in p["runs"]]
 
 
-def _size_outcomes(points: Sequence[dict], vary: str) -> tuple[list[bool | None], list[str], list[str]]:
+def _size_outcomes(points: Sequence[dict], vary: str) -> tuple[list[bool | None], list[str], list[str], list[str]]:
     """Size-invariance outcomes per (experiment, model, number of combinations) across values of ``vary``
-    (``width`` or ``pool_size``), the other setting at the preset's own value; what each shows, and its label."""
+    (``width`` or ``pool_size``), the other setting at the preset's own value; what each shows, and its label; and
+    the labels of those where a size is at chance precision (which leaves the rule undecided)."""
     fixed = "pool_size" if vary == "width" else "width"
     keep = [p for p in points if _default(p["runs"][0], fixed)]
-    outcomes, txt, names = [], [], []
+    outcomes, txt, names, at_chance = [], [], [], []
     for (name, model, m), group in _by(keep, ("experiment", "model", "n_train")).items():
         if len({p[vary] for p in group}) < 2:
             continue
         outcomes.append(rule_size_invariant(group))
         names.append(f"{EXPERIMENTS[name].dataset} {LABELS.get(model, model)} at {m}")
+        at_chance += [] if all(above_chance(p) for p in group) else [names[-1]]
         txt.append(f"{names[-1]}: "
                    + ", ".join(f"{p[vary]}: {p['precision']:.3f} (chance {p['chance']:.3f})" for p in group))
-    return outcomes, txt, names
+    return outcomes, txt, names, at_chance
 
 
 @by_scope
@@ -1988,11 +2006,13 @@ def _combination_findings(records: dict[str, list[dict]], anchor: str = "finding
         Claim("combinations.memorised", "A few combinations (10–20) are memorised almost exactly",
               f"precision above {PRECISION_MEMORISED} at the fewest combinations for {sum(o is True for o in memo)} "
               f"of {len(memo)} (data set, model) pairs",
-              judge(memo, why, undecided="chance precision alone reaches it, or " + WITHIN_NOISE,
-                    settings=pair_names)),
+              judge(memo, why, settings=pair_names, undecided=_counted_undecided(
+                  ("chance precision alone reaches it", [n for n, c in zip(pair_names, [c for c in curves if c])
+                                                         if c[0]["chance"] >= PRECISION_MEMORISED]),
+                  sum(o is None for o in memo)))),
     ]
     for vary, what in (("width", "network size (Fig. 25)"), ("pool_size", "data-set size")):
-        outcomes, txt, names = _size_outcomes(points, vary)
+        outcomes, txt, names, at_chance = _size_outcomes(points, vary)
         sized = {id(r) for r in _sized_runs(combination_points(every), vary)}
         sizes = "network widths" if vary == "width" else "training-set sizes"
         why_size = claim_reasons(every, failed, lambda r: id(r) in sized,  # noqa: B023 (used at once)
@@ -2002,8 +2022,8 @@ def _combination_findings(records: dict[str, list[dict]], anchor: str = "finding
                             f"range of precision across them below {SIZE_INVARIANT}, every size above chance, at "
                             f"{sum(o is True for o in outcomes)} of {len(outcomes)} (data set, model, number of "
                             f"combinations) points ({'; '.join(txt) or 'none'})",
-                            judge(outcomes, why_size, undecided="a size is at chance precision, or " + WITHIN_NOISE,
-                                  settings=names)))
+                            judge(outcomes, why_size, settings=names, undecided=_counted_undecided(
+                                ("a size is at chance precision", at_chance), sum(o is None for o in outcomes)))))
     return Findings(anchor, claims, [*_preset_note(every), gate_note(every, failed)])
 
 

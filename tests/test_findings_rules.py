@@ -285,7 +285,8 @@ def test_sharper_at_extremes_and_saturation():
     assert F.rule_sharper_at_extremes([piled, _red(0.5, 0.08), _red(0.9, 0.03)]) is None
     found = F.pie_findings({"pie_red": piled + _red(0.5, 0.08) + _red(0.9, 0.03)})
     weber = found.verdict("pie.red_weber")
-    assert weber.verdict == F.NOT_TESTABLE and "saturated" in weber.reasons[0]
+    assert weber.verdict == F.NOT_TESTABLE and weber.reasons[0] == \
+        "a response it compares is saturated at the measurement's floor or ceiling (VAE)"
 
 
 def test_an_undecided_comparison_does_not_say_too_few_settings_were_scored():
@@ -301,6 +302,23 @@ def test_an_undecided_comparison_does_not_say_too_few_settings_were_scored():
     assert weber.verdict == F.NOT_TESTABLE and weber.reasons == (F.WITHIN_NOISE,)
     weber = F.pie_findings({"pie_red": _red(0.3, 0.05) + _red(0.7, 0.05)}).verdict("pie.red_weber")
     assert weber.verdict == F.NOT_TESTABLE and weber.reasons == ("fewer than three trained values scored",)
+
+
+def test_weber_names_the_cause_that_left_each_family_undecided():
+    """Two families undecided for different causes: one compares a response piled on the floor, the other's sds
+    are equal within the noise. The reason counts each cause, not "saturated, or within the noise" for both."""
+    floor = np.zeros(50)
+    floor[0], floor[2] = 0.7, 0.3
+    piled = seeds("pie_red", 0.1, [floor], model="wgan_gp") + _red(0.5, 0.08) + _red(0.9, 0.03)
+    for r in piled[1:]:
+        r["model"] = "wgan_gp"
+    drifting = [rec("pie_red", v, gauss("pie_red", v, 0.05),
+                    probes=[gauss("pie_red", v, 0.08), gauss("pie_red", v, 0.05)]) for v in (0.1, 0.5, 0.9)]
+    weber = F.pie_findings({"pie_red": piled + drifting}).verdict("pie.red_weber")
+    assert weber.verdict == F.NOT_TESTABLE
+    assert weber.reasons[0] == ("a response it compares is saturated at the measurement's floor or ceiling "
+                                f"(WGAN-GP); in 1, {F.WITHIN_NOISE}")
+    assert F.pie_findings({"pie_red": drifting}).verdict("pie.red_weber").reasons == (F.WITHIN_NOISE,)
 
 
 def test_symmetric_and_degenerate():
