@@ -1395,10 +1395,11 @@ def _counted_undecided(cause: tuple[str, int | Sequence[str]], undecided: int) -
 
 
 def _skew_undecided(settings: Sequence[Sequence[dict]], outcomes: Sequence[bool | None]) -> str:
-    """Why the undecided settings of a skewness rule are undecided, counted: an undefined skewness (sd = 0) or
-    differences within the noise."""
-    undefined = sum(not np.isfinite(_seed_mean(s, _shape_stat("bump_skewness", _centres(s[0])))) for s in settings)
-    return _counted_undecided(("the skewness is undefined (sd = 0)", undefined), sum(o is None for o in outcomes))
+    """Why the undecided settings of a skewness rule are undecided: an undefined skewness (sd = 0; those settings
+    named) or differences within the noise."""
+    undefined = [_label(s[0]) for s in settings
+                 if not np.isfinite(_seed_mean(s, _shape_stat("bump_skewness", _centres(s[0]))))]
+    return _counted_undecided(("the sd is 0, so the skewness is undefined", undefined), sum(o is None for o in outcomes))
 
 
 def _size_by_ink_mass(size: Sequence[Sequence[dict]], why: tuple[str, ...]) -> tuple[dict[str, Verdict], str]:

@@ -331,7 +331,7 @@ def test_symmetric_and_degenerate():
     assert F.pie_findings({"pie_red": degenerate}).verdict("pie.red_symmetric").verdict == F.NOT_TESTABLE
     # why settings are undecided, counted (the gate already keeps degenerate runs out of the verdicts)
     assert F._skew_undecided([degenerate, _red(0.3, 0.05)], [None, None]) == \
-        f"the skewness is undefined (sd = 0) in 1; in 1, {F.WITHIN_NOISE}"
+        f"the sd is 0, so the skewness is undefined (VAE 0.5); in 1, {F.WITHIN_NOISE}"
     assert F._skew_undecided([_red(0.3, 0.05)], [None]) == F.WITHIN_NOISE
     strays = gauss("pie_red", 0.3, 0.04)
     strays = strays / strays.sum()
