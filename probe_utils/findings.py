@@ -2593,18 +2593,24 @@ def recipe_search_summary(results: Sequence[dict], target: float = 0.9, budget_m
         best = max(rs, key=lambda r: r["final"]["exact"])
         shares = [r["final"]["exact"] for r in rs]
         reached = [r["name"] for r in rs if r["final"]["exact"] >= target]
-        verdict = (f"reached the target ({target:.0%}) in {len(reached)} of {len(rs)} entries"
-                   if reached else f"**no entry reached the target of {target:.0%}**")
-        lines.append(f"- **{LABELS.get(model, model)}**: {len(rs)} entries, final exactly-k shares "
-                     f"{min(shares):.1%}–{max(shares):.1%}; best `{best['name']}` ({best['final']['exact']:.1%}, "
-                     f"blank {best['final']['blank']:.1%}); {verdict}.")
+        one = len(rs) == 1
+        verdict = ((f"it reached the target ({target:.0%})" if one else
+                    f"reached the target ({target:.0%}) in {len(reached)} of {len(rs)} entries") if reached else
+                   f"**{'it did not reach' if one else 'no entry reached'} the target of {target:.0%}**")
+        found = (f"1 entry, `{best['name']}`, final exactly-k share {best['final']['exact']:.1%} (blank "
+                 f"{best['final']['blank']:.1%})" if one else
+                 f"{len(rs)} entries, final exactly-k shares {min(shares):.1%}–{max(shares):.1%}; best "
+                 f"`{best['name']}` ({best['final']['exact']:.1%}, blank {best['final']['blank']:.1%})")
+        lines.append(f"- **{LABELS.get(model, model)}**: {found}; {verdict}.")
         rising = []
         for r in rs:
             ex = [p["exact"] for p in r["probes"]]
             if len(ex) >= 6:
                 third = len(ex) // 3
                 rising.append(float(np.mean(ex[-third:]) - np.mean(ex[third:2 * third])))
-        if rising:
+        if len(rising) == 1:
+            lines.append(f"  Between the middle and the last third of its budget the share moved by {rising[0]:+.1%}.")
+        elif rising:
             lines.append(f"  Between the middle and the last third of each entry's budget the share moved by "
                          f"{min(rising):+.1%} to {max(rising):+.1%} (median {float(np.median(rising)):+.1%}).")
         for r in rs:

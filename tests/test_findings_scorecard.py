@@ -179,7 +179,10 @@ def test_recipe_search_summary_says_when_no_entry_reaches_the_target() -> None:
 
     flat = entry("flat", [0.5, 0.7, 0.7, 0.7, 0.7, 0.7])
     text = F.recipe_search_summary([flat], target=0.9, budget_minutes=15)
-    assert "no entry reached the target of 90%" in text and "+0.0%" in text
+    assert "1 entry, `flat`, final exactly-k share 70.0%" in text and "it did not reach the target of 90%" in text
+    assert "its budget the share moved by +0.0%." in text and "entries" not in text  # one entry: singular
+    text = F.recipe_search_summary([flat, flat], target=0.9, budget_minutes=15)
+    assert "2 entries, final exactly-k shares 70.0%–70.0%" in text and "no entry reached the target of 90%" in text
     good = entry("good", [0.5, 0.8, 0.85, 0.9, 0.92, 0.95], minutes=60)
     text = F.recipe_search_summary([flat, good], target=0.9, budget_minutes=15)
     assert "reached the target (90%) in 1 of 2 entries" in text
