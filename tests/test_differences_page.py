@@ -87,3 +87,47 @@ def test_the_released_recipe_trains_with_the_released_settings(family: str) -> N
             continue
         assert ours == pytest.approx(released) if isinstance(released, float) else ours == released, (
             f"released recipe, {family}: {key} = {ours!r}, the released code's is {released!r}")
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def test_the_recipe_search_numbers_are_the_stored_entries():
+    """Every share the page quotes from the recipe search is the named entry's stored result (the final 2,000
+    samples' exactly-one share, or blank share), and the long runs' shares at the `cpu` budget and at their end."""
+    from probe_utils import findings as F
+
+    runs = {r["name"]: r for r in F.recipe_search_results()}
+    exact = {n: _pct(r["final"]["exact"]) for n, r in runs.items()}
+    text = re.sub(r"\s+", " ", PAGE.read_text())
+    quotes = [
+        "it drew {} one-dot samples against {} with batch norm after every layer".format(
+            exact["wgan_rel_bf16"], exact["wgan_gbn_all_bf16"]),
+        "batch statistics for the VAE ({} one-dot samples against {} with running statistics".format(
+            exact["vae_bce_batchbn"], exact["vae_bce_lr1e-3"]),
+        "running statistics for WGAN-GP ({} against {}:".format(exact["wgan_rel_bf16"], exact["wgan_rel_bf16_batchbn"]),
+        "WGAN-GP 2e-4 ({}, against {} at 5e-4 and {} at 1e-4".format(
+            exact["wgan_rel_bf16"], exact["wgan_rel_lr5e-4"], exact["wgan_c5_lr1e-4"]),
+        "1 critic step drew {} one-dot samples, 2 steps {}, 5 steps (lr 1e-4, no batch reuse) {}".format(
+            exact["wgan_c1_bf16"], exact["wgan_rel_bf16"], exact["wgan_c5_lr1e-4"]),
+        "({} one-dot samples, {} blank after 10 CPU-minutes, `vae_l2l1_lr1e-3`), with cross-entropy {}".format(
+            exact["vae_l2l1_lr1e-3"], _pct(runs["vae_l2l1_lr1e-3"]["final"]["blank"]), exact["vae_bce_lr1e-3"]),
+        "β = 2 drew more one-dot samples in the search ({} against {}; β = 0.5: {}, β = 4: {})".format(
+            exact["vae_beta2_batchbn"], exact["vae_bce_batchbn"], exact["vae_beta0.5_batchbn"],
+            exact["vae_beta4_batchbn"]),
+        "{:.1f} iterations per second of one core against {:.1f} in float32 in the search, and no fewer one-dot "
+        "samples ({} against {}, at lr 2e-4 and 5e-4".format(
+            runs["wgan_rel_bf16"]["steps"] / (60 * runs["wgan_rel_bf16"]["minutes"]),
+            runs["wgan_rel_lr5e-4"]["steps"] / (60 * runs["wgan_rel_lr5e-4"]["minutes"]),
+            exact["wgan_rel_bf16"], exact["wgan_rel_lr5e-4"]),
+    ]
+    budget = 60 * float(PRESETS["cpu"].max_minutes)
+    long = {r["model"]: r for r in runs.values() if r["minutes"] * 60 > budget}
+    quotes.append("moved the one-dot share from " + ", ".join(
+        f"{_pct(F._share_by(long[m]['probes'], budget))} to {exact[long[m]['name']]} ({label})" for m, label in (
+            ("vae", "VAE"), ("wgan_gp", "WGAN-GP"), ("vae_fc", "fully connected VAE"))) + " and {} to {} ({})".format(
+        _pct(F._share_by(long["wgan_gp_fc"]["probes"], budget)), exact["wgan_fc_cpu_long4x"],
+        "fully connected WGAN-GP"))
+    for quote in quotes:
+        assert quote in text, f"the differences page should say {quote!r} (the recipe search's stored entries)"
