@@ -336,3 +336,47 @@ def test_the_slow_core_and_its_reruns_are_quoted_as_stored():
               f"(means {mean(slow[3]):.2f} → {mean(new[3]):.2f} and {mean(slow[4]):.2f} → {mean(new[4]):.2f}; "
               f"seed 0)")
     assert quoted in TEXT, f"the methods page should say {quoted!r} (the records)"
+
+
+def _seeds_phrase(seeds: list[int]) -> str:
+    """"3 seeds" when all three are stored, else "seeds 0 and 1" (or "seed 0")."""
+    if seeds == [0, 1, 2]:
+        return "3 seeds"
+    return f"seed {seeds[0]}" if len(seeds) == 1 else "seeds " + ", ".join(map(str, seeds[:-1])) + f" and {seeds[-1]}"
+
+
+def _span(values, fmt: str = "{:.0%}") -> str:
+    lo, hi = fmt.format(min(values)), fmt.format(max(values))
+    return lo if lo == hi else f"{lo.rstrip('%')}-{hi}"
+
+
+def test_pixelcnn_and_diffusion_on_the_pie_combinations():
+    """"On the pie combinations (3 seeds, 15 CPU-minutes, ... iterations) the same PixelCNN fails its gate ...": the
+    measurable shares and iterations of every stored PixelCNN run of the combinations at the preset's size, its
+    `pie_red` runs' measurable shares, and the diffusion model's measurable shares and its shares on (and within one
+    grid step of) the training combinations at 10."""
+    combos = [r for r in _records("pie_combos") if _at_preset(r)]
+    px = [r for r in combos if r["model"] == "pixelcnn"]
+    seeds = sorted({int(r["seed"]) for r in px})
+    steps = [r["provenance"]["steps"] for r in px]
+    quoted = (f"On the pie combinations ({_seeds_phrase(seeds)}, 15 CPU-minutes, {min(steps):,}-{max(steps):,} "
+              f"iterations) the same PixelCNN fails its gate at every number of combinations: only "
+              f"{_span([F.measurable(r) for r in px])} of its samples can be measured")
+    assert quoted in TEXT, f"the methods page should say {quoted!r} (the records)"
+    assert not any(F.gate(r, combos).passed for r in px), "the page says every PixelCNN combination run fails its gate"
+    red = [F.measurable(r) for r in _records("pie_red") if r["model"] == "pixelcnn" and _at_preset(r)]
+    quoted = f"vary as freely) {_span(red)} of its samples are measurable"
+    assert quoted in TEXT, f"the methods page should say {quoted!r} (the records)"
+    dif = [r for r in combos if r["model"] == "diffusion"]
+    at10 = sorted((r for r in dif if r["value"] == 10), key=lambda r: r["seed"])
+    shares = " and ".join(f"{F.train_mass(r):.0%}" for r in at10)
+    near = " and ".join(f"{F.train_mass(r, tolerant=True):.0%}" for r in at10)
+    quoted = (f"The diffusion model's pies are measurable ({_span([F.measurable(r) for r in dif])} of its samples), "
+              f"but trained on 10 combinations it puts only {shares} of them "
+              f"({_seeds_phrase([int(r['seed']) for r in at10]).replace('3 seeds', 'seeds 0, 1 and 2')}) on a "
+              f"training combination, where its gate asks for most; {near} lie within one grid step")
+    assert quoted in TEXT, f"the methods page should say {quoted!r} (the records)"
+    assert not any(F.gate(r, combos).passed for r in dif), "the page says the diffusion combination runs fail"
+    for m in (200, 400):  # "... about what a model spread evenly over all 2,025 would give"
+        quoted = (f"{_span([F.train_mass(r) for r in dif if r['value'] == m])} against {m / 2025:.1%} at {m}")
+        assert quoted in TEXT, f"the methods page should say {quoted!r} (the records)"
