@@ -138,10 +138,15 @@ def pending_note(preset: str) -> str:
                      f"`{preset}` preset are not all stored; this page shows the families whose runs all are.")
     if seeds:
         word = "Seed" if len(seeds) == 1 else "Seeds"
+        shown = min(int(s) for s in seeds) if all(s.isdigit() for s in seeds) else None  # seeds 0..shown-1 shown
+        weighed = ("with one seed, a difference is weighed against the sampling noise and the end-of-training drift "
+                   "only, not against how much seeds differ" if shown == 1 else
+                   f"with {shown} seeds the seed-to-seed spread rests on {shown} runs per setting, so its 95% interval "
+                   f"is wide (t = {stats.t.ppf(0.975, shown - 1):.1f}) and more differences read as within the noise"
+                   if shown and shown > 1 else "a difference is weighed against fewer runs than it will be")
         parts.append(f"**{word} {', '.join(seeds)} not shown yet:** every setting here shows fewer seeds than the "
                      f"chapter asks for (the first ones, whose runs are all stored), so its verdicts rest on fewer "
-                     f"seeds than they will: with one seed, a difference is weighed against the sampling noise and "
-                     f"the end-of-training drift only, not against how much seeds differ.")
+                     f"seeds than they will: {weighed}.")
     if not parts:
         return ""
     return ("\n>\n> " + " ".join(parts) + " The run plan `book/run_plan.json` is under way; the page is rebuilt as "
@@ -1399,7 +1404,8 @@ def _skew_undecided(settings: Sequence[Sequence[dict]], outcomes: Sequence[bool 
     named) or differences within the noise."""
     undefined = [_label(s[0]) for s in settings
                  if not np.isfinite(_seed_mean(s, _shape_stat("bump_skewness", _centres(s[0]))))]
-    return _counted_undecided(("the sd is 0, so the skewness is undefined", undefined), sum(o is None for o in outcomes))
+    return _counted_undecided(("the sd is 0, so the skewness is undefined", undefined),
+                              sum(o is None for o in outcomes))
 
 
 def _size_by_ink_mass(size: Sequence[Sequence[dict]], why: tuple[str, ...]) -> tuple[dict[str, Verdict], str]:

@@ -244,6 +244,11 @@ def test_preset_banner_names_the_families_the_book_left_out(monkeypatch):
     monkeypatch.setenv("PROBE_BOOK_PENDING_SEEDS", "1,2")
     banner = F.preset_banner("cpu")
     assert "**Seeds 1, 2 not shown yet:**" in banner and "Not shown yet" not in banner
+    assert "with one seed, a difference is weighed against the sampling noise" in banner
+    monkeypatch.setenv("PROBE_BOOK_PENDING_SEEDS", "2")  # seeds 0 and 1 shown: not "with one seed"
+    banner = F.preset_banner("cpu")
+    assert "**Seed 2 not shown yet:**" in banner and "one seed" not in banner
+    assert "with 2 seeds the seed-to-seed spread rests on 2 runs per setting" in banner and "(t = 12.7)" in banner
 
 
 def test_auto_scorecard_scores_what_each_chapter_page_shows(monkeypatch, tmp_path):
