@@ -1932,7 +1932,8 @@ def _sized_runs(points: Sequence[dict], vary: str) -> list[dict]:
 def _size_outcomes(points: Sequence[dict], vary: str) -> tuple[list[bool | None], list[str], list[str], list[str]]:
     """Size-invariance outcomes per (experiment, model, number of combinations) across values of ``vary``
     (``width`` or ``pool_size``), the other setting at the preset's own value; what each shows, and its label; and
-    the labels of those where a size is at chance precision (which leaves the rule undecided)."""
+    the labels of those where a size is at chance precision (its lift below :data:`ABOVE_CHANCE_LIFT`, which leaves
+    the rule undecided)."""
     fixed = "pool_size" if vary == "width" else "width"
     keep = [p for p in points if _default(p["runs"][0], fixed)]
     outcomes, txt, names, at_chance = [], [], [], []
@@ -1941,7 +1942,8 @@ def _size_outcomes(points: Sequence[dict], vary: str) -> tuple[list[bool | None]
             continue
         outcomes.append(rule_size_invariant(group))
         names.append(f"{EXPERIMENTS[name].dataset} {LABELS.get(model, model)} at {m}")
-        at_chance += [] if all(above_chance(p) for p in group) else [names[-1]]
+        # at chance by its lift; a size above it whose noise reaches chance is undecided by the noise instead
+        at_chance += [names[-1]] if any(not p["lift"] >= ABOVE_CHANCE_LIFT for p in group) else []
         txt.append(f"{names[-1]}: "
                    + ", ".join(f"{p[vary]}: {p['precision']:.3f} (chance {p['chance']:.3f})" for p in group))
     return outcomes, txt, names, at_chance

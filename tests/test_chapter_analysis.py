@@ -66,6 +66,25 @@ def test_network_size_rows_group_by_width():
         "1 of 2 undecided (pie WGAN-GP at 400): a size is at chance precision (pie WGAN-GP at 400)")
 
 
+def test_a_size_whose_seeds_disagree_is_undecided_by_the_noise_not_at_chance():
+    """Two widths at 10 combinations, two seeds each: seed 0 memorises (precision 1), seed 1 adds 20 new combinations
+    (precision 1/3). Far above chance (lift ~0.67), but two seeds this far apart make the noise reach chance: the
+    claim is undecided because of the noise, and the reason must not call the setting "at chance"."""
+    rng = np.random.default_rng(1)
+    support = np.sort(rng.choice(2025, 10, replace=False))
+    new = np.setdiff1d(np.arange(2025), support)[:20]
+    recs = []
+    for params in (None, {"width": 4}):
+        recs.append(_record("pie_combos", "wgan_gp", 10, np.repeat(support, 100), 2025, support=support,
+                            params=params))
+        recs.append(_record("pie_combos", "wgan_gp", 10, np.concatenate([np.repeat(support, 100), np.repeat(new, 30)]),
+                            2025, support=support, seed=1, params=params))  # 62% on training: passes its gate
+    points = findings.combination_points(recs)
+    assert all(p["lift"] > 0.5 and not findings.above_chance(p) for p in points)  # far above chance, noise wide
+    width = findings.combination_findings({"pie_combos": recs}).verdict("combinations.width")
+    assert width.status == findings.NOT_TESTABLE and width.reasons[0] == findings.WITHIN_NOISE
+
+
 def test_pair_grid_rows():
     exp = EXPERIMENTS["clevr_pairs_4x4"]
     support = exp.support("shape", 0)
