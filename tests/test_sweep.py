@@ -483,7 +483,7 @@ def test_sweep_resumes_after_a_worker_is_killed(tmp_path, capsys):
         if list(store.rglob("seed*.json")):  # one run stored: kill a worker that holds a run's lock
             for lock in runs.glob("*.lock"):
                 m = re.match(r"pid (\d+)", lock.read_text() if lock.exists() else "")
-                if m:
+                if m and not list(store.rglob(f"seed*-{lock.stem[:8]}.json")):  # a run still training
                     os.kill(int(m[1]), signal.SIGKILL)
                     killed = lock.stem
                     break
@@ -493,7 +493,8 @@ def test_sweep_resumes_after_a_worker_is_killed(tmp_path, capsys):
     assert proc.returncode == 1, err[-2000:]
     assert "resume with:" in out
     before = _records(store)
-    assert 1 <= len(before) < 3 and killed[:8] not in {Path(p).stem.split("-")[1] for p in before}
+    # the killed run is not stored, unless it stored its record in the instant between the check and the kill
+    assert 1 <= len(before) < 3 and (killed[:8] not in {Path(p).stem.split("-")[1] for p in before} or len(before) == 2)
     assert main(["sweep", "01", "--preset", "ci", "--store", str(store), "--quiet", *args]) == 0
     assert f"{3 - len(before)} run(s) to do, {len(before)} stored" in capsys.readouterr().out
     after = _records(store)
