@@ -345,6 +345,11 @@ def _seeds_phrase(seeds: list[int]) -> str:
     return f"seed {seeds[0]}" if len(seeds) == 1 else "seeds " + ", ".join(map(str, seeds[:-1])) + f" and {seeds[-1]}"
 
 
+def _listed(items: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" and {items[-1]}"
+
+
 def _span(values, fmt: str = "{:.0%}") -> str:
     lo, hi = fmt.format(min(values)), fmt.format(max(values))
     return lo if lo == hi else f"{lo.rstrip('%')}-{hi}"
@@ -376,8 +381,8 @@ def test_pixelcnn_and_diffusion_on_the_pie_combinations():
     assert quoted in TEXT, f"the methods page should say {quoted!r} (the records)"
     dif = complete("diffusion")
     at10 = sorted((r for r in dif if r["value"] == 10), key=lambda r: r["seed"])
-    shares = " and ".join(f"{F.train_mass(r):.0%}" for r in at10)
-    near = " and ".join(f"{F.train_mass(r, tolerant=True):.0%}" for r in at10)
+    shares = _listed([f"{F.train_mass(r):.0%}" for r in at10])
+    near = _listed([f"{F.train_mass(r, tolerant=True):.0%}" for r in at10])
     quoted = (f"The diffusion model's pies are measurable ({_span([F.measurable(r) for r in dif])} of its samples), "
               f"but trained on 10 combinations it puts only {shares} of them "
               f"({_seeds_phrase([int(r['seed']) for r in at10]).replace('3 seeds', 'seeds 0, 1 and 2')}) on a "
