@@ -113,7 +113,7 @@ def _off_in(rec: dict, feature: str) -> float:
 
 
 def test_where_the_missing_pie_combinations_go():
-    """"the mass that misses is 48% (VAE) and 32% (WGAN-GP); ... takes back only 11 and 9 points of it. Most of the
+    """"the mass that misses is 48% (VAE) and 32% (WGAN-GP); ... takes back only 10 and 9 points of it. Most of the
     rest misses in red: for 29% (VAE) and 18% (WGAN-GP)": the seed-0 `cpu` pie_combos runs at 10 combinations."""
     runs = [r for r in _records("pie_combos") if _at_preset(r)]
     miss, back, red = [], [], []
