@@ -2616,7 +2616,7 @@ def recipe_search_summary(results: Sequence[dict], target: float = 0.9, budget_m
             if len(ex) >= 6:
                 third = len(ex) // 3
                 rising.append(float(np.mean(ex[-third:]) - np.mean(ex[third:2 * third])))
-        if len(rising) == 1:
+        if one and rising:
             lines.append(f"  Between the middle and the last third of its budget the share moved by {rising[0]:+.1%}.")
         elif rising:
             lines.append(f"  Between the middle and the last third of each entry's budget the share moved by "

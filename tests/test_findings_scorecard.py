@@ -181,6 +181,9 @@ def test_recipe_search_summary_says_when_no_entry_reaches_the_target() -> None:
     text = F.recipe_search_summary([flat], target=0.9, budget_minutes=15)
     assert "1 entry, `flat`, final exactly-k share 70.0%" in text and "it did not reach the target of 90%" in text
     assert "its budget the share moved by +0.0%." in text and "entries" not in text  # one entry: singular
+    short = entry("short", [0.5, 0.6, 0.7])  # too few probes to compare thirds: only `flat` is read
+    text = F.recipe_search_summary([flat, short], target=0.9, budget_minutes=15)
+    assert "each entry's budget the share moved by +0.0% to +0.0%" in text and "its budget" not in text
     text = F.recipe_search_summary([flat, flat], target=0.9, budget_minutes=15)
     assert "2 entries, final exactly-k shares 70.0%–70.0%" in text and "no entry reached the target of 90%" in text
     good = entry("good", [0.5, 0.8, 0.85, 0.9, 0.92, 0.95], minutes=60)

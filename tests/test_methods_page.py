@@ -22,11 +22,8 @@ TEXT = re.sub(r"\s+", " ", (REPO / "book" / "methods.md").read_text())
 
 def _runs(experiment: str, value: float, model: str) -> dict[int, dict]:
     """The chapter's `cpu` runs of ``model`` at ``value`` (the preset's own width and training-set size), by seed."""
-    pre = PRESETS["cpu"]
-    recs = [r for r in _records(experiment) if r["model"] == model
-            and abs(float(r["value"]) - value) < 1e-9
-            and all((r.get("params") or {}).get(k, getattr(pre, k)) == getattr(pre, k) for k in ("width", "pool_size"))]
-    return {int(r["seed"]): r for r in recs}
+    return {int(r["seed"]): r for r in _records(experiment)
+            if r["model"] == model and abs(float(r["value"]) - value) < 1e-9 and _at_preset(r)}
 
 
 def _one_dot(model: str) -> list[float]:
