@@ -1387,16 +1387,19 @@ def _strays(settings: Sequence[Sequence[dict]], rule: Callable[..., bool | None]
             f"response){other}")
 
 
-def _counted_undecided(cause: tuple[str, int | Sequence[str]], undecided: int) -> str:
-    """Why a rule's ``undecided`` settings are undecided: ``cause`` (what, and in how many settings or in which,
-    named), the rest within the noise; the noise alone where the cause counts none."""
+def _counted_undecided(cause: tuple[str, Sequence[str]], undecided: Sequence[str]) -> str:
+    """Why a rule's ``undecided`` settings (named) are undecided: ``cause`` (what, and the settings it applies to),
+    the rest within the noise, each part naming its settings; the noise alone where the cause applies to none."""
     what, which = cause
-    n = which if isinstance(which, int) else len(which)
-    if not n:
+    if not which:
         return WITHIN_NOISE
-    rest = undecided - n
-    where = f"in {n}" if isinstance(which, int) else f"({_named(list(which))})"
-    return f"{what} {where}" + (f"; in {rest}, {WITHIN_NOISE}" if rest > 0 else "")
+    rest = [n for n in undecided if n not in which]
+    return f"{what} ({_named(list(which))})" + (f"; {WITHIN_NOISE} ({_named(rest)})" if rest else "")
+
+
+def _undecided(names: Sequence[str], outcomes: Sequence[bool | None]) -> list[str]:
+    """The names of the settings whose outcome is undecided (None)."""
+    return [n for n, o in zip(names, outcomes) if o is None]
 
 
 def _skew_undecided(settings: Sequence[Sequence[dict]], outcomes: Sequence[bool | None]) -> str:
@@ -1405,7 +1408,7 @@ def _skew_undecided(settings: Sequence[Sequence[dict]], outcomes: Sequence[bool 
     undefined = [_label(s[0]) for s in settings
                  if not np.isfinite(_seed_mean(s, _shape_stat("bump_skewness", _centres(s[0]))))]
     return _counted_undecided(("the sd is 0, so the skewness is undefined", undefined),
-                              sum(o is None for o in outcomes))
+                              _undecided([_label(s[0]) for s in settings], outcomes))
 
 
 def _size_by_ink_mass(size: Sequence[Sequence[dict]], why: tuple[str, ...]) -> tuple[dict[str, Verdict], str]:
@@ -1477,7 +1480,7 @@ def pie_findings(records: dict[str, list[dict]], anchor: str = "findings-pie") -
                   ("a response it compares is saturated at the measurement's floor or ceiling",
                    [n for n, s in zip(sharp_names, (s for s in fam_red.values() if len(s) >= 3))
                     if _weber_saturated(s)]),
-                  sum(o is None for o in sharp)), settings=sharp_names)),
+                  _undecided(sharp_names, sharp)), settings=sharp_names)),
         Claim("pie.red_symmetric", "Red: the response is symmetric",
               f"|skewness| < {SYMMETRIC_SKEW} in {sum(o is True for o in sym)} of {len(sym)} settings"
               f"{_not_scored(records.get('pie_red', []), by_exp['pie_red'])}{_strays(red, rule_symmetric)}",
@@ -1724,7 +1727,7 @@ def independence_findings(records: dict[str, list[dict]], anchor: str = "finding
     values must reproduce the three trained values)."""
     scored, failed = _independence_scored(records)
     why = gate_reasons(failed, [r for rs in records.values() for r in rs])
-    same, wider, detail, sds, names, lost = [], [], [], [], [], 0
+    same, wider, detail, sds, names, lost = [], [], [], [], [], []
     for name, model, runs in scored:
         (stat,) = A.independence_rows(runs, EXPERIMENTS[name].centres)
         ks = stat["ks"]
@@ -1732,8 +1735,8 @@ def independence_findings(records: dict[str, list[dict]], anchor: str = "finding
         same.append(rule_unchanged(shift, runs))
         ends = [r for r in runs if r["value"] == ks[0]], [r for r in runs if r["value"] == ks[-1]]
         wider.append(rule_variance_rises(*ends))
-        lost += not modes_kept(*ends)
         label = f"{EXPERIMENTS[name].feature} {LABELS.get(model, model)}"
+        lost += [] if modes_kept(*ends) else [label]
         detail.append(f"{label} {on_its_side(shift, lambda x: x < INDEPENDENCE_MASS_TV, 2, percent=False)}")
         names.append(label)
         sds.append(f"{label}: {_ok(wider[-1])}")
@@ -1748,7 +1751,7 @@ def independence_findings(records: dict[str, list[dict]], anchor: str = "finding
               "random", f"the spread of each trained value's mode is larger with the most nuisance values than with "
               f"the fewest in {sum(o is True for o in wider)} of {len(scored)} settings ({'; '.join(sds) or 'none'})",
               judge(wider, why, undecided=_counted_undecided(
-                  ("no trained value keeps its mode in both runs", lost), sum(o is None for o in wider)),
+                  ("no trained value keeps its mode in both runs", lost), _undecided(names, wider)),
                   settings=names)),
     ]
     return Findings(anchor, claims, [*_preset_note(every), gate_note(every, failed)])
@@ -2018,7 +2021,7 @@ def _combination_findings(records: dict[str, list[dict]], anchor: str = "finding
               judge(memo, why, settings=pair_names, undecided=_counted_undecided(
                   ("chance precision alone reaches it", [n for n, c in zip(pair_names, [c for c in curves if c])
                                                          if c[0]["chance"] >= PRECISION_MEMORISED]),
-                  sum(o is None for o in memo)))),
+                  _undecided(pair_names, memo)))),
     ]
     for vary, what in (("width", "network size (Fig. 25)"), ("pool_size", "data-set size")):
         outcomes, txt, names, at_chance = _size_outcomes(points, vary)
@@ -2032,7 +2035,7 @@ def _combination_findings(records: dict[str, list[dict]], anchor: str = "finding
                             f"{sum(o is True for o in outcomes)} of {len(outcomes)} (data set, model, number of "
                             f"combinations) points ({'; '.join(txt) or 'none'})",
                             judge(outcomes, why_size, settings=names, undecided=_counted_undecided(
-                                ("a size is at chance precision", at_chance), sum(o is None for o in outcomes)))))
+                                ("a size is at chance precision", at_chance), _undecided(names, outcomes)))))
     return Findings(anchor, claims, [*_preset_note(every), gate_note(every, failed)])
 
 

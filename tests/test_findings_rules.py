@@ -317,7 +317,7 @@ def test_weber_names_the_cause_that_left_each_family_undecided():
     weber = F.pie_findings({"pie_red": piled + drifting}).verdict("pie.red_weber")
     assert weber.verdict == F.NOT_TESTABLE
     assert weber.reasons[0] == ("a response it compares is saturated at the measurement's floor or ceiling "
-                                f"(WGAN-GP); in 1, {F.WITHIN_NOISE}")
+                                f"(WGAN-GP); {F.WITHIN_NOISE} (VAE)")
     assert F.pie_findings({"pie_red": drifting}).verdict("pie.red_weber").reasons == (F.WITHIN_NOISE,)
 
 
@@ -331,7 +331,7 @@ def test_symmetric_and_degenerate():
     assert F.pie_findings({"pie_red": degenerate}).verdict("pie.red_symmetric").verdict == F.NOT_TESTABLE
     # why settings are undecided, counted (the gate already keeps degenerate runs out of the verdicts)
     assert F._skew_undecided([degenerate, _red(0.3, 0.05)], [None, None]) == \
-        f"the sd is 0, so the skewness is undefined (VAE 0.5); in 1, {F.WITHIN_NOISE}"
+        f"the sd is 0, so the skewness is undefined (VAE 0.5); {F.WITHIN_NOISE} (VAE 0.3)"
     assert F._skew_undecided([_red(0.3, 0.05)], [None]) == F.WITHIN_NOISE
     strays = gauss("pie_red", 0.3, 0.04)
     strays = strays / strays.sum()
@@ -535,7 +535,7 @@ def test_variance_rises_per_mode():
     same = [rec("indep_red", k, _three(), model="wgan_gp") for k in (1, 50)]
     found = F.independence_findings({"indep_red": [rec("indep_red", 1, _three()), gone, *same]})
     assert next(c for c in found.claims if c.key == "independence.variance_rises").verdict.reasons == (
-        f"no trained value keeps its mode in both runs in 1; in 1, {F.WITHIN_NOISE}",)
+        f"no trained value keeps its mode in both runs (red VAE); {F.WITHIN_NOISE} (red WGAN-GP)",)
 
 
 # --- combinations ----------------------------------------------------------------------------------------------
