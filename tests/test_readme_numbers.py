@@ -23,8 +23,8 @@ def test_the_readme_states_the_stored_runs_and_what_is_left():
     stated = (int(found[1].replace(",", "")), found[2], int((found[3] or "0").replace(",", "")), found[4])
     actual = (len(plan.done), f"{plan.done_train_s / 3600:.1f}", len(plan.todo),
               f"{plan.est_s / 3600:.1f}" if plan.todo else None)
-    assert stated == actual, (f"the README says {stated} (stored, core-hours, to do, core-hours to do); the records and "
-                              f"the plan give {actual}: update the README's line")
+    assert stated == actual, (f"the README says {stated} (stored, core-hours, to do, core-hours to do); the records "
+                              f"and the plan give {actual}: update the README's line")
 
 
 def _and(items: list[str]) -> str:
