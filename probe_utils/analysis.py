@@ -744,7 +744,8 @@ def precision_recall_curve(runs: Iterable[tuple[Any, Any]], n_total: int | None 
 
     ``runs``: (generated_ids, train_ids) pairs, e.g. one per model seed and training set. Runs are grouped by |S|;
     each row holds ``n_train``, ``runs`` and, for precision, recall, iou and novel_mass, the mean over the group's
-    runs with its t interval (``<name>_lo``, ``<name>_hi``; NaN for a single run). Rows are sorted by |S|.
+    runs with its t interval (``<name>_lo``, ``<name>_hi``; NaN for a single run), cut to [0, 1], the values a share
+    can take (with two seeds the t interval is wide enough to leave it). Rows are sorted by |S|.
     """
     groups: dict[int, list[dict]] = defaultdict(list)
     for gen, train in runs:
@@ -754,7 +755,8 @@ def precision_recall_curve(runs: Iterable[tuple[Any, Any]], n_total: int | None 
     for n, rs in sorted(groups.items()):
         row: dict[str, Any] = {"n_train": n, "runs": len(rs)}
         for name in ("precision", "recall", "iou", "novel_mass"):
-            row[name], row[f"{name}_lo"], row[f"{name}_hi"] = mean_ci([r[name] for r in rs], level)
+            mean, lo, hi = mean_ci([r[name] for r in rs], level)
+            row[name], row[f"{name}_lo"], row[f"{name}_hi"] = mean, max(lo, 0.0), min(hi, 1.0)  # NaN stays NaN
         rows.append(row)
     return rows
 

@@ -1802,19 +1802,23 @@ def combination_table(rows: dict[str, list[dict]], group: str = "model") -> Tabl
     """Precision, recall and novel mass per data set, group and number of training combinations, over the passing
     runs where a row has any (:func:`combination_rows_by`): how many failing runs that leaves out, and how many of
     the runs behind the numbers fail their training-health gate (all, or none: then shown, not scored)."""
-    flat = [{"dataset": d, **r, "group": LABELS.get(r["group"], r["group"]) if group == "model" else r["group"]}
-            for d, rs in rows.items() for r in rs]
+    flat = [{"dataset": d, **r, "group": LABELS.get(r["group"], r["group"]) if group == "model" else r["group"],
+             "precision_ci": _interval(r["precision_lo"], r["precision_hi"])} for d, rs in rows.items() for r in rs]
     cols = {"dataset": "data set", "group": group.replace("_", " "), "n_train": "training combinations",
-            "runs": "seeds", "precision": "precision", "precision_lo": "CI low", "precision_hi": "CI high",
+            "runs": "seeds", "precision": "precision", "precision_ci": "precision's 95% interval over seeds",
             "recall": "recall", "novel_mass": "mass on new combinations", "chance_precision": "uniform precision",
-            "left_out": "failing runs left out", "gate_failed": "runs failing their gate (not scored)"}
+            "left_out": "failing runs left out (the rest pass)", "gate_failed": "runs failing their gate (not scored)"}
     if group != "model":
         cols = {"dataset": "data set", "model": "model", **{k: v for k, v in cols.items() if k != "dataset"},
                 "n_parameters": "parameters"}
         cols["group"] = "network width" if group == "width" else "training images"
-    fmt = {"precision": ".2f", "precision_lo": ".2f", "precision_hi": ".2f", "recall": ".2f", "novel_mass": ".2f",
-           "chance_precision": ".3f", "n_parameters": ",.0f"}
+    fmt = {"precision": ".2f", "recall": ".2f", "novel_mass": ".2f", "chance_precision": ".3f", "n_parameters": ",.0f"}
     return table_from_rows(flat, cols, fmt)
+
+
+def _interval(lo: float, hi: float) -> str | None:
+    """'0.08–0.31' (None for a single seed, which has no interval)."""
+    return None if not (np.isfinite(lo) and np.isfinite(hi)) else f"{lo:.2f}–{hi:.2f}"
 
 
 #: per combinations experiment, the grid axes its measurement can misplace by a step at the `cpu` scale (the pie

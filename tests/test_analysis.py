@@ -323,6 +323,9 @@ def test_precision_recall_curve_groups_by_training_size():
     assert [r["n_train"] for r in rows] == [10, 20] and [r["runs"] for r in rows] == [2, 1]
     assert rows[0]["precision"] == pytest.approx((1 + 10 / 11) / 2) and rows[0]["recall"] == 1
     assert rows[0]["precision_lo"] < rows[0]["precision"] < rows[0]["precision_hi"]
+    # two runs: the t interval (half-width 12.7 sd / sqrt 2) runs past 1, which no share can reach; it is cut there
+    assert A.mean_ci([1, 10 / 11])[2] > 1 and rows[0]["precision_hi"] == 1
+    assert rows[0]["recall_lo"] == rows[0]["recall_hi"] == 1  # both runs recall everything: no spread
     assert np.isnan(rows[1]["precision_lo"])
 
 

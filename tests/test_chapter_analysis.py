@@ -1,6 +1,7 @@
 """Record-level analyses and findings of chapters 4-6 on synthetic records with known answers."""
 
 import numpy as np
+import pytest
 
 from probe_utils import analysis, findings
 from probe_utils.experiments import EXPERIMENTS, PRESETS
@@ -186,6 +187,26 @@ def test_rows_whose_runs_fail_their_gate_are_counted_and_drawn_hollow():
     plt.close(clean)
 
 
+def test_the_table_gives_precision_one_interval_within_the_range_a_share_takes():
+    """Two seeds that disagree at 10 combinations: one memorises (precision 1), one also draws 20 new combinations
+    (precision 1/3). The t interval over two seeds runs past both ends; the table shows it as one column, cut to
+    [0, 1], the values a share can take."""
+    memorised = _combination_records()
+    new = np.setdiff1d(np.arange(2025), memorised[0]["result"]["train_support"])[:20]
+    sup = memorised[0]["result"]["train_support"]
+    gen = np.concatenate([np.repeat(sup, 100), np.repeat(new, 40)])  # 56% on training combinations: it passes
+    rows = findings.combination_rows_by({"pie_combos": [*memorised, _record("pie_combos", "vae", 10, gen, 2025,
+                                                                           support=sup, seed=1)]})["pie"]
+    at10 = next(r for r in rows if r["n_train"] == 10)
+    assert at10["runs"] == 2 and at10["precision"] == pytest.approx(2 / 3)
+    assert analysis.mean_ci([1, 1 / 3])[1] < 0 and analysis.mean_ci([1, 1 / 3])[2] > 1
+    assert (at10["precision_lo"], at10["precision_hi"]) == (0, 1)
+    table = findings.combination_table({"pie": rows})
+    column = table.columns.index("precision's 95% interval over seeds")
+    assert [row[column].text for row in table.rows] == ["0.00–1.00", "–"]  # 400 combinations: one seed
+    assert not any("CI" in c for c in table.columns)
+
+
 def test_points_with_a_passing_seed_are_made_of_the_passing_seeds_only():
     """A setting with one passing and one failing seed: its point is the passing seed's (as the verdicts score
     it), drawn solid; the table counts the failing run it leaves out."""
@@ -203,6 +224,8 @@ def test_points_with_a_passing_seed_are_made_of_the_passing_seeds_only():
     by = {r["n_train"]: r for r in rows}
     assert by[10]["precision"] == 1 and by[10]["recall"] == 1  # seed 0 alone (seed 1 would pull it down)
     assert [(r["runs"], r["left_out"], r["gate_failed"]) for r in rows] == [(1, 1, 0), (1, 1, 0)]
+    table = findings.combination_table({"pie": rows})
+    assert "precision's 95% interval over seeds" in table.columns and {row[5].text for row in table.rows} == {"–"}
     last = [line.split("|")[-3:-1] for line in str(findings.combination_table({"pie": rows})).splitlines()[2:]]
     assert [[c.strip() for c in cells] for cells in last] == [["1", "0"], ["1", "0"]]
     fig = plots.precision_recall({"pie": rows})
