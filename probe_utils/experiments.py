@@ -748,7 +748,11 @@ def add_readings(store: Store | str | Path | None = None, runs_dir: str | Path |
             continue
         try:
             net, state = load_final_model(rec, runs_dir)
-        except (FileNotFoundError, ParameterError) as e:  # e.g. a family of the reader's own, not registered here
+        except FileNotFoundError as e:
+            out.append((rec["key"], f"left as it is: {e} (to give it the readings, train the run again: move the "
+                                    f"record out of the store, then sweep its chapter, which stores it anew)"))
+            continue
+        except ParameterError as e:  # e.g. a family of the reader's own, not registered here
             out.append((rec["key"], f"left as it is: {e}"))
             continue
         if int(state["result"]["steps"]) != int(rec["provenance"]["steps"]):
