@@ -1390,7 +1390,7 @@ def _strays(settings: Sequence[Sequence[dict]], rule: Callable[..., bool | None]
 def _counted_undecided(cause: tuple[str, Sequence[str]], undecided: Sequence[str]) -> str:
     """Why a rule's ``undecided`` settings (named) are undecided: ``cause`` (what, and the settings it applies to),
     the rest within the noise, each part naming its settings; the noise alone where the cause applies to none."""
-    what, which = cause
+    what, which = cause[0], [n for n in cause[1] if n in undecided]  # a decided setting needs no excuse
     if not which:
         return WITHIN_NOISE
     rest = [n for n in undecided if n not in which]

@@ -304,6 +304,15 @@ def test_an_undecided_comparison_does_not_say_too_few_settings_were_scored():
     assert weber.verdict == F.NOT_TESTABLE and weber.reasons == ("fewer than three trained values scored",)
 
 
+def test_an_undecided_reason_names_the_settings_of_each_cause():
+    cause = ("a size is at chance precision", ["pie at 200", "pie at 400"])
+    assert F._counted_undecided(cause, ["pie at 10", "pie at 200"]) == \
+        f"a size is at chance precision (pie at 200); {F.WITHIN_NOISE} (pie at 10)"  # 400 was decided: not named
+    assert F._counted_undecided(cause, ["pie at 10"]) == F.WITHIN_NOISE
+    assert F._counted_undecided(cause, ["pie at 400"]) == "a size is at chance precision (pie at 400)"
+    assert F._undecided(["a", "b", "c"], [True, None, False]) == ["b"]
+
+
 def test_weber_names_the_cause_that_left_each_family_undecided():
     """Two families undecided for different causes: one compares a response piled on the floor, the other's sds
     are equal within the noise. The reason counts each cause, not "saturated, or within the noise" for both."""
