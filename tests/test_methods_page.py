@@ -229,13 +229,16 @@ def test_vae_size_runs_lean_right_with_a_left_tail():
 
 
 def test_size_runs_read_by_ink_mass():
-    """"stored ... for 5 earlier ones (VAE seed 1 at 0.6 and 0.7, WGAN-GP seed 1 at 0.5-0.7)", the VAE's bump
-    skewness and flanks by ink mass and by area, and WGAN-GP's flanks at 0.5 and 0.6: the remeasured size records."""
+    """"5 earlier ones got it that way (VAE seed 1 at 0.6 and 0.7, WGAN-GP seed 1 at 0.5-0.7)", "every `cpu` size run
+    carries it", the VAE's bump skewness and flanks by ink mass and by area, and WGAN-GP's flanks at 0.5 and 0.6: the
+    remeasured size records."""
     added = sorted((r["model"], r["seed"], float(r["value"])) for r in _records("pie_size")
                    if "ink_mass" in (r["provenance"].get("readings_added") or {}).get("names", []))
     assert added == [("vae", 1, 0.6), ("vae", 1, 0.7), ("wgan_gp", 1, 0.5), ("wgan_gp", 1, 0.6),
                      ("wgan_gp", 1, 0.7)], f"the page names the five remeasured records; stored: {added}"
-    assert f"for {len(added)} earlier ones (VAE seed 1 at 0.6 and 0.7, WGAN-GP seed 1 at 0.5-0.7)" in TEXT
+    assert f"{len(added)} earlier ones got it that way (VAE seed 1 at 0.6 and 0.7, WGAN-GP seed 1 at 0.5-0.7)" in TEXT
+    lacking = [(r["model"], r["seed"], r["value"]) for r in _records("pie_size") if "ink_mass" not in _readings(r)]
+    assert not lacking and "so every `cpu` size run carries it" in TEXT, f"size runs without the reading: {lacking}"
     runs = {(m, v): _one(_records("pie_size"), model=m, seed=1, value=v) for m, _, v in added}
     vae = [(_shape(runs["vae", v], "ink_mass"), _shape(runs["vae", v])) for v in (0.6, 0.7)]
     quoted = _minus(f"Its bump skewness reads {vae[0][0]['bump_skewness']:.2f} and {vae[1][0]['bump_skewness']:.2f} "
@@ -249,6 +252,32 @@ def test_size_runs_read_by_ink_mass():
              f"0.5; {wgan[1][0]:.2f} and {wgan[1][1]:.2f} at 0.6)")
     for q in (quoted, flanks, flips):
         assert q in TEXT, f"the methods page should say {q!r} (the records)"
+
+
+def _readings(rec: dict) -> dict:
+    return rec["result"].get("readings", {})
+
+
+def test_size_claim_by_area_and_by_ink_mass_is_the_chapters():
+    """"by area, positive skewness in 1 of 6 settings, negative in 2, and the right flank longer in 2; by ink mass,
+    ...": the counts chapter 2's size claim gives on the stored `cpu` runs of the paper's families, and its verdict."""
+    recs = {e: [r for r in _records(e) if r["model"] in ("wgan_gp", "vae") and _at_preset(r)]
+            for e in ("pie_red", "pie_size", "pie_location")}
+    claim = next(c for c in F.pie_findings(recs).claims if c.key == "pie.size_larger")
+    area = re.search(r"positive skewness in (\d+) of (\d+) settings, negative in (\d+)", claim.shows).groups()
+    flank = re.search(r"right flank \(half-width at half maximum\) longer in (\d+)", claim.shows).group(1)
+    ink = re.search(r"by the ink-mass radius, which blur does not move: positive skewness in (\d+), negative in "
+                    r"(\d+); right flank longer in (\d+), shorter in (\d+)", claim.shows)
+    assert ink, f"the claim is not read by ink mass on every run: {claim.shows}"
+    longer, shorter = ink.group(3), ink.group(4)
+    flanks = ("no flank longer or shorter beyond the noise" if longer == shorter == "0"
+              else f"the right flank longer in {longer}, shorter in {shorter}")
+    quoted = (f"by area, positive skewness in {area[0]} of {area[1]} settings, negative in {area[2]}, and the right "
+              f"flank longer in {flank}; by ink mass, positive skewness in {ink.group(1)}, negative in {ink.group(2)}, "
+              f"and {flanks}")
+    assert quoted in TEXT, f"the methods page should say {quoted!r} (chapter 2's claim on the records)"
+    said = "decides the claim, so it is not testable at `cpu`"
+    assert (said in TEXT) == (claim.verdict.verdict == F.NOT_TESTABLE), f"the verdict is {claim.verdict.verdict}"
 
 
 def _entries() -> dict[str, dict]:
