@@ -816,14 +816,16 @@ def gate_note(records: Sequence[dict], failed: Sequence[tuple[dict, Gate]]) -> s
     if not failed:
         return f"All {len(records)} runs pass their training-health gate." if records else "No runs."
     names = _experiment_names(records)
-    seeds: dict[tuple[tuple[str, str, str], str], list[str]] = {}  # a setting's seeds that fail for one reason
+    seeds: dict[tuple[tuple[str, str, str, str], str], list[str]] = {}  # a setting's seeds that fail for one reason
     for r, g in failed:
-        seeds.setdefault((_label_parts(r, names), g.reason), []).append(str(r.get("seed")))
-    values: dict[tuple[str, str, str, tuple[str, ...]], list[str]] = {}  # and the values that share both
-    for ((name, value, extra), reason), ss in seeds.items():
-        values.setdefault((name, extra, reason, tuple(ss)), []).append(value)
-    runs = "; ".join(f"{name} {', '.join(vs)}{extra}, seed{'s' if len(ss) > 1 else ''} {', '.join(ss)}: {reason}"
-                     for (name, extra, reason, ss), vs in values.items())
+        name, value, extra = _label_parts(r)
+        setting = (name, names.get(r.get("experiment"), ""), value, extra)
+        seeds.setdefault((setting, g.reason), []).append(str(r.get("seed")))
+    values: dict[tuple[str, str, str, str, tuple[str, ...]], list[str]] = {}  # and its experiment's values sharing both
+    for ((name, exp, value, extra), reason), ss in seeds.items():
+        values.setdefault((name, exp, extra, reason, tuple(ss)), []).append(value)
+    runs = "; ".join(f"{name} {exp + ' ' if exp else ''}{', '.join(vs)}{extra}, seed{'s' if len(ss) > 1 else ''} "
+                     f"{', '.join(ss)}: {reason}" for (name, exp, extra, reason, ss), vs in values.items())
     return (f"**{len(failed)} of {len(records)} runs fail their training-health gate and are not scored** (they do "
             f"not reproduce their own training data, so they cannot show how the model generalizes): {runs}.")
 

@@ -300,3 +300,16 @@ def test_failing_runs_of_two_experiments_are_told_apart():
     assert findings.gate_reasons(failed[:1], recs) == ("1 run fails its training-health gate (WGAN-GP 4x4 shape)",)
     one = findings.gate_note(recs[:1], failed[:1])  # one experiment: the value alone names the setting
     assert "WGAN-GP shape, seed 0" in one
+
+
+def test_gate_note_names_an_experiment_once_for_its_values():
+    """Two values of one experiment failing for one reason at the same seed: "WGAN-GP 4x4 shape, color, seed 0", not
+    the experiment's name before each value."""
+    recs = []
+    for name, value in (("clevr_pairs_4x4", "shape"), ("clevr_pairs_4x4", "color"), ("clevr_pairs_9x9", "shape")):
+        support = EXPERIMENTS[name].support(value, 0)
+        n_bins = int(name.rsplit("x", 1)[1]) ** 2
+        recs.append(_record(name, "wgan_gp", value, np.concatenate([support, [-1] * 400]), n_bins, support=support))
+    _, failed = findings.split_by_gate(recs)
+    note = findings.gate_note(recs, failed)
+    assert "WGAN-GP 4x4 shape, color, seed 0:" in note and "WGAN-GP 9x9 shape, seed 0:" in note, note
