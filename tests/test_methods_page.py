@@ -255,6 +255,7 @@ def test_size_runs_read_by_ink_mass():
 
 
 def _readings(rec: dict) -> dict:
+    """The other readings of a record's samples (e.g. ``ink_mass``), by name."""
     return rec["result"].get("readings", {})
 
 
