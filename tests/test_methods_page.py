@@ -237,7 +237,8 @@ def test_size_runs_read_by_ink_mass():
     assert added == [("vae", 1, 0.6), ("vae", 1, 0.7), ("wgan_gp", 1, 0.5), ("wgan_gp", 1, 0.6),
                      ("wgan_gp", 1, 0.7)], f"the page names the five remeasured records; stored: {added}"
     assert f"{len(added)} earlier ones got it that way (VAE seed 1 at 0.6 and 0.7, WGAN-GP seed 1 at 0.5-0.7)" in TEXT
-    lacking = [(r["model"], r["seed"], r["value"]) for r in _records("pie_size") if "ink_mass" not in _readings(r)]
+    lacking = [(r["model"], r["seed"], r["value"]) for r in _records("pie_size")
+               if "ink_mass" not in r["result"].get("readings", {})]
     assert not lacking and "so every `cpu` size run carries it" in TEXT, f"size runs without the reading: {lacking}"
     runs = {(m, v): _one(_records("pie_size"), model=m, seed=1, value=v) for m, _, v in added}
     vae = [(_shape(runs["vae", v], "ink_mass"), _shape(runs["vae", v])) for v in (0.6, 0.7)]
@@ -252,11 +253,6 @@ def test_size_runs_read_by_ink_mass():
              f"0.5; {wgan[1][0]:.2f} and {wgan[1][1]:.2f} at 0.6)")
     for q in (quoted, flanks, flips):
         assert q in TEXT, f"the methods page should say {q!r} (the records)"
-
-
-def _readings(rec: dict) -> dict:
-    """The other readings of a record's samples (e.g. ``ink_mass``), by name."""
-    return rec["result"].get("readings", {})
 
 
 def test_size_claim_by_area_and_by_ink_mass_is_the_chapters():
